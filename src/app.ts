@@ -1,0 +1,127 @@
+import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyServerOptions } from 'fastify';
+import type { Kysely } from 'kysely';
+import { AccessTokens } from './auth/access-tokens.js';
+import { bearerGuard } from './auth/guard.js';
+import { KeyStore } from './auth/keys.js';
+import { loadOrCreateSecret } from './auth/secrets.js';
+import type { Config } from './config.js';
+import { PasswordHasher } from './credentials/hashing.js';
+import { credentialsRoutes } from './credentials/routes.js';
+import { CredentialsService } from './credentials/service.js';
+import type { Database } from './db/schema.js';
+import { registerMetrics } from './http/metrics.js';
+import { opsRoutes } from './http/ops-routes.js';
+import { registerProblemHandlers } from './http/problem-handler.js';
+import type { App } from './http/types.js';
+import { RefreshChain } from './sessions/refresh-tokens.js';
+import { sessionsRoutes } from './sessions/routes.js';
+import { SessionsService } from './sessions/service.js';
+import { usersRoutes } from './users/routes.js';
+import { UsersService } from './users/service.js';
+
+export interface BuildAppOptions {
+  config: Config;
+  db: Kysely<Database>;
+  /** Fastify's logger option: pino settings, or false for none (tests). */
+  logger?: FastifyServerOptions['logger'];
+}
+
+/** The most a request body may be (API.md): 16 KiB. */
+export const BODY_LIMIT = 16 * 1024;
+
+/** A client's own request id is echoed back only when it looks like one. */
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Secrets never reach a log line, whatever gets logged. */
+export const LOG_REDACT = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.current_password',
+  '*.new_password',
+  '*.refresh_token',
+  '*.access_token',
+  '*.hashed_password',
+];
+
+/**
+ * Builds the service as a Fastify instance, ready to inject into or listen with. It never
+ * listens itself and never migrates: server.ts (and the tests) do that.
+ */
+export async function buildApp({ config, db, logger = false }: BuildAppOptions): Promise<App> {
+  const app = Fastify({
+    logger: logger === true ? { level: config.logLevel, redact: LOG_REDACT } : logger,
+    bodyLimit: BODY_LIMIT,
+    // Fastify also takes a hop count here; its types only list the other forms.
+    trustProxy: config.trustProxy as string[] | boolean,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: {
+      // Strict input (ASVS V15 mass assignment, type confusion): no silent stripping or coercion,
+      // and every bad field reported at once.
+      customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
+    },
+    routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
+  // __proto__ and constructor keys are refused, not parsed.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    return parseJson(request, body as string, done);
+  });
+
+  app.decorateRequest('caller', null);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('x-frame-options', 'DENY');
+    reply.header('content-security-policy', "frame-ancestors 'none'");
+    reply.header('cache-control', 'no-store');
+  });
+  registerProblemHandlers(app);
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, { origin: [...config.corsOrigins], credentials: false, exposedHeaders: ['location', 'x-request-id', 'retry-after'] });
+  }
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'User management service', version: '1.0.0', description: 'Profiles, credentials with history, sessions, JWT access tokens.' },
+      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  const hasher = new PasswordHasher(config.argon2);
+  const keys = new KeyStore(db);
+  await keys.init();
+  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS });
+  const chain = new RefreshChain(await loadOrCreateSecret(db, 'refresh_token_hmac'));
+  const sessions = new SessionsService(db, hasher, tokens, chain, config);
+  const users = new UsersService(db, hasher, config.passwordMinLength);
+  const credentials = new CredentialsService(db, hasher, config.passwordMinLength);
+  const guard = bearerGuard(tokens, sessions);
+
+  registerMetrics(app);
+  opsRoutes(app, db, keys);
+  usersRoutes(app, users, guard);
+  credentialsRoutes(app, credentials, guard);
+  sessionsRoutes(app, sessions, guard);
+
+  await app.ready();
+  return app;
+}

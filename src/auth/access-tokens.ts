@@ -1,0 +1,87 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters } from 'jose';
+import { isDatabaseUnavailable } from '../db/errors.js';
+import { AppError } from '../errors.js';
+import { SIGNING_ALG, type KeyStore } from './keys.js';
+
+/** The service's own first-party client (RFC 9068 `client_id`). */
+export const FIRST_PARTY_CLIENT_ID = 'user-management';
+
+export interface AccessTokenSettings {
+  issuer: string;
+  audience: string;
+  ttlS: number;
+}
+
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+  expiresAt: number;
+}
+
+/** Leeway for clock skew between instances (RFC 8725; ASVS asks for at most 30 s). */
+const CLOCK_TOLERANCE_S = 5;
+
+/**
+ * Access tokens: JWTs per RFC 9068 (`typ: at+jwt`), signed with Ed25519.
+ */
+export class AccessTokens {
+  constructor(
+    private readonly keys: KeyStore,
+    readonly settings: AccessTokenSettings,
+  ) {}
+
+  async issue(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
+    const { kid, privateKey } = this.keys.signingKey();
+    const token = await new SignJWT({ sid: sessionId, client_id: FIRST_PARTY_CLIENT_ID })
+      .setProtectedHeader({ alg: SIGNING_ALG, typ: 'at+jwt', kid })
+      .setIssuer(this.settings.issuer)
+      .setAudience(this.settings.audience)
+      .setSubject(userId)
+      .setIssuedAt()
+      .setExpirationTime(`${this.settings.ttlS}s`)
+      .setJti(randomUUID())
+      .sign(privateKey);
+    return { token, expiresIn: this.settings.ttlS };
+  }
+
+  /**
+   * Checks signature, alg (pinned), kid (ours only), typ, iss, aud, exp and nbf.
+   * Anything wrong is 401 invalid_token; the session's state is checked by the caller.
+   */
+  async verify(token: string): Promise<AccessClaims> {
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header: JWTHeaderParameters) => {
+          if (header.alg !== SIGNING_ALG || typeof header.kid !== 'string') throw new joseErrors.JOSEAlgNotAllowed('alg or kid not allowed');
+          const key = await this.keys.verificationKey(header.kid);
+          if (!key) throw new joseErrors.JWKSNoMatchingKey();
+          return key;
+        },
+        {
+          algorithms: [SIGNING_ALG],
+          typ: 'at+jwt',
+          issuer: this.settings.issuer,
+          audience: this.settings.audience,
+          clockTolerance: CLOCK_TOLERANCE_S,
+          requiredClaims: ['sub', 'sid', 'exp', 'iat', 'jti'],
+        },
+      );
+      if (typeof payload.sub !== 'string' || !/^\d+$/.test(payload.sub) || typeof payload.sid !== 'string' || !/^\d+$/.test(payload.sid)) {
+        throw new joseErrors.JWTClaimValidationFailed('sub and sid must be ids', payload);
+      }
+      return { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp! };
+    } catch (err) {
+      if (err instanceof AppError || isDatabaseUnavailable(err)) throw err;
+      throw invalidToken();
+    }
+  }
+}
+
+export function invalidToken(detail?: string): AppError {
+  return new AppError('invalid_token', {
+    detail,
+    headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
+  });
+}

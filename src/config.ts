@@ -1,0 +1,139 @@
+/**
+ * Settings come from the environment, are checked once at start and then frozen.
+ * A bad value stops the start with one line naming the variable (see API.md, "Running").
+ */
+
+export interface Argon2Params {
+  /** KiB of memory per hash. */
+  readonly memoryCost: number;
+  /** Passes over memory. */
+  readonly timeCost: number;
+  readonly parallelism: number;
+}
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** A postgres:// URL; undefined means the embedded PGlite database under dataDir. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly logLevel: string;
+  readonly passwordMinLength: number;
+  /** Passed to Fastify's trustProxy: false (believe no proxy), a hop count, or addresses/CIDRs. */
+  readonly trustProxy: boolean | number | string[];
+  readonly accessTokenTtlS: number;
+  readonly sessionTtlS: number;
+  readonly sessionIdleTtlS: number;
+  readonly rateLimitPerMinute: number;
+  readonly loginMaxFailures: number;
+  readonly corsOrigins: readonly string[];
+  readonly refreshRetryS: number;
+  /** The origin users reach; the default issuer and audience of access tokens. */
+  readonly publicUrl: string;
+  readonly jwtIssuer: string;
+  readonly jwtAudience: string;
+  /** Connections per process to a PostgreSQL server. */
+  readonly dbPoolMax: number;
+  /** How long a request waits for a database connection or a query before answering 503. */
+  readonly dbTimeoutMs: number;
+  readonly argon2: Argon2Params;
+}
+
+/** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
+export const OWASP_ARGON2: Argon2Params = Object.freeze({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got "${raw}"`);
+  const n = Number(raw.trim());
+  if (n < min || n > max) throw new ConfigError(`${name} must be a whole number from ${min} to ${max}, got ${n}`);
+  return n;
+}
+
+function str(env: Env, name: string, def: string): string {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? def : raw;
+}
+
+function origin(name: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an absolute http(s) URL, got "${raw}"`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '')) {
+    throw new ConfigError(`${name} must be an http(s) origin with no path, got "${raw}"`);
+  }
+  return url.origin;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const entry of list) {
+    if (!/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(entry) && entry !== 'loopback' && entry !== 'linklocal' && entry !== 'uniquelocal') {
+      throw new ConfigError(`TRUST_PROXY must be true, a hop count, or comma-separated addresses/CIDRs, got "${entry}"`);
+    }
+  }
+  return list;
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const port = int(env, 'PORT', 3000, 0, 65535);
+  const databaseUrl = env.DATABASE_URL || undefined;
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  }
+  const logLevel = str(env, 'LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  const publicUrl = origin('PUBLIC_URL', str(env, 'PUBLIC_URL', `http://localhost:${port}`));
+  const corsOrigins = (env.CORS_ORIGINS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((o) => {
+      if (o === '*') throw new ConfigError('CORS_ORIGINS must list origins; "*" is not allowed');
+      return origin('CORS_ORIGINS', o);
+    });
+  const sessionTtlS = int(env, 'SESSION_TTL_S', 2_592_000, 60, 31_536_000);
+  const config: Config = {
+    port,
+    host: str(env, 'HOST', '127.0.0.1'),
+    databaseUrl,
+    dataDir: str(env, 'DATA_DIR', './data'),
+    logLevel,
+    passwordMinLength: int(env, 'PASSWORD_MIN_LENGTH', 8, 8, 64),
+    trustProxy: parseTrustProxy(env.TRUST_PROXY),
+    accessTokenTtlS: int(env, 'ACCESS_TOKEN_TTL_S', 900, 60, 3600),
+    sessionTtlS,
+    sessionIdleTtlS: int(env, 'SESSION_IDLE_TTL_S', 604_800, 60, sessionTtlS),
+    rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 300, 1, 1_000_000),
+    loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
+    corsOrigins,
+    refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
+    publicUrl,
+    jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),
+    jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),
+    dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
+    // Never below OWASP's minimum: these settings can only make hashing stronger.
+    argon2: {
+      memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),
+      timeCost: int(env, 'ARGON2_TIME_COST', OWASP_ARGON2.timeCost, OWASP_ARGON2.timeCost, 100),
+      parallelism: int(env, 'ARGON2_PARALLELISM', OWASP_ARGON2.parallelism, OWASP_ARGON2.parallelism, 16),
+    },
+  };
+  return Object.freeze(config);
+}

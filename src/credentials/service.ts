@@ -1,0 +1,48 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import { endSessions } from '../sessions/repository.js';
+import { findUserById } from '../users/repository.js';
+import type { PasswordHasher } from './hashing.js';
+import { checkPasswordPolicy } from './policy.js';
+import { findCurrentCredential, insertCurrentCredential, recentPasswordHashes, retireCredential } from './repository.js';
+
+/** How many of the latest passwords (the current one included) a new one must differ from. */
+export const PASSWORD_HISTORY = 5;
+
+export class CredentialsService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly hasher: PasswordHasher,
+    private readonly passwordMinLength: number,
+  ) {}
+
+  /**
+   * update_user_password: a new current credentials row, the old one kept as history, and every
+   * other session of the user revoked (the calling one stays).
+   */
+  async changePassword(userId: string, sessionId: string, currentPassword: string, newPassword: string): Promise<void> {
+    const credential = await findCurrentCredential(this.db, userId);
+    if (!credential || !(await this.hasher.verify(credential.hashed_password, currentPassword))) {
+      throw new AppError('wrong_current_password');
+    }
+    const user = await findUserById(this.db, userId);
+    if (!user) throw new AppError('wrong_current_password');
+    checkPasswordPolicy(newPassword, this.passwordMinLength, { username: user.username, email: user.email }, 'new_password');
+
+    for (const previous of await recentPasswordHashes(this.db, userId, PASSWORD_HISTORY)) {
+      if (await this.hasher.verify(previous, newPassword)) {
+        throw new AppError('password_reused', { errors: [{ field: 'new_password', message: `must differ from your last ${PASSWORD_HISTORY} passwords` }] });
+      }
+    }
+
+    // Hash first; the transaction then only flips rows.
+    const hashedPassword = await this.hasher.hash(newPassword);
+    await this.db.transaction().execute(async (trx) => {
+      // If another change made a new password current meanwhile, the one given is no longer current.
+      if (!(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
+      await insertCurrentCredential(trx, userId, hashedPassword);
+      await endSessions(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
+    });
+  }
+}

@@ -1,0 +1,124 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { PGlitePool } from './pglite-pool.js';
+import type { Database } from './schema.js';
+
+/**
+ * The one driver switch: PGlite (embedded, in-process) or a PostgreSQL server through a `pg`
+ * pool. Both go through Kysely's PostgresDialect, so the SQL, the schema and the migrations
+ * are the same.
+ */
+
+export type DatabaseKind = 'pglite' | 'postgres';
+
+export interface Db {
+  readonly kysely: Kysely<Database>;
+  readonly kind: DatabaseKind;
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  /** A postgres:// URL; unset opens PGlite. */
+  databaseUrl?: string | undefined;
+  /** Where PGlite keeps its files; 'memory://' keeps nothing (tests). */
+  pgliteDir?: string;
+  poolMax?: number;
+  /** Longest wait for a connection, and for a statement, in milliseconds. */
+  timeoutMs?: number;
+}
+
+const OID_INT8 = 20;
+const OID_DATE = 1082;
+
+// ids stay strings (as in the API), dates stay 'YYYY-MM-DD' (no time zone shift).
+const keepText = (value: string) => value;
+
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Db> {
+  if (options.databaseUrl) return openServer(options.databaseUrl, options);
+  return openEmbedded(options.pgliteDir ?? 'memory://');
+}
+
+function openServer(url: string, options: OpenDatabaseOptions): Db {
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.poolMax ?? 10,
+    connectionTimeoutMillis: timeoutMs,
+    // The server ends a statement that runs too long; the client gives up a little later.
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 1000,
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === OID_INT8 || oid === OID_DATE ? keepText : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // An idle client that loses its server emits 'error' on the pool; without a listener that
+  // would crash the process. The next query reports the outage instead.
+  pool.on('error', () => {});
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { kysely, kind: 'postgres', close: () => kysely.destroy() };
+}
+
+async function openEmbedded(dir: string): Promise<Db> {
+  const onDisk = !dir.startsWith('memory://');
+  let releaseLock = () => {};
+  if (onDisk) {
+    mkdirSync(dir, { recursive: true });
+    releaseLock = lockDataDir(dir);
+  }
+  try {
+    const pglite = await PGlite.create(onDisk ? join(dir, 'pglite') : dir, {
+      parsers: { [OID_INT8]: keepText, [OID_DATE]: keepText },
+    });
+    const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) as never }) });
+    return {
+      kysely,
+      kind: 'pglite',
+      close: async () => {
+        await kysely.destroy();
+        releaseLock();
+      },
+    };
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
+}
+
+export class DataDirInUseError extends Error {
+  override name = 'DataDirInUseError';
+}
+
+/**
+ * One process owns an embedded database's files; a second one would corrupt them. A pid file
+ * says who owns them; a file left by a process that is gone is taken over.
+ */
+function lockDataDir(dir: string): () => void {
+  const lockFile = join(dir, 'pglite.pid');
+  try {
+    writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const owner = Number(readFileSync(lockFile, 'utf8').trim());
+    if (owner && owner !== process.pid && isAlive(owner)) {
+      throw new DataDirInUseError(
+        `The embedded database in ${resolve(dir)} is in use by process ${owner}; ` +
+          'several processes need a server database (set DATABASE_URL).',
+      );
+    }
+    writeFileSync(lockFile, String(process.pid));
+  }
+  return () => rmSync(lockFile, { force: true });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,88 @@
+import type { ColumnType, Generated, GeneratedAlways, Insertable, Selectable } from 'kysely';
+
+/**
+ * Today's tables as the code sees them. Migrations never import these types: a migration is
+ * frozen at the day it was written, this file follows the latest one.
+ *
+ * int8 ids come back as strings (the driver switch sets the parser), which is also how the API
+ * shows them; `date` comes back as 'YYYY-MM-DD'.
+ */
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A timestamp the database fills in (now()) unless given. */
+type DefaultedTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Id = ColumnType<string, string | number | bigint, string | number | bigint>;
+
+export interface UsersTable {
+  user_id: GeneratedAlways<string>;
+  username: string;
+  /** lower(username), kept by the database: the case-insensitive unique key. */
+  username_key: GeneratedAlways<string>;
+  name: string;
+  dob: string;
+  email: string;
+  /** lower(email), kept by the database: the case-insensitive unique key. */
+  email_key: GeneratedAlways<string>;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+export interface UserCredentialsTable {
+  credentials_id: GeneratedAlways<string>;
+  user_id: Id;
+  /** A PHC string (Argon2id). */
+  hashed_password: string;
+  is_current: boolean;
+  created_at: DefaultedTimestamp;
+}
+
+export interface UserSessionsTable {
+  session_id: GeneratedAlways<string>;
+  user_id: Id;
+  created_at: DefaultedTimestamp;
+  is_active: Generated<boolean>;
+  expires_at: Timestamp;
+  last_used_at: DefaultedTimestamp;
+  ended_at: Timestamp | null;
+  /** Why the session ended: logout, revoked, password_changed, refresh_reuse, ... */
+  end_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+  /** SHA-256 (base64url) of the refresh token that works now. */
+  refresh_token_hash: string;
+  /** SHA-256 of the token it was traded for, answered again within REFRESH_RETRY_S. */
+  previous_refresh_token_hash: string | null;
+  refresh_rotated_at: Timestamp | null;
+  /** How many times the refresh token was rotated. */
+  refresh_generation: Generated<number>;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  /** JWK JSON of the public key. */
+  public_jwk: string;
+  /** JWK JSON of the private key. */
+  private_jwk: string;
+  created_at: DefaultedTimestamp;
+  retired_at: Timestamp | null;
+}
+
+export interface ServiceSecretsTable {
+  name: string;
+  /** base64url bytes. */
+  secret: string;
+  created_at: DefaultedTimestamp;
+}
+
+export interface Database {
+  users: UsersTable;
+  user_credentials: UserCredentialsTable;
+  user_sessions: UserSessionsTable;
+  signing_keys: SigningKeysTable;
+  service_secrets: ServiceSecretsTable;
+}
+
+export type UserRow = Selectable<UsersTable>;
+export type NewUser = Insertable<UsersTable>;
+export type SessionRow = Selectable<UserSessionsTable>;

@@ -1,0 +1,92 @@
+/**
+ * Errors are API: every error the service answers is one of these codes, as
+ * application/problem+json (RFC 9457). The list is closed; add a code here first.
+ */
+
+export const PROBLEMS = {
+  validation_failed: { status: 400, title: 'Bad Request', detail: 'The request is not valid.' },
+  weak_password: { status: 400, title: 'Bad Request', detail: 'The password does not meet the password rules.' },
+  invalid_credentials: { status: 401, title: 'Unauthorized', detail: 'The username, email or password is wrong.' },
+  invalid_token: { status: 401, title: 'Unauthorized', detail: 'The access token is missing, invalid, expired or revoked.' },
+  invalid_refresh_token: { status: 401, title: 'Unauthorized', detail: 'The refresh token is invalid, expired, used or revoked.' },
+  wrong_current_password: { status: 403, title: 'Forbidden', detail: 'The current password is wrong.' },
+  not_found: { status: 404, title: 'Not Found', detail: 'There is nothing here.' },
+  username_taken: { status: 409, title: 'Conflict', detail: 'That username is already taken.' },
+  email_taken: { status: 409, title: 'Conflict', detail: 'That email is already in use.' },
+  payload_too_large: { status: 413, title: 'Content Too Large', detail: 'The request body is larger than 16 KiB.' },
+  unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request body must be application/json.' },
+  password_reused: { status: 422, title: 'Unprocessable Content', detail: 'The new password equals one of the last 5 passwords.' },
+  too_many_requests: { status: 429, title: 'Too Many Requests', detail: 'Too many attempts; try again later.' },
+  internal_error: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
+  unavailable: { status: 503, title: 'Service Unavailable', detail: 'The service is unavailable; retry the request later.' },
+} as const satisfies Record<string, { status: number; title: string; detail: string }>;
+
+export type ProblemName = keyof typeof PROBLEMS;
+
+/** The `code` a client sees. A wrong current password is 403 but keeps the code `invalid_credentials`. */
+export function publicCode(name: ProblemName): string {
+  return name === 'wrong_current_password' ? 'invalid_credentials' : name;
+}
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export class AppError extends Error {
+  override readonly name = 'AppError';
+  readonly status: number;
+  readonly code: string;
+  readonly detail: string;
+
+  constructor(
+    readonly problem: ProblemName,
+    options: {
+      detail?: string;
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      /** Extra members of the problem body (RFC 9457 extensions). */
+      extensions?: Record<string, unknown>;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(options.detail ?? PROBLEMS[problem].detail, { cause: options.cause });
+    this.status = PROBLEMS[problem].status;
+    this.code = publicCode(problem);
+    this.detail = options.detail ?? PROBLEMS[problem].detail;
+    this.errors = options.errors;
+    this.headers = options.headers ?? {};
+    this.extensions = options.extensions ?? {};
+  }
+
+  readonly errors: FieldError[] | undefined;
+  readonly headers: Record<string, string>;
+  readonly extensions: Record<string, unknown>;
+}
+
+export function validationFailed(errors: FieldError[], detail = 'The request is not valid.'): AppError {
+  return new AppError('validation_failed', { detail, errors });
+}
+
+export interface ProblemBody {
+  type: string;
+  title: string;
+  status: number;
+  code: string;
+  detail: string;
+  errors?: FieldError[];
+  [extension: string]: unknown;
+}
+
+export function problemBody(err: AppError): ProblemBody {
+  const body: ProblemBody = {
+    type: 'about:blank',
+    title: PROBLEMS[err.problem].title,
+    status: err.status,
+    code: err.code,
+    detail: err.detail,
+    ...err.extensions,
+  };
+  if (err.errors) body.errors = err.errors;
+  return body;
+}

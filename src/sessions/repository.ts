@@ -1,0 +1,121 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database, SessionRow } from '../db/schema.js';
+
+type Queryable = Kysely<Database> | Transaction<Database>;
+
+export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed' | 'refresh_reuse';
+
+/** What a request needs to know about its session. */
+export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;
+
+export function insertSession(
+  db: Queryable,
+  values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null },
+): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at'>> {
+  return db
+    .insertInto('user_sessions')
+    .values({
+      user_id: values.userId,
+      expires_at: values.expiresAt,
+      refresh_token_hash: values.refreshTokenHash,
+      user_agent: values.userAgent,
+      ip: values.ip,
+      ended_at: null,
+      end_reason: null,
+    })
+    .returning(['session_id', 'created_at', 'expires_at'])
+    .executeTakeFirstOrThrow();
+}
+
+export function findSessionState(db: Queryable, sessionId: string): Promise<SessionState | undefined> {
+  return db
+    .selectFrom('user_sessions')
+    .select(['session_id', 'user_id', 'is_active', 'expires_at', 'last_used_at'])
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+}
+
+export function findSessionForRefresh(db: Queryable, sessionId: string) {
+  return db
+    .selectFrom('user_sessions')
+    .select([
+      'session_id',
+      'user_id',
+      'is_active',
+      'created_at',
+      'expires_at',
+      'last_used_at',
+      'refresh_token_hash',
+      'previous_refresh_token_hash',
+      'refresh_rotated_at',
+      'refresh_generation',
+    ])
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
+}
+
+/**
+ * Moves the session to its next refresh token if `presentedHash` is still its current one
+ * (compare-and-swap: of two racing refreshes, exactly one rotates). False when it lost.
+ */
+export async function rotateRefreshToken(db: Queryable, sessionId: string, presentedHash: string, nextHash: string): Promise<boolean> {
+  const result = await db
+    .updateTable('user_sessions')
+    .set((eb) => ({
+      previous_refresh_token_hash: presentedHash,
+      refresh_token_hash: nextHash,
+      refresh_rotated_at: sql`now()`,
+      refresh_generation: eb('refresh_generation', '+', 1),
+      last_used_at: sql`now()`,
+    }))
+    .where('session_id', '=', sessionId)
+    .where('refresh_token_hash', '=', presentedHash)
+    .where('is_active', '=', true)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Records use of a session, at most once per `everyS` seconds. */
+export async function touchSession(db: Queryable, sessionId: string, everyS: number): Promise<void> {
+  await db
+    .updateTable('user_sessions')
+    .set({ last_used_at: sql`now()` })
+    .where('session_id', '=', sessionId)
+    .where('last_used_at', '<', new Date(Date.now() - everyS * 1000))
+    .execute();
+}
+
+/** Ends sessions; returns the ids that were active and now are not. */
+export async function endSessions(
+  db: Queryable,
+  where: { userId: string; sessionId?: string; exceptSessionId?: string },
+  reason: EndReason,
+): Promise<string[]> {
+  let query = db
+    .updateTable('user_sessions')
+    .set({ is_active: false, ended_at: sql`now()`, end_reason: reason })
+    .where('user_id', '=', where.userId)
+    .where('is_active', '=', true);
+  if (where.sessionId !== undefined) query = query.where('session_id', '=', where.sessionId);
+  if (where.exceptSessionId !== undefined) query = query.where('session_id', '!=', where.exceptSessionId);
+  const rows = await query.returning('session_id').execute();
+  return rows.map((r) => r.session_id);
+}
+
+export function sessionBelongsTo(db: Queryable, sessionId: string, userId: string) {
+  return db.selectFrom('user_sessions').select('session_id').where('session_id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+}
+
+/** The user's sessions that can still be used, newest first. */
+export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number) {
+  return db
+    .selectFrom('user_sessions')
+    .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'is_active', 'user_agent', 'ip'])
+    .where('user_id', '=', userId)
+    .where('is_active', '=', true)
+    .where('expires_at', '>', new Date())
+    .where('last_used_at', '>', new Date(Date.now() - idleTtlS * 1000))
+    .orderBy('created_at', 'desc')
+    .orderBy('session_id', 'desc')
+    .execute();
+}

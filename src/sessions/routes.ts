@@ -1,0 +1,87 @@
+import { callerOf } from '../auth/guard.js';
+import { bearerAuth, NoContent, problems } from '../http/schemas.js';
+import type { App, Guard } from '../http/types.js';
+import { LoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
+import type { SessionsService } from './service.js';
+
+export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard): void {
+  app.post(
+    '/v1/sessions',
+    {
+      schema: {
+        summary: 'Log in (create_new_session) with username or email and password',
+        tags: ['sessions'],
+        body: LoginBody,
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+      },
+    },
+    async (request, reply) => {
+      const pair = await sessions.login(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+      return reply.code(201).send(pair);
+    },
+  );
+
+  app.post(
+    '/v1/sessions/refresh',
+    {
+      schema: {
+        summary: 'Trade a refresh token for a new token pair (rotation with reuse detection)',
+        tags: ['sessions'],
+        body: RefreshBody,
+        response: { 200: TokenPair, ...problems('validation_failed', 'invalid_refresh_token', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+      },
+    },
+    async (request) => sessions.refresh(request.body.refresh_token),
+  );
+
+  app.get(
+    '/v1/sessions',
+    {
+      preHandler: guard,
+      schema: { summary: "The caller's active sessions, newest first", tags: ['sessions'], security: bearerAuth, response: { 200: SessionList, ...problems('invalid_token') } },
+    },
+    async (request) => ({ sessions: await sessions.list(callerOf(request)) }),
+  );
+
+  app.delete(
+    '/v1/sessions/current',
+    {
+      preHandler: guard,
+      schema: { summary: 'Log out (update_session): end the calling session', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
+    },
+    async (request, reply) => {
+      await sessions.logout(callerOf(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/v1/sessions',
+    {
+      preHandler: guard,
+      schema: { summary: 'Log out everywhere: end all of the caller\'s sessions', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
+    },
+    async (request, reply) => {
+      await sessions.revokeAll(callerOf(request));
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/v1/sessions/:id',
+    {
+      preHandler: guard,
+      schema: {
+        summary: 'Revoke one of the caller\'s sessions',
+        tags: ['sessions'],
+        security: bearerAuth,
+        params: SessionIdParams,
+        response: { 204: NoContent, ...problems('invalid_token', 'not_found') },
+      },
+    },
+    async (request, reply) => {
+      await sessions.revoke(callerOf(request), request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+}

@@ -1,0 +1,44 @@
+import { Type, type Static } from 'typebox';
+import { Id, Timestamp } from '../http/schemas.js';
+import { User } from '../users/schemas.js';
+
+// Either username or email, never both (checked by the service, which names the field).
+export const LoginBody = Type.Object(
+  {
+    username: Type.Optional(Type.String({ maxLength: 254 })),
+    email: Type.Optional(Type.String({ maxLength: 254 })),
+    password: Type.String({ maxLength: 4096 }),
+  },
+  { additionalProperties: false },
+);
+export type LoginBody = Static<typeof LoginBody>;
+
+// A token of the wrong shape is answered as an unknown one (401), not as a validation failure.
+export const RefreshBody = Type.Object({ refresh_token: Type.String() }, { additionalProperties: false });
+export type RefreshBody = Static<typeof RefreshBody>;
+
+export const TokenPair = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer({ description: 'Lifetime of the access token in seconds.' }),
+  refresh_token: Type.String(),
+  session: Type.Object({ id: Id, created_at: Timestamp, expires_at: Timestamp }),
+  user: User,
+});
+export type TokenPair = Static<typeof TokenPair>;
+
+export const Session = Type.Object({
+  id: Id,
+  created_at: Timestamp,
+  last_used_at: Timestamp,
+  expires_at: Timestamp,
+  is_active: Type.Boolean(),
+  current: Type.Boolean({ description: 'True for the session of the token that asked.' }),
+  user_agent: Type.Union([Type.String(), Type.Null()]),
+  ip: Type.Union([Type.String(), Type.Null()]),
+});
+export type Session = Static<typeof Session>;
+
+export const SessionList = Type.Object({ sessions: Type.Array(Session) });
+
+export const SessionIdParams = Type.Object({ id: Type.String() });

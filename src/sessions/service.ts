@@ -1,0 +1,203 @@
+import type { Kysely } from 'kysely';
+import type { AccessTokens } from '../auth/access-tokens.js';
+import type { PasswordHasher } from '../credentials/hashing.js';
+import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
+import type { Database } from '../db/schema.js';
+import { AppError, validationFailed } from '../errors.js';
+import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
+import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
+import {
+  endSessions,
+  findSessionForRefresh,
+  findSessionState,
+  insertSession,
+  listActiveSessions,
+  rotateRefreshToken,
+  sessionBelongsTo,
+  touchSession,
+  type SessionState,
+} from './repository.js';
+import type { LoginBody, Session, TokenPair } from './schemas.js';
+
+export interface SessionSettings {
+  sessionTtlS: number;
+  sessionIdleTtlS: number;
+  refreshRetryS: number;
+}
+
+export interface ClientInfo {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** The caller of a protected route, once its token and session checked out. */
+export interface Caller {
+  userId: string;
+  sessionId: string;
+}
+
+/** Last use is written at most this often per session. */
+const TOUCH_EVERY_S = 60;
+
+const invalidCredentials = () => new AppError('invalid_credentials');
+const invalidRefreshToken = () => new AppError('invalid_refresh_token');
+
+export class SessionsService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly hasher: PasswordHasher,
+    private readonly tokens: AccessTokens,
+    private readonly chain: RefreshChain,
+    private readonly settings: SessionSettings,
+  ) {}
+
+  /** A session can be used while it is active, before its absolute expiry and not idle too long. */
+  isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = Date.now()): boolean {
+    return (
+      session.is_active &&
+      session.expires_at.getTime() > now &&
+      session.last_used_at.getTime() + this.settings.sessionIdleTtlS * 1000 > now
+    );
+  }
+
+  /** create_new_session: verify the password, open a session, issue the tokens. */
+  async login(input: LoginBody, client: ClientInfo): Promise<TokenPair> {
+    if ((input.username === undefined) === (input.email === undefined)) {
+      throw validationFailed([{ field: input.username === undefined ? 'username' : 'email', message: 'give exactly one of username and email' }]);
+    }
+    const by = input.username !== undefined ? 'username' : 'email';
+    const user = await findUserByLogin(this.db, by, (input.username ?? input.email)!);
+    const credential = user ? await findCurrentCredential(this.db, user.user_id) : undefined;
+    if (!user || !credential) {
+      await this.hasher.verifyNothing(input.password); // the same work as a wrong password
+      throw invalidCredentials();
+    }
+    if (!(await this.hasher.verify(credential.hashed_password, input.password))) throw invalidCredentials();
+
+    if (this.hasher.needsRehash(credential.hashed_password)) {
+      await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
+    }
+    return this.#open(user, client);
+  }
+
+  async #open(user: UserRecord, client: ClientInfo): Promise<TokenPair> {
+    const secret = newSecret();
+    const session = await insertSession(this.db, {
+      userId: user.user_id,
+      expiresAt: new Date(Date.now() + this.settings.sessionTtlS * 1000),
+      refreshTokenHash: hashSecret(secret),
+      userAgent: client.userAgent?.slice(0, 512) ?? null,
+      ip: client.ip,
+    });
+    return this.#tokenPair(user, session, secret);
+  }
+
+  async #tokenPair(
+    user: UserRecord,
+    session: { session_id: string; created_at: Date; expires_at: Date },
+    secret: string,
+  ): Promise<TokenPair> {
+    const access = await this.tokens.issue(user.user_id, session.session_id);
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.expiresIn,
+      refresh_token: formatRefreshToken(session.session_id, secret),
+      session: { id: session.session_id, created_at: session.created_at.toISOString(), expires_at: session.expires_at.toISOString() },
+      user: toUser(user),
+    };
+  }
+
+  /**
+   * Trades a refresh token for a new pair (rotation). The token just rotated may be presented
+   * again within REFRESH_RETRY_S and answers the same successor; any other reuse is theft and
+   * ends the session (RFC 9700 4.14.2).
+   */
+  async refresh(token: string): Promise<TokenPair> {
+    const parsed = parseRefreshToken(token);
+    if (!parsed) throw invalidRefreshToken();
+    const presentedHash = hashSecret(parsed.secret);
+
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const session = await findSessionForRefresh(this.db, parsed.sessionId);
+      if (!session || !this.isUsable(session)) throw invalidRefreshToken();
+
+      if (session.refresh_token_hash === presentedHash) {
+        const next = this.chain.next(parsed.secret);
+        if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) {
+          return this.#pairFor(session, next);
+        }
+        continue; // a concurrent refresh rotated it first: read again, this is now a retry
+      }
+
+      if (session.previous_refresh_token_hash === presentedHash) {
+        const rotatedAt = session.refresh_rotated_at?.getTime() ?? 0;
+        const successor = this.chain.next(parsed.secret);
+        const withinRetry = Date.now() - rotatedAt <= this.settings.refreshRetryS * 1000;
+        if (withinRetry && hashSecret(successor) === session.refresh_token_hash) return this.#pairFor(session, successor);
+        await this.#endForReuse(session);
+      }
+
+      // An older token of this session, replayed: genuine if it walks forward to the current one.
+      const behind = this.chain.stepsBehind(parsed.secret, session.refresh_token_hash, session.refresh_generation);
+      if (behind !== undefined && behind >= 1) await this.#endForReuse(session);
+      throw invalidRefreshToken();
+    }
+    throw invalidRefreshToken();
+  }
+
+  async #endForReuse(session: { session_id: string; user_id: string }): Promise<never> {
+    await endSessions(this.db, { userId: session.user_id, sessionId: session.session_id }, 'refresh_reuse');
+    throw invalidRefreshToken();
+  }
+
+  async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date }, secret: string): Promise<TokenPair> {
+    const user = await findUserById(this.db, session.user_id);
+    if (!user) throw invalidRefreshToken();
+    return this.#tokenPair(user, session, secret);
+  }
+
+  /**
+   * The check behind every protected route: the token's session must exist, belong to the
+   * token's subject and still be usable.
+   */
+  async authenticate(userId: string, sessionId: string): Promise<Caller | undefined> {
+    const session = await findSessionState(this.db, sessionId);
+    if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
+    if (Date.now() - session.last_used_at.getTime() > TOUCH_EVERY_S * 1000) {
+      await touchSession(this.db, sessionId, TOUCH_EVERY_S);
+    }
+    return { userId, sessionId };
+  }
+
+  /** update_session: logout marks the caller's session inactive. */
+  async logout(caller: Caller): Promise<void> {
+    await endSessions(this.db, { userId: caller.userId, sessionId: caller.sessionId }, 'logout');
+  }
+
+  async list(caller: Caller): Promise<Session[]> {
+    const rows = await listActiveSessions(this.db, caller.userId, this.settings.sessionIdleTtlS);
+    return rows.map((row) => ({
+      id: row.session_id,
+      created_at: row.created_at.toISOString(),
+      last_used_at: row.last_used_at.toISOString(),
+      expires_at: row.expires_at.toISOString(),
+      is_active: row.is_active,
+      current: row.session_id === caller.sessionId,
+      user_agent: row.user_agent,
+      ip: row.ip,
+    }));
+  }
+
+  /** Revokes one of the caller's sessions (204 even if it had ended); anyone else's is 404. */
+  async revoke(caller: Caller, sessionId: string): Promise<void> {
+    if (!/^[1-9][0-9]{0,17}$/.test(sessionId) || !(await sessionBelongsTo(this.db, sessionId, caller.userId))) {
+      throw new AppError('not_found', { detail: 'You have no session with that id.' });
+    }
+    await endSessions(this.db, { userId: caller.userId, sessionId }, 'revoked');
+  }
+
+  async revokeAll(caller: Caller): Promise<void> {
+    await endSessions(this.db, { userId: caller.userId }, 'revoked_all');
+  }
+}

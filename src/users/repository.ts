@@ -1,0 +1,67 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database, UserRow } from '../db/schema.js';
+import type { User } from './schemas.js';
+
+type Queryable = Kysely<Database> | Transaction<Database>;
+
+export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'created_at', 'updated_at'] as const;
+export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
+
+export function toUser(row: UserRecord): User {
+  return {
+    id: String(row.user_id),
+    username: row.username,
+    name: row.name,
+    dob: row.dob,
+    email: row.email,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export function findUserById(db: Queryable, userId: string): Promise<UserRecord | undefined> {
+  return db.selectFrom('users').select(userColumns).where('user_id', '=', userId).executeTakeFirst();
+}
+
+/** Finds a user by username or email, ignoring case (the lower-cased key columns). */
+export function findUserByLogin(db: Queryable, by: 'username' | 'email', value: string): Promise<UserRecord | undefined> {
+  return db
+    .selectFrom('users')
+    .select(userColumns)
+    .where(by === 'username' ? 'username_key' : 'email_key', '=', value.toLowerCase())
+    .executeTakeFirst();
+}
+
+/** Which of these values already belong to another user (case-insensitive). */
+export async function takenFields(
+  db: Queryable,
+  values: { username?: string | undefined; email?: string | undefined },
+  exceptUserId?: string,
+): Promise<Array<'username' | 'email'>> {
+  const taken: Array<'username' | 'email'> = [];
+  for (const field of ['username', 'email'] as const) {
+    const value = values[field];
+    if (value === undefined) continue;
+    let query = db.selectFrom('users').select('user_id').where(field === 'username' ? 'username_key' : 'email_key', '=', value.toLowerCase());
+    if (exceptUserId) query = query.where('user_id', '!=', exceptUserId);
+    if (await query.executeTakeFirst()) taken.push(field);
+  }
+  return taken;
+}
+
+export function insertUser(trx: Queryable, values: { username: string; name: string; dob: string; email: string }): Promise<UserRecord> {
+  return trx.insertInto('users').values(values).returning(userColumns).executeTakeFirstOrThrow();
+}
+
+export function updateUser(
+  db: Queryable,
+  userId: string,
+  changes: { username?: string; name?: string; dob?: string; email?: string },
+): Promise<UserRecord | undefined> {
+  return db
+    .updateTable('users')
+    .set({ ...changes, updated_at: sql`now()` })
+    .where('user_id', '=', userId)
+    .returning(userColumns)
+    .executeTakeFirst();
+}

@@ -1,0 +1,47 @@
+import { callerOf } from '../auth/guard.js';
+import { bearerAuth, problems } from '../http/schemas.js';
+import type { App, Guard } from '../http/types.js';
+import { RegisterBody, UpdateProfileBody, User } from './schemas.js';
+import type { UsersService } from './service.js';
+
+export function usersRoutes(app: App, users: UsersService, guard: Guard): void {
+  app.post(
+    '/v1/users',
+    {
+      schema: {
+        summary: 'Register a new user (create_new_user)',
+        tags: ['users'],
+        body: RegisterBody,
+        response: { 201: User, ...problems('validation_failed', 'weak_password', 'username_taken', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+      },
+    },
+    async (request, reply) => {
+      const user = await users.register(request.body);
+      return reply.code(201).header('location', '/v1/users/me').send(user);
+    },
+  );
+
+  app.get(
+    '/v1/users/me',
+    {
+      preHandler: guard,
+      schema: { summary: "The caller's profile", tags: ['users'], security: bearerAuth, response: { 200: User, ...problems('invalid_token') } },
+    },
+    async (request) => users.profile(callerOf(request).userId),
+  );
+
+  app.patch(
+    '/v1/users/me',
+    {
+      preHandler: guard,
+      schema: {
+        summary: 'Update profile fields (update_user_details)',
+        tags: ['users'],
+        security: bearerAuth,
+        body: UpdateProfileBody,
+        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'username_taken', 'payload_too_large', 'unsupported_media_type') },
+      },
+    },
+    async (request) => users.updateProfile(callerOf(request).userId, request.body),
+  );
+}

@@ -1,0 +1,34 @@
+import { Type, type Static } from 'typebox';
+import { Id, Timestamp } from '../http/schemas.js';
+
+// Field rules of API.md. Lengths count code points (JSON Schema does too).
+export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$', examples: ['ada_l'] });
+// Trimmed and checked for control characters by the service; the bound here only keeps bodies small.
+export const Name = Type.String({ minLength: 1, maxLength: 1000, examples: ['Ada Lovelace'] });
+export const Dob = Type.String({ format: 'date', description: 'YYYY-MM-DD, not in the future, at most 150 years ago.', examples: ['1990-12-10'] });
+export const Email = Type.String({ format: 'email', maxLength: 254, examples: ['ada@example.com'] });
+// Password length is a password rule (400 weak_password), checked after NFKC; this bound only keeps bodies small.
+export const Password = Type.String({ maxLength: 4096, examples: ['violet lantern orbit 4217'] });
+
+export const RegisterBody = Type.Object(
+  { username: Username, name: Name, dob: Dob, email: Email, password: Password },
+  { additionalProperties: false },
+);
+export type RegisterBody = Static<typeof RegisterBody>;
+
+export const UpdateProfileBody = Type.Object(
+  { username: Type.Optional(Username), name: Type.Optional(Name), dob: Type.Optional(Dob), email: Type.Optional(Email) },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateProfileBody = Static<typeof UpdateProfileBody>;
+
+export const User = Type.Object({
+  id: Id,
+  username: Type.String(),
+  name: Type.String(),
+  dob: Type.String({ format: 'date' }),
+  email: Type.String(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+export type User = Static<typeof User>;

@@ -1,0 +1,114 @@
+import type { Kysely } from 'kysely';
+import { checkPasswordPolicy } from '../credentials/policy.js';
+import type { PasswordHasher } from '../credentials/hashing.js';
+import { insertCurrentCredential } from '../credentials/repository.js';
+import { uniqueViolation } from '../db/errors.js';
+import type { Database } from '../db/schema.js';
+import { AppError, validationFailed, type FieldError } from '../errors.js';
+import { findUserById, insertUser, takenFields, toUser, updateUser } from './repository.js';
+import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
+
+const CONTROL_CHARACTERS = /\p{Cc}/u;
+const MAX_AGE_YEARS = 150;
+
+/** Trims a name and checks it: 1–100 code points, no control characters. */
+function checkName(name: string, errors: FieldError[]): string {
+  const trimmed = name.trim();
+  const length = [...trimmed].length;
+  if (length < 1 || length > 100) errors.push({ field: 'name', message: 'must be 1 to 100 characters after trimming' });
+  else if (CONTROL_CHARACTERS.test(trimmed)) errors.push({ field: 'name', message: 'must not contain control characters' });
+  return trimmed;
+}
+
+/** A real calendar date, not in the future (UTC), not more than 150 years ago. */
+function checkDob(dob: string, errors: FieldError[], now = new Date()): void {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dob);
+  const date = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
+  if (!date || date.toISOString().slice(0, 10) !== dob) {
+    errors.push({ field: 'dob', message: 'must be a real date, YYYY-MM-DD' });
+    return;
+  }
+  const today = now.toISOString().slice(0, 10);
+  const oldest = new Date(Date.UTC(now.getUTCFullYear() - MAX_AGE_YEARS, now.getUTCMonth(), now.getUTCDate())).toISOString().slice(0, 10);
+  if (dob > today) errors.push({ field: 'dob', message: 'must not be in the future' });
+  else if (dob < oldest) errors.push({ field: 'dob', message: `must not be more than ${MAX_AGE_YEARS} years ago` });
+}
+
+function conflict(taken: Array<'username' | 'email'>): AppError {
+  const first = taken[0] ?? 'username';
+  return new AppError(first === 'username' ? 'username_taken' : 'email_taken', {
+    errors: taken.map((field) => ({ field, message: field === 'username' ? 'is already taken' : 'is already in use' })),
+  });
+}
+
+/** A write that lost a race on a unique key answers like the pre-check would have. */
+function conflictFromConstraint(err: unknown): AppError | undefined {
+  const constraint = uniqueViolation(err);
+  if (constraint === undefined) return undefined;
+  if (constraint.includes('email')) return conflict(['email']);
+  if (constraint.includes('username')) return conflict(['username']);
+  return undefined;
+}
+
+export class UsersService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly hasher: PasswordHasher,
+    private readonly passwordMinLength: number,
+  ) {}
+
+  /** create_new_user: the profile and its first, current credential, in one transaction. */
+  async register(input: RegisterBody): Promise<User> {
+    const errors: FieldError[] = [];
+    const name = checkName(input.name, errors);
+    checkDob(input.dob, errors);
+    if (errors.length) throw validationFailed(errors);
+    checkPasswordPolicy(input.password, this.passwordMinLength, { username: input.username, email: input.email });
+
+    const taken = await takenFields(this.db, input);
+    if (taken.length) throw conflict(taken);
+
+    // Hash before the transaction: a transaction held across a hash stalls PGlite's one connection.
+    const hashedPassword = await this.hasher.hash(input.password);
+    try {
+      const row = await this.db.transaction().execute(async (trx) => {
+        const user = await insertUser(trx, { username: input.username, name, dob: input.dob, email: input.email });
+        await insertCurrentCredential(trx, user.user_id, hashedPassword);
+        return user;
+      });
+      return toUser(row);
+    } catch (err) {
+      throw conflictFromConstraint(err) ?? err;
+    }
+  }
+
+  async profile(userId: string): Promise<User> {
+    const row = await findUserById(this.db, userId);
+    if (!row) throw new AppError('not_found');
+    return toUser(row);
+  }
+
+  /** update_user_details: any non-empty subset of the profile fields; updated_at moves. */
+  async updateProfile(userId: string, input: UpdateProfileBody): Promise<User> {
+    const errors: FieldError[] = [];
+    const changes: { username?: string; name?: string; dob?: string; email?: string } = {};
+    if (input.username !== undefined) changes.username = input.username;
+    if (input.email !== undefined) changes.email = input.email;
+    if (input.name !== undefined) changes.name = checkName(input.name, errors);
+    if (input.dob !== undefined) {
+      checkDob(input.dob, errors);
+      changes.dob = input.dob;
+    }
+    if (errors.length) throw validationFailed(errors);
+
+    const taken = await takenFields(this.db, changes, userId);
+    if (taken.length) throw conflict(taken);
+    try {
+      const row = await updateUser(this.db, userId, changes);
+      if (!row) throw new AppError('not_found');
+      return toUser(row);
+    } catch (err) {
+      throw conflictFromConstraint(err) ?? err;
+    }
+  }
+}
