@@ -23,6 +23,8 @@ import { sessionsRoutes } from './sessions/routes.js';
 import { SessionsService } from './sessions/service.js';
 import { usersRoutes } from './users/routes.js';
 import { UsersService } from './users/service.js';
+import { LoginThrottle } from './throttling/login-throttle.js';
+import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.js';
 
 export interface BuildAppOptions {
   config: Config;
@@ -111,16 +113,30 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   await keys.init();
   const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS });
   const chain = new RefreshChain(await loadOrCreateSecret(db, 'refresh_token_hmac'));
-  const sessions = new SessionsService(db, hasher, tokens, chain, config);
+  const throttle = new LoginThrottle(db, {
+    maxFailures: config.loginMaxFailures,
+    baseWaitS: config.loginLockBaseS,
+    maxWaitS: config.loginLockMaxS,
+    accountHourlyCeiling: config.loginAccountMaxFailuresPerHour,
+  });
+  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, config);
   const users = new UsersService(db, hasher, config.passwordMinLength);
-  const credentials = new CredentialsService(db, hasher, config.passwordMinLength);
+  const credentials = new CredentialsService(db, hasher, throttle, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
+
+  await registerRateLimit(app, db);
+  // Throttling state that no longer matters is dropped now and then, off the request path.
+  const pruner = setInterval(() => {
+    Promise.all([throttle.prune(), pruneRateLimitHits(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+  }, 10 * 60_000);
+  pruner.unref();
+  app.addHook('onClose', async () => clearInterval(pruner));
 
   registerMetrics(app);
   opsRoutes(app, db, keys);
-  usersRoutes(app, users, guard);
+  usersRoutes(app, users, guard, config.rateLimitPerMinute);
   credentialsRoutes(app, credentials, guard);
-  sessionsRoutes(app, sessions, guard);
+  sessionsRoutes(app, sessions, guard, config.rateLimitPerMinute);
 
   await app.ready();
   return app;

@@ -26,6 +26,11 @@ export interface Config {
   readonly sessionIdleTtlS: number;
   readonly rateLimitPerMinute: number;
   readonly loginMaxFailures: number;
+  /** The first wait after loginMaxFailures failures in a row; it doubles with each further failure. */
+  readonly loginLockBaseS: number;
+  readonly loginLockMaxS: number;
+  /** Failed logins an hour per account across all addresses (NIST SP 800-63B: at most 100). */
+  readonly loginAccountMaxFailuresPerHour: number;
   readonly corsOrigins: readonly string[];
   readonly refreshRetryS: number;
   /** The origin users reach; the default issuer and audience of access tokens. */
@@ -121,6 +126,9 @@ export function loadConfig(env: Env = process.env): Config {
     sessionIdleTtlS: int(env, 'SESSION_IDLE_TTL_S', 604_800, 60, sessionTtlS),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 300, 1, 1_000_000),
     loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
+    loginLockBaseS: int(env, 'LOGIN_LOCK_BASE_S', 30, 1, 3600),
+    loginLockMaxS: int(env, 'LOGIN_LOCK_MAX_S', 900, 1, 86_400),
+    loginAccountMaxFailuresPerHour: int(env, 'LOGIN_ACCOUNT_MAX_FAILURES_PER_HOUR', 100, 1, 100),
     corsOrigins,
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
     publicUrl,

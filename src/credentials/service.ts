@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import type { LoginThrottle } from '../throttling/login-throttle.js';
 import { endSessions } from '../sessions/repository.js';
 import { findUserById } from '../users/repository.js';
 import type { PasswordHasher } from './hashing.js';
@@ -14,6 +15,7 @@ export class CredentialsService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly hasher: PasswordHasher,
+    private readonly throttle: LoginThrottle,
     private readonly passwordMinLength: number,
   ) {}
 
@@ -21,9 +23,17 @@ export class CredentialsService {
    * update_user_password: a new current credentials row, the old one kept as history, and every
    * other session of the user revoked (the calling one stays).
    */
-  async changePassword(userId: string, sessionId: string, currentPassword: string, newPassword: string): Promise<void> {
+  async changePassword(
+    caller: { userId: string; sessionId: string; ip: string | null },
+    currentPassword: string,
+    newPassword: string,
+  ): Promise<void> {
+    const { userId, sessionId } = caller;
+    // A wrong current password counts as a failed login, so a stolen token cannot be used to guess.
+    await this.throttle.check({ userId }, caller.ip);
     const credential = await findCurrentCredential(this.db, userId);
     if (!credential || !(await this.hasher.verify(credential.hashed_password, currentPassword))) {
+      await this.throttle.recordFailure({ userId }, caller.ip);
       throw new AppError('wrong_current_password');
     }
     const user = await findUserById(this.db, userId);

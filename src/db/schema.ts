@@ -75,7 +75,30 @@ export interface ServiceSecretsTable {
   created_at: DefaultedTimestamp;
 }
 
+export interface LoginThrottlesTable {
+  /** `account:<user id>|<address>` or `name:<lower-cased name>|<address>`. */
+  throttle_key: string;
+  failures: number;
+  locked_until: Timestamp | null;
+  updated_at: DefaultedTimestamp;
+}
+
+export interface LoginAccountFailuresTable {
+  user_id: Id;
+  window_start: Timestamp;
+  failures: number;
+}
+
+export interface RateLimitHitsTable {
+  bucket: string;
+  window_start: Timestamp;
+  hits: number;
+}
+
 export interface Database {
+  login_throttles: LoginThrottlesTable;
+  login_account_failures: LoginAccountFailuresTable;
+  rate_limit_hits: RateLimitHitsTable;
   users: UsersTable;
   user_credentials: UserCredentialsTable;
   user_sessions: UserSessionsTable;

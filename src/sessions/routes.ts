@@ -1,10 +1,11 @@
 import { callerOf } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
+import { perMinute } from '../throttling/rate-limit.js';
 import { LoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
 import type { SessionsService } from './service.js';
 
-export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard): void {
+export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, rateLimitPerMinute: number): void {
   app.post(
     '/v1/sessions',
     {
@@ -24,6 +25,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.post(
     '/v1/sessions/refresh',
     {
+      config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Trade a refresh token for a new token pair (rotation with reuse detection)',
         tags: ['sessions'],

@@ -4,6 +4,7 @@ import type { PasswordHasher } from '../credentials/hashing.js';
 import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
+import type { LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
 import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
 import {
@@ -48,6 +49,7 @@ export class SessionsService {
     private readonly hasher: PasswordHasher,
     private readonly tokens: AccessTokens,
     private readonly chain: RefreshChain,
+    private readonly throttle: LoginThrottle,
     private readonly settings: SessionSettings,
   ) {}
 
@@ -66,18 +68,26 @@ export class SessionsService {
       throw validationFailed([{ field: input.username === undefined ? 'username' : 'email', message: 'give exactly one of username and email' }]);
     }
     const by = input.username !== undefined ? 'username' : 'email';
-    const user = await findUserByLogin(this.db, by, (input.username ?? input.email)!);
+    const name = (input.username ?? input.email)!;
+    const user = await findUserByLogin(this.db, by, name);
+    const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
+    await this.throttle.check(subject, client.ip);
+
     const credential = user ? await findCurrentCredential(this.db, user.user_id) : undefined;
-    if (!user || !credential) {
-      await this.hasher.verifyNothing(input.password); // the same work as a wrong password
+    const verified = credential
+      ? await this.hasher.verify(credential.hashed_password, input.password)
+      : await this.hasher.verifyNothing(input.password); // the same work as a wrong password
+    if (!user || !credential || !verified) {
+      await this.throttle.recordFailure(subject, client.ip);
       throw invalidCredentials();
     }
-    if (!(await this.hasher.verify(credential.hashed_password, input.password))) throw invalidCredentials();
 
     if (this.hasher.needsRehash(credential.hashed_password)) {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
-    return this.#open(user, client);
+    const pair = await this.#open(user, client);
+    await this.throttle.recordSuccess(subject, client.ip);
+    return pair;
   }
 
   async #open(user: UserRecord, client: ClientInfo): Promise<TokenPair> {

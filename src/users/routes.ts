@@ -1,13 +1,15 @@
 import { callerOf } from '../auth/guard.js';
 import { bearerAuth, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
+import { perMinute } from '../throttling/rate-limit.js';
 import { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 import type { UsersService } from './service.js';
 
-export function usersRoutes(app: App, users: UsersService, guard: Guard): void {
+export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLimitPerMinute: number): void {
   app.post(
     '/v1/users',
     {
+      config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Register a new user (create_new_user)',
         tags: ['users'],
