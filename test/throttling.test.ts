@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { GOOD_PASSWORD, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
+
+function attempt(svc: TestService, body: Record<string, string>, ip = '203.0.113.7') {
+  return svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: body, remoteAddress: ip });
+}
+
+describe('throttling', () => {
+  let svc: TestService;
+  let limited: TestService;
+  before(async () => {
+    svc = await startTestService();
+    limited = await startTestService({ rateLimitPerMinute: 3, loginAccountMaxFailuresPerHour: 4, loginMaxFailures: 50 });
+  });
+  after(async () => {
+    await svc.close();
+    await limited.close();
+  });
+
+  it('when an account and address fail 5 times in a row, then the 6th attempt waits 30 s with 429, even with the right password, and is not counted', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 5; i++) {
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' })).statusCode, 401);
+    }
+    const locked = await attempt(svc, { username: user.username, password: user.password });
+    assert.equal(locked.statusCode, 429);
+    assert.equal(problem(locked).code, 'too_many_requests');
+    assert.equal(locked.headers['retry-after'], '30');
+    // The email is the same account: also waiting.
+    assert.equal((await attempt(svc, { email: user.email, password: user.password })).statusCode, 429);
+    const row = await svc.db.selectFrom('login_throttles').selectAll().where('throttle_key', 'like', 'account:%').execute();
+    assert.equal(row.find((r) => r.throttle_key.startsWith(`account:${user.id}|`))?.failures, 5, 'attempts during the wait are not counted');
+    // Another address is not affected.
+    assert.equal((await attempt(svc, { username: user.username, password: user.password }, '198.51.100.9')).statusCode, 201);
+  });
+
+  it('when the wait is over and the next attempt fails again, then the wait doubles', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 5; i++) await attempt(svc, { username: user.username, password: 'wrong password here' });
+    await svc.db.updateTable('login_throttles').set({ locked_until: new Date(Date.now() - 1000) }).where('throttle_key', '=', `account:${user.id}|203.0.113.7`).execute();
+    assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' })).statusCode, 401);
+    const locked = await attempt(svc, { username: user.username, password: user.password });
+    assert.equal(locked.statusCode, 429);
+    assert.equal(locked.headers['retry-after'], '60');
+  });
+
+  it('when a name that belongs to no account fails, then it is throttled exactly like an account', async () => {
+    const ghost = uniqueName('ghost');
+    const user = await registerUser(svc.app);
+    const seen = { ghost: [] as string[], real: [] as string[] };
+    for (let i = 0; i < 6; i++) {
+      const g = await attempt(svc, { username: ghost, password: 'wrong password here' }, '192.0.2.50');
+      const r = await attempt(svc, { username: user.username, password: 'wrong password here' }, '192.0.2.50');
+      seen.ghost.push(`${g.statusCode} ${problem(g).code} ${g.headers['retry-after'] ?? ''} ${g.body.length}`);
+      seen.real.push(`${r.statusCode} ${problem(r).code} ${r.headers['retry-after'] ?? ''} ${r.body.length}`);
+    }
+    assert.deepEqual(seen.ghost, seen.real);
+    assert.match(seen.ghost[5]!, /^429 too_many_requests 30/);
+  });
+
+  it('when a sign-in completes, then the failure count starts again', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 4; i++) await attempt(svc, { username: user.username, password: 'wrong password here' });
+    assert.equal((await attempt(svc, { username: user.username, password: user.password })).statusCode, 201);
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' })).statusCode, 401);
+    }
+  });
+
+  it('when a wrong current password is given on a password change, then it counts as a failed login and the account waits', async () => {
+    const user = await registerUser(svc.app);
+    const { accessToken } = await login(svc.app, user, {});
+    const change = (current_password: string) =>
+      svc.app.inject({
+        method: 'PUT',
+        url: '/v1/users/me/password',
+        headers: bearer(accessToken),
+        payload: { current_password, new_password: 'a brand new passphrase 7' },
+        remoteAddress: '203.0.113.99',
+      });
+    for (let i = 0; i < 5; i++) assert.equal((await change('wrong password here')).statusCode, 403);
+    const locked = await change(user.password);
+    assert.equal(locked.statusCode, 429);
+    assert.equal(locked.headers['retry-after'], '30');
+    assert.equal((await attempt(svc, { username: user.username, password: user.password }, '203.0.113.99')).statusCode, 429);
+  });
+
+  it('when an account passes its hourly ceiling across addresses, then only addresses it signed in from before may try', async () => {
+    const user = await registerUser(limited.app);
+    await login(limited.app, user, {}); // signs in from 127.0.0.1, a known address from now on
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await attempt(limited, { username: user.username, password: 'wrong password here' }, `198.18.0.${i + 1}`)).statusCode, 401);
+    }
+    const stranger = await attempt(limited, { username: user.username, password: user.password }, '198.18.0.200');
+    assert.equal(stranger.statusCode, 429);
+    assert.ok(Number(stranger.headers['retry-after']) > 0);
+    const known = await limited.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+    assert.equal(known.statusCode, 201);
+  });
+
+  it('when an address registers more than the per-minute limit, then 429 with Retry-After, and other addresses still can', async () => {
+    const register = (ip: string) => {
+      const username = uniqueName();
+      return limited.app.inject({
+        method: 'POST',
+        url: '/v1/users',
+        payload: { username, name: 'N', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
+        remoteAddress: ip,
+      });
+    };
+    for (let i = 0; i < 3; i++) assert.equal((await register('192.0.2.77')).statusCode, 201);
+    const refused = await register('192.0.2.77');
+    assert.equal(refused.statusCode, 429);
+    assert.equal(problem(refused).code, 'too_many_requests');
+    assert.ok(Number(refused.headers['retry-after']) >= 1 && Number(refused.headers['retry-after']) <= 60);
+    assert.equal((await register('192.0.2.78')).statusCode, 201);
+  });
+
+  it('when an address refreshes more than the per-minute limit, then 429, counted apart from registrations', async () => {
+    const refresh = () => limited.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: 'nope' }, remoteAddress: '192.0.2.77' });
+    for (let i = 0; i < 3; i++) assert.equal((await refresh()).statusCode, 401);
+    const refused = await refresh();
+    assert.equal(refused.statusCode, 429);
+    assert.ok(refused.headers['retry-after']);
+  });
+});
