@@ -24,6 +24,8 @@ import { SessionsService } from './sessions/service.js';
 import { usersRoutes } from './users/routes.js';
 import { UsersService } from './users/service.js';
 import { LoginThrottle } from './throttling/login-throttle.js';
+import { AuditLog } from './audit/audit-log.js';
+import { auditRoutes } from './audit/routes.js';
 import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.js';
 
 export interface BuildAppOptions {
@@ -119,15 +121,16 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
     maxWaitS: config.loginLockMaxS,
     accountHourlyCeiling: config.loginAccountMaxFailuresPerHour,
   });
-  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, config);
-  const users = new UsersService(db, hasher, config.passwordMinLength);
-  const credentials = new CredentialsService(db, hasher, throttle, config.passwordMinLength);
+  const audit = new AuditLog(db);
+  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, config);
+  const users = new UsersService(db, hasher, audit, config.passwordMinLength);
+  const credentials = new CredentialsService(db, hasher, throttle, audit, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
 
-  await registerRateLimit(app, db);
+  await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
   const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
   }, 10 * 60_000);
   pruner.unref();
   app.addHook('onClose', async () => clearInterval(pruner));
@@ -137,6 +140,7 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   usersRoutes(app, users, guard, config.rateLimitPerMinute);
   credentialsRoutes(app, credentials, guard);
   sessionsRoutes(app, sessions, guard, config.rateLimitPerMinute);
+  auditRoutes(app, audit, guard);
 
   await app.ready();
   return app;

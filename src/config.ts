@@ -33,6 +33,8 @@ export interface Config {
   readonly loginAccountMaxFailuresPerHour: number;
   readonly corsOrigins: readonly string[];
   readonly refreshRetryS: number;
+  /** How long security events are kept. */
+  readonly auditRetentionDays: number;
   /** The origin users reach; the default issuer and audience of access tokens. */
   readonly publicUrl: string;
   readonly jwtIssuer: string;
@@ -131,6 +133,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginAccountMaxFailuresPerHour: int(env, 'LOGIN_ACCOUNT_MAX_FAILURES_PER_HOUR', 100, 1, 100),
     corsOrigins,
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
     publicUrl,
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),
     jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),

@@ -24,7 +24,7 @@ export function bearerGuard(tokens: AccessTokens, sessions: SessionsService) {
     const claims = await tokens.verify(match[1]!);
     const caller = await sessions.authenticate(claims.userId, claims.sessionId);
     if (!caller) throw invalidToken();
-    request.caller = caller;
+    request.caller = { ...caller, ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null };
   };
 }
 

@@ -25,7 +25,7 @@ export function credentialsRoutes(app: App, credentials: CredentialsService, gua
     },
     async (request, reply) => {
       const caller = callerOf(request);
-      await credentials.changePassword({ ...caller, ip: request.ip ?? null }, request.body.current_password, request.body.new_password);
+      await credentials.changePassword(caller, request.body.current_password, request.body.new_password);
       return reply.code(204).send(null);
     },
   );

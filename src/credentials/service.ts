@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Caller } from '../sessions/service.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { LoginThrottle } from '../throttling/login-throttle.js';
@@ -16,6 +18,7 @@ export class CredentialsService {
     private readonly db: Kysely<Database>,
     private readonly hasher: PasswordHasher,
     private readonly throttle: LoginThrottle,
+    private readonly audit: AuditLog,
     private readonly passwordMinLength: number,
   ) {}
 
@@ -24,16 +27,22 @@ export class CredentialsService {
    * other session of the user revoked (the calling one stays).
    */
   async changePassword(
-    caller: { userId: string; sessionId: string; ip: string | null },
+    caller: Caller,
     currentPassword: string,
     newPassword: string,
   ): Promise<void> {
     const { userId, sessionId } = caller;
     // A wrong current password counts as a failed login, so a stolen token cannot be used to guess.
-    await this.throttle.check({ userId }, caller.ip);
+    try {
+      await this.throttle.check({ userId }, caller.ip);
+    } catch (err) {
+      await this.audit.record('throttled', caller, { what: 'password_change' });
+      throw err;
+    }
     const credential = await findCurrentCredential(this.db, userId);
     if (!credential || !(await this.hasher.verify(credential.hashed_password, currentPassword))) {
       await this.throttle.recordFailure({ userId }, caller.ip);
+      await this.audit.record('password_change_failed', caller, { reason: 'wrong_current_password' });
       throw new AppError('wrong_current_password');
     }
     const user = await findUserById(this.db, userId);
@@ -48,11 +57,12 @@ export class CredentialsService {
 
     // Hash first; the transaction then only flips rows.
     const hashedPassword = await this.hasher.hash(newPassword);
-    await this.db.transaction().execute(async (trx) => {
+    const revoked = await this.db.transaction().execute(async (trx) => {
       // If another change made a new password current meanwhile, the one given is no longer current.
       if (!(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
       await insertCurrentCredential(trx, userId, hashedPassword);
-      await endSessions(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
+      return endSessions(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
     });
+    await this.audit.record('password_changed', caller, { revoked_sessions: revoked.length });
   }
 }

@@ -1,11 +1,13 @@
 import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_throttling.js';
+import * as m0003 from './migrations/0003_audit.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_throttling': m0002,
+  '0003_audit': m0003,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

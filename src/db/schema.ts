@@ -95,7 +95,20 @@ export interface RateLimitHitsTable {
   hits: number;
 }
 
+export interface AuditEventsTable {
+  event_id: GeneratedAlways<string>;
+  occurred_at: DefaultedTimestamp;
+  event: string;
+  user_id: Id | null;
+  session_id: Id | null;
+  ip: string | null;
+  user_agent: string | null;
+  /** JSON text of event-specific details; never a secret. */
+  details: string | null;
+}
+
 export interface Database {
+  audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;
   login_account_failures: LoginAccountFailuresTable;
   rate_limit_hits: RateLimitHitsTable;

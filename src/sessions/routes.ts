@@ -33,7 +33,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
         response: { 200: TokenPair, ...problems('validation_failed', 'invalid_refresh_token', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
-    async (request) => sessions.refresh(request.body.refresh_token),
+    async (request) => sessions.refresh(request.body.refresh_token, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null }),
   );
 
   app.get(

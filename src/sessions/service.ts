@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/audit-log.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
@@ -32,7 +33,7 @@ export interface ClientInfo {
 }
 
 /** The caller of a protected route, once its token and session checked out. */
-export interface Caller {
+export interface Caller extends ClientInfo {
   userId: string;
   sessionId: string;
 }
@@ -50,6 +51,7 @@ export class SessionsService {
     private readonly tokens: AccessTokens,
     private readonly chain: RefreshChain,
     private readonly throttle: LoginThrottle,
+    private readonly audit: AuditLog,
     private readonly settings: SessionSettings,
   ) {}
 
@@ -71,7 +73,13 @@ export class SessionsService {
     const name = (input.username ?? input.email)!;
     const user = await findUserByLogin(this.db, by, name);
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
-    await this.throttle.check(subject, client.ip);
+    const context = { userId: user?.user_id ?? null, ...client };
+    try {
+      await this.throttle.check(subject, client.ip);
+    } catch (err) {
+      await this.audit.record('throttled', context, { what: 'login' });
+      throw err;
+    }
 
     const credential = user ? await findCurrentCredential(this.db, user.user_id) : undefined;
     const verified = credential
@@ -79,6 +87,7 @@ export class SessionsService {
       : await this.hasher.verifyNothing(input.password); // the same work as a wrong password
     if (!user || !credential || !verified) {
       await this.throttle.recordFailure(subject, client.ip);
+      await this.audit.record('login_failed', context, { reason: user ? 'wrong_password' : 'unknown_user' });
       throw invalidCredentials();
     }
 
@@ -87,6 +96,7 @@ export class SessionsService {
     }
     const pair = await this.#open(user, client);
     await this.throttle.recordSuccess(subject, client.ip);
+    await this.audit.record('login_succeeded', { ...context, sessionId: pair.session.id });
     return pair;
   }
 
@@ -123,7 +133,7 @@ export class SessionsService {
    * again within REFRESH_RETRY_S and answers the same successor; any other reuse is theft and
    * ends the session (RFC 9700 4.14.2).
    */
-  async refresh(token: string): Promise<TokenPair> {
+  async refresh(token: string, client: ClientInfo): Promise<TokenPair> {
     const parsed = parseRefreshToken(token);
     if (!parsed) throw invalidRefreshToken();
     const presentedHash = hashSecret(parsed.secret);
@@ -135,6 +145,7 @@ export class SessionsService {
       if (session.refresh_token_hash === presentedHash) {
         const next = this.chain.next(parsed.secret);
         if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) {
+          await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
           return this.#pairFor(session, next);
         }
         continue; // a concurrent refresh rotated it first: read again, this is now a retry
@@ -144,20 +155,24 @@ export class SessionsService {
         const rotatedAt = session.refresh_rotated_at?.getTime() ?? 0;
         const successor = this.chain.next(parsed.secret);
         const withinRetry = Date.now() - rotatedAt <= this.settings.refreshRetryS * 1000;
-        if (withinRetry && hashSecret(successor) === session.refresh_token_hash) return this.#pairFor(session, successor);
-        await this.#endForReuse(session);
+        if (withinRetry && hashSecret(successor) === session.refresh_token_hash) {
+          await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client }, { retry: true });
+          return this.#pairFor(session, successor);
+        }
+        await this.#endForReuse(session, client);
       }
 
       // An older token of this session, replayed: genuine if it walks forward to the current one.
       const behind = this.chain.stepsBehind(parsed.secret, session.refresh_token_hash, session.refresh_generation);
-      if (behind !== undefined && behind >= 1) await this.#endForReuse(session);
+      if (behind !== undefined && behind >= 1) await this.#endForReuse(session, client);
       throw invalidRefreshToken();
     }
     throw invalidRefreshToken();
   }
 
-  async #endForReuse(session: { session_id: string; user_id: string }): Promise<never> {
+  async #endForReuse(session: { session_id: string; user_id: string }, client: ClientInfo): Promise<never> {
     await endSessions(this.db, { userId: session.user_id, sessionId: session.session_id }, 'refresh_reuse');
+    await this.audit.record('refresh_reuse', { userId: session.user_id, sessionId: session.session_id, ...client });
     throw invalidRefreshToken();
   }
 
@@ -171,7 +186,7 @@ export class SessionsService {
    * The check behind every protected route: the token's session must exist, belong to the
    * token's subject and still be usable.
    */
-  async authenticate(userId: string, sessionId: string): Promise<Caller | undefined> {
+  async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
     const session = await findSessionState(this.db, sessionId);
     if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
     if (Date.now() - session.last_used_at.getTime() > TOUCH_EVERY_S * 1000) {
@@ -183,6 +198,7 @@ export class SessionsService {
   /** update_session: logout marks the caller's session inactive. */
   async logout(caller: Caller): Promise<void> {
     await endSessions(this.db, { userId: caller.userId, sessionId: caller.sessionId }, 'logout');
+    await this.audit.record('logout', caller);
   }
 
   async list(caller: Caller): Promise<Session[]> {
@@ -204,10 +220,12 @@ export class SessionsService {
     if (!/^[1-9][0-9]{0,17}$/.test(sessionId) || !(await sessionBelongsTo(this.db, sessionId, caller.userId))) {
       throw new AppError('not_found', { detail: 'You have no session with that id.' });
     }
-    await endSessions(this.db, { userId: caller.userId, sessionId }, 'revoked');
+    const ended = await endSessions(this.db, { userId: caller.userId, sessionId }, 'revoked');
+    if (ended.length) await this.audit.record('session_revoked', caller, { revoked_session_id: sessionId });
   }
 
   async revokeAll(caller: Caller): Promise<void> {
-    await endSessions(this.db, { userId: caller.userId }, 'revoked_all');
+    const ended = await endSessions(this.db, { userId: caller.userId }, 'revoked_all');
+    await this.audit.record('sessions_revoked_all', caller, { count: ended.length });
   }
 }

@@ -4,6 +4,7 @@ import { incrementRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { App } from '../http/types.js';
+import type { AuditLog } from '../audit/audit-log.js';
 
 /**
  * Per-address request limits (API.md, Throttling: registration and refresh, each its own count)
@@ -33,7 +34,7 @@ function databaseStore(db: Kysely<Database>) {
   };
 }
 
-export async function registerRateLimit(app: App, db: Kysely<Database>): Promise<void> {
+export async function registerRateLimit(app: App, db: Kysely<Database>, audit: AuditLog): Promise<void> {
   await app.register(rateLimit, {
     global: false,
     store: databaseStore(db),
@@ -41,6 +42,11 @@ export async function registerRateLimit(app: App, db: Kysely<Database>): Promise
     keyGenerator: (request) => `${request.routeOptions.url}|${request.ip}`,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
+    onExceeded: (request) => {
+      audit
+        .record('throttled', { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null }, { what: request.routeOptions.url ?? '' })
+        .catch((err) => request.log.warn({ err }, 'audit write failed'));
+    },
     errorResponseBuilder: (_request, context) =>
       new AppError('too_many_requests', { headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) } }),
   });

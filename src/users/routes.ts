@@ -18,7 +18,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
       },
     },
     async (request, reply) => {
-      const user = await users.register(request.body);
+      const user = await users.register(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
       return reply.code(201).header('location', '/v1/users/me').send(user);
     },
   );
@@ -44,6 +44,6 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
         response: { 200: User, ...problems('validation_failed', 'invalid_token', 'username_taken', 'payload_too_large', 'unsupported_media_type') },
       },
     },
-    async (request) => users.updateProfile(callerOf(request).userId, request.body),
+    async (request) => users.updateProfile(callerOf(request), request.body),
   );
 }

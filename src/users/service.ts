@@ -1,4 +1,6 @@
 import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Caller, ClientInfo } from '../sessions/service.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { insertCurrentCredential } from '../credentials/repository.js';
@@ -54,11 +56,12 @@ export class UsersService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly hasher: PasswordHasher,
+    private readonly audit: AuditLog,
     private readonly passwordMinLength: number,
   ) {}
 
   /** create_new_user: the profile and its first, current credential, in one transaction. */
-  async register(input: RegisterBody): Promise<User> {
+  async register(input: RegisterBody, client: ClientInfo): Promise<User> {
     const errors: FieldError[] = [];
     const name = checkName(input.name, errors);
     checkDob(input.dob, errors);
@@ -76,6 +79,7 @@ export class UsersService {
         await insertCurrentCredential(trx, user.user_id, hashedPassword);
         return user;
       });
+      await this.audit.record('user_registered', { userId: row.user_id, ...client });
       return toUser(row);
     } catch (err) {
       throw conflictFromConstraint(err) ?? err;
@@ -89,7 +93,8 @@ export class UsersService {
   }
 
   /** update_user_details: any non-empty subset of the profile fields; updated_at moves. */
-  async updateProfile(userId: string, input: UpdateProfileBody): Promise<User> {
+  async updateProfile(caller: Caller, input: UpdateProfileBody): Promise<User> {
+    const { userId } = caller;
     const errors: FieldError[] = [];
     const changes: { username?: string; name?: string; dob?: string; email?: string } = {};
     if (input.username !== undefined) changes.username = input.username;
@@ -106,6 +111,7 @@ export class UsersService {
     try {
       const row = await updateUser(this.db, userId, changes);
       if (!row) throw new AppError('not_found');
+      await this.audit.record('profile_updated', caller, { fields: Object.keys(changes).sort().join(',') });
       return toUser(row);
     } catch (err) {
       throw conflictFromConstraint(err) ?? err;

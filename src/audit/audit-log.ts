@@ -1,0 +1,92 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+
+/**
+ * The security event log (ASVS 5.0 V16.1, V16.2, V16.3): who did what, when, from where.
+ * Events never carry a password, hash or token (V16.2.5): details are small, typed facts.
+ */
+
+export const AUDIT_EVENTS = [
+  'user_registered',
+  'profile_updated',
+  'login_succeeded',
+  'login_failed',
+  'throttled',
+  'logout',
+  'refresh',
+  'refresh_reuse',
+  'password_changed',
+  'password_change_failed',
+  'session_revoked',
+  'sessions_revoked_all',
+] as const;
+export type AuditEventType = (typeof AUDIT_EVENTS)[number];
+
+export interface AuditContext {
+  userId?: string | null;
+  sessionId?: string | null;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface AuditEvent {
+  id: string;
+  type: string;
+  occurred_at: string;
+  session_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  details: Record<string, unknown> | null;
+}
+
+export class AuditLog {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async record(event: AuditEventType, context: AuditContext, details?: Record<string, string | number | boolean>): Promise<void> {
+    await this.db
+      .insertInto('audit_events')
+      .values({
+        event,
+        user_id: context.userId ?? null,
+        session_id: context.sessionId ?? null,
+        ip: context.ip,
+        user_agent: context.userAgent?.slice(0, 512) ?? null,
+        details: details ? JSON.stringify(details) : null,
+      })
+      .execute();
+  }
+
+  /** A user's own events, newest first, `limit` at a time, before the event id `before`. */
+  async listForUser(userId: string, limit: number, before?: string): Promise<{ events: AuditEvent[]; next: string | null }> {
+    let query = this.db
+      .selectFrom('audit_events')
+      .select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details'])
+      .where('user_id', '=', userId)
+      .orderBy('event_id', 'desc')
+      .limit(limit + 1);
+    if (before !== undefined) query = query.where('event_id', '<', before);
+    const rows = await query.execute();
+    const page = rows.slice(0, limit);
+    return {
+      events: page.map((row) => ({
+        id: row.event_id,
+        type: row.event,
+        occurred_at: row.occurred_at.toISOString(),
+        session_id: row.session_id === null ? null : String(row.session_id),
+        ip: row.ip,
+        user_agent: row.user_agent,
+        details: row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null,
+      })),
+      next: rows.length > limit ? page.at(-1)!.event_id : null,
+    };
+  }
+
+  /** Drops events older than the retention period. */
+  async prune(retentionDays: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('audit_events')
+      .where('occurred_at', '<', new Date(Date.now() - retentionDays * 86_400_000))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}

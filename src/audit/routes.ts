@@ -1,0 +1,48 @@
+import { Type } from 'typebox';
+import { callerOf } from '../auth/guard.js';
+import { bearerAuth, Id, problems, Timestamp } from '../http/schemas.js';
+import type { App, Guard } from '../http/types.js';
+import type { AuditLog } from './audit-log.js';
+
+const EventsQuery = Type.Object(
+  {
+    limit: Type.Optional(Type.String({ pattern: '^(?:[1-9]|[1-9][0-9]|100)$', description: '1 to 100, default 20.' })),
+    before: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,17}$', description: 'The `next` of the previous page.' })),
+  },
+  { additionalProperties: false },
+);
+
+const EventList = Type.Object({
+  events: Type.Array(
+    Type.Object({
+      id: Id,
+      type: Type.String(),
+      occurred_at: Timestamp,
+      session_id: Type.Union([Id, Type.Null()]),
+      ip: Type.Union([Type.String(), Type.Null()]),
+      user_agent: Type.Union([Type.String(), Type.Null()]),
+      details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    }),
+  ),
+  next: Type.Union([Id, Type.Null()], { description: 'Pass as `before` for the next page; null on the last page.' }),
+});
+
+export function auditRoutes(app: App, audit: AuditLog, guard: Guard): void {
+  app.get(
+    '/v1/users/me/events',
+    {
+      preHandler: guard,
+      schema: {
+        summary: "The caller's own security events, newest first, paged",
+        tags: ['users'],
+        security: bearerAuth,
+        querystring: EventsQuery,
+        response: { 200: EventList, ...problems('validation_failed', 'invalid_token') },
+      },
+    },
+    async (request) => {
+      const limit = request.query.limit ? Number(request.query.limit) : 20;
+      return audit.listForUser(callerOf(request).userId, limit, request.query.before);
+    },
+  );
+}
