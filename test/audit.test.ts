@@ -78,11 +78,11 @@ describe('audit log', () => {
     assert.deepEqual(body1.events.map((e: { type: string }) => e.type), ['login_succeeded', 'login_succeeded']);
     assert.ok(Number(body1.events[0].id) > Number(body1.events[1].id));
     assert.ok(body1.next);
-    const all = [];
+    const all: Array<{ type: string }> = [];
     let next: string | null = null;
     do {
       const res: { json(): any } = await svc.app.inject({ method: 'GET', url: `/v1/users/me/events?limit=2${next ? `&before=${next}` : ''}`, headers: bearer(accessToken) });
-      const body: { events: unknown[]; next: string | null } = res.json();
+      const body: { events: Array<{ type: string }>; next: string | null } = res.json();
       all.push(...body.events);
       next = body.next;
     } while (next);
