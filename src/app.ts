@@ -80,7 +80,8 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
   // __proto__ and constructor keys are refused, not parsed.
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  // JSON is the only body the API takes: text/plain and the rest answer 415.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') return done(null, undefined);
     return parseJson(request, body as string, done);
@@ -97,7 +98,13 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   registerProblemHandlers(app);
 
   if (config.corsOrigins.length > 0) {
-    await app.register(cors, { origin: [...config.corsOrigins], credentials: false, exposedHeaders: ['location', 'x-request-id', 'retry-after'] });
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      credentials: false,
+      methods: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'],
+      allowedHeaders: ['authorization', 'content-type', 'x-request-id'],
+      exposedHeaders: ['location', 'x-request-id', 'retry-after'],
+    });
   }
 
   await app.register(swagger, {
@@ -113,6 +120,8 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   const hasher = new PasswordHasher(config.argon2);
   const keys = new KeyStore(db);
   await keys.init();
+  app.addHook('onClose', async () => keys.stop());
+  app.decorate('keyStore', keys);
   const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS });
   const chain = new RefreshChain(await loadOrCreateSecret(db, 'refresh_token_hmac'));
   const throttle = new LoginThrottle(db, {

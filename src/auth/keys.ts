@@ -6,85 +6,186 @@ import type { Database } from '../db/schema.js';
 /** Access tokens are signed with Ed25519 only (RFC 8725 3.1: one algorithm per key, pinned). */
 export const SIGNING_ALG = 'EdDSA';
 
+/** How often an instance reads the keys again, to see keys that another instance or the CLI added. */
+export const KEY_RELOAD_INTERVAL_MS = 30_000;
+
 interface LoadedKey {
   kid: string;
   publicJwk: JWK;
   publicKey: CryptoKey;
   privateKey: CryptoKey;
-  createdAt: Date;
+  createdAt: number;
+  activatesAt: number;
+  retiredAt: number | null;
+}
+
+export interface PublicJwk {
+  kty: string;
+  crv: string;
+  x: string;
+  kid: string;
+  alg: string;
+  use: string;
 }
 
 /**
  * Signing keys live in the database, so every instance sharing it signs and verifies with the
- * same keys and tokens survive a restart. The newest unretired key signs; every unretired key
- * verifies and is published in the JWKS.
+ * same keys and tokens survive a restart. A key is published in the JWKS from its creation,
+ * signs from `activates_at` (the newest such key signs), and verifies until `retired_at`.
  */
 export class KeyStore {
   #keys = new Map<string, LoadedKey>();
-  #signing: LoadedKey | undefined;
   #lastReload = 0;
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Loads the keys, creating the first one (once, under a lock) on a new database. */
   async init(): Promise<void> {
-    await this.#reload();
-    if (this.#signing) return;
-    await withNamedLock(this.db, 'signing_keys', async (trx) => {
-      const count = await trx.selectFrom('signing_keys').select((eb) => eb.fn.countAll<string>().as('n')).where('retired_at', 'is', null).executeTakeFirstOrThrow();
-      if (Number(count.n) > 0) return;
-      await trx.insertInto('signing_keys').values(await newKeyRow()).execute();
-    });
-    await this.#reload();
-    if (!this.#signing) throw new Error('no signing key after creating one');
+    await this.reload();
+    if (!this.#signing()) {
+      await withNamedLock(this.db, 'signing_keys', async (trx) => {
+        const live = await trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).executeTakeFirst();
+        if (!live) await trx.insertInto('signing_keys').values(await newKeyRow(new Date())).execute();
+      });
+      await this.reload();
+    }
+    if (!this.#signing()) throw new Error('no active signing key');
+    this.#timer = setInterval(() => void this.reload().catch(() => {}), KEY_RELOAD_INTERVAL_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  #signing(now = Date.now()): LoadedKey | undefined {
+    let newest: LoadedKey | undefined;
+    for (const key of this.#keys.values()) {
+      if (key.activatesAt <= now && (key.retiredAt === null || key.retiredAt > now) && (!newest || key.createdAt >= newest.createdAt)) newest = key;
+    }
+    return newest;
   }
 
   signingKey(): { kid: string; privateKey: CryptoKey } {
-    if (!this.#signing) throw new Error('KeyStore.init() was not called');
-    return this.#signing;
+    const key = this.#signing();
+    if (!key) throw new Error('no active signing key');
+    return key;
   }
 
   /**
-   * The public key for a `kid`, looked up only among our own keys (RFC 8725 3.10: no jku, jwk
-   * or x5u is ever followed). An unknown kid may be a key another instance just made, so the
-   * keys are read again, at most once a second.
+   * The public key for a `kid`, looked up only among our own unretired keys (RFC 8725 3.10:
+   * no jku, jwk or x5u is ever followed). An unknown kid may be a key another instance just
+   * made, so the keys are read again, at most once a second.
    */
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
-    const known = this.#keys.get(kid);
-    if (known) return known.publicKey;
-    if (Date.now() - this.#lastReload < 1000) return undefined;
-    await this.#reload();
-    return this.#keys.get(kid)?.publicKey;
+    let key = this.#keys.get(kid);
+    if (!key && Date.now() - this.#lastReload >= 1000) {
+      await this.reload();
+      key = this.#keys.get(kid);
+    }
+    if (!key || (key.retiredAt !== null && key.retiredAt <= Date.now())) return undefined;
+    return key.publicKey;
   }
 
-  jwks(): { keys: Array<{ kty: string; crv: string; x: string; kid: string; alg: string; use: string }> } {
+  /** The JWK Set: public keys only, the signing one, the next one and retired ones still verifying. */
+  jwks(): { keys: PublicJwk[] } {
+    const now = Date.now();
     return {
-      keys: [...this.#keys.values()].map((k) => ({ kty: k.publicJwk.kty!, crv: k.publicJwk.crv!, x: k.publicJwk.x!, kid: k.kid, alg: SIGNING_ALG, use: 'sig' })),
+      keys: [...this.#keys.values()]
+        .filter((k) => k.retiredAt === null || k.retiredAt > now)
+        .map((k) => ({ kty: k.publicJwk.kty!, crv: k.publicJwk.crv!, x: k.publicJwk.x!, kid: k.kid, alg: SIGNING_ALG, use: 'sig' })),
     };
   }
 
-  async #reload(): Promise<void> {
+  async reload(): Promise<void> {
     this.#lastReload = Date.now();
-    const rows = await this.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'asc').execute();
+    const rows = await this.db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', new Date())]))
+      .orderBy('created_at', 'asc')
+      .execute();
     const keys = new Map<string, LoadedKey>();
     for (const row of rows) {
+      const known = this.#keys.get(row.kid);
       const publicJwk = JSON.parse(row.public_jwk) as JWK;
       keys.set(row.kid, {
         kid: row.kid,
         publicJwk,
-        publicKey: (await importJWK(publicJwk, SIGNING_ALG)) as CryptoKey,
-        privateKey: (await importJWK(JSON.parse(row.private_jwk) as JWK, SIGNING_ALG)) as CryptoKey,
-        createdAt: row.created_at,
+        publicKey: known?.publicKey ?? ((await importJWK(publicJwk, SIGNING_ALG)) as CryptoKey),
+        privateKey: known?.privateKey ?? ((await importJWK(JSON.parse(row.private_jwk) as JWK, SIGNING_ALG)) as CryptoKey),
+        createdAt: row.created_at.getTime(),
+        activatesAt: row.activates_at.getTime(),
+        retiredAt: row.retired_at?.getTime() ?? null,
       });
     }
     this.#keys = keys;
-    this.#signing = [...keys.values()].at(-1);
   }
 }
 
-async function newKeyRow() {
+async function newKeyRow(activatesAt: Date) {
   const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { crv: 'Ed25519', extractable: true });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
-  return { kid, alg: SIGNING_ALG, public_jwk: JSON.stringify(publicJwk), private_jwk: JSON.stringify(await exportJWK(privateKey)), retired_at: null };
+  return { kid, alg: SIGNING_ALG, public_jwk: JSON.stringify(publicJwk), private_jwk: JSON.stringify(await exportJWK(privateKey)), activates_at: activatesAt, retired_at: null };
+}
+
+export interface KeyInfo {
+  kid: string;
+  alg: string;
+  created_at: string;
+  activates_at: string;
+  retired_at: string | null;
+  state: 'next' | 'signing' | 'verifying' | 'retired';
+}
+
+export async function listKeys(db: Kysely<Database>, now = Date.now()): Promise<KeyInfo[]> {
+  const rows = await db.selectFrom('signing_keys').select(['kid', 'alg', 'created_at', 'activates_at', 'retired_at']).orderBy('created_at', 'asc').execute();
+  const live = rows.filter((r) => r.activates_at.getTime() <= now && (r.retired_at === null || r.retired_at.getTime() > now));
+  const signing = live.at(-1)?.kid;
+  return rows.map((r) => ({
+    kid: r.kid,
+    alg: r.alg,
+    created_at: r.created_at.toISOString(),
+    activates_at: r.activates_at.toISOString(),
+    retired_at: r.retired_at?.toISOString() ?? null,
+    state:
+      r.retired_at !== null && r.retired_at.getTime() <= now ? 'retired' : r.activates_at.getTime() > now ? 'next' : r.kid === signing ? 'signing' : 'verifying',
+  }));
+}
+
+/**
+ * Key rotation: adds a key that is published now and signs after `publishDelayS` (so every
+ * verifier has fetched it first), and schedules the keys in use to retire once the last token
+ * they signed has expired (`accessTokenTtlS` after the new key takes over).
+ */
+export async function rotateKeys(db: Kysely<Database>, options: { publishDelayS: number; accessTokenTtlS: number }): Promise<{ kid: string; activatesAt: Date; retiresAt: Date }> {
+  return withNamedLock(db, 'signing_keys', async (trx) => {
+    const activatesAt = new Date(Date.now() + options.publishDelayS * 1000);
+    const retiresAt = new Date(activatesAt.getTime() + options.accessTokenTtlS * 1000 + 60_000);
+    await trx.updateTable('signing_keys').set({ retired_at: retiresAt }).where('retired_at', 'is', null).execute();
+    const row = await newKeyRow(activatesAt);
+    await trx.insertInto('signing_keys').values(row).execute();
+    return { kid: row.kid, activatesAt, retiresAt };
+  });
+}
+
+/**
+ * Retires a key at once (a suspected leak): its tokens are refused from each instance's next key
+ * reload on. Refused when no other key could sign; rotate with no publish delay first.
+ */
+export async function retireKey(db: Kysely<Database>, kid: string): Promise<'retired' | 'unknown' | 'last_key'> {
+  return withNamedLock(db, 'signing_keys', async (trx) => {
+    const now = new Date();
+    const live = await trx
+      .selectFrom('signing_keys')
+      .select('kid')
+      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', now)]))
+      .execute();
+    if (!live.some((k) => k.kid === kid)) return 'unknown';
+    if (live.length < 2) return 'last_key';
+    await trx.updateTable('signing_keys').set({ retired_at: now }).where('kid', '=', kid).execute();
+    return 'retired';
+  });
 }

@@ -2,12 +2,14 @@ import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'k
 import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_throttling.js';
 import * as m0003 from './migrations/0003_audit.js';
+import * as m0004 from './migrations/0004_key_rotation.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
   '0001_initial': m0001,
   '0002_throttling': m0002,
   '0003_audit': m0003,
+  '0004_key_rotation': m0004,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

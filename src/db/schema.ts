@@ -65,6 +65,9 @@ export interface SigningKeysTable {
   /** JWK JSON of the private key. */
   private_jwk: string;
   created_at: DefaultedTimestamp;
+  /** Signs from this time on; published in the JWKS before. */
+  activates_at: DefaultedTimestamp;
+  /** Stops verifying, and leaves the JWKS, at this time. */
   retired_at: Timestamp | null;
 }
 

@@ -22,12 +22,12 @@ export const Problem = Type.Object(
  * Response schemas for the error answers an operation can give, for the OpenAPI document.
  * Errors are serialised by the error handler, not through these.
  */
-export function problems(...names: ProblemName[]): Record<number, TSchema> {
-  const byStatus: Record<number, TSchema> = {};
+export function problems(...names: ProblemName[]): Record<number, { description: string; content: Record<string, { schema: TSchema }> }> {
+  const byStatus: Record<number, { description: string; content: Record<string, { schema: TSchema }> }> = {};
   const all = [...names, 'internal_error', 'unavailable'] as ProblemName[];
   for (const status of new Set(all.map((n) => PROBLEMS[n].status))) {
     const codes = all.filter((n) => PROBLEMS[n].status === status).map((n) => (n === 'wrong_current_password' ? 'invalid_credentials' : n));
-    byStatus[status] = { ...Problem, description: [...new Set(codes)].join(', ') };
+    byStatus[status] = { description: [...new Set(codes)].join(', '), content: { 'application/problem+json': { schema: Problem } } };
   }
   return byStatus;
 }
