@@ -10,7 +10,7 @@ import { bearerGuard } from './auth/guard.js';
 import { KeyStore } from './auth/keys.js';
 import { loadOrCreateSecret } from './auth/secrets.js';
 import type { Config } from './config.js';
-import { PasswordHasher } from './credentials/hashing.js';
+import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
 import { CredentialsService } from './credentials/service.js';
 import type { Database } from './db/schema.js';
@@ -117,7 +117,7 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  const hasher = new PasswordHasher(config.argon2);
+  const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
   const keys = new KeyStore(db);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());

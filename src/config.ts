@@ -44,6 +44,8 @@ export interface Config {
   /** How long a request waits for a database connection or a query before answering 503. */
   readonly dbTimeoutMs: number;
   readonly argon2: Argon2Params;
+  /** PASSWORD_PEPPER: secrets outside the database; the first peppers new hashes, all verify. */
+  readonly passwordPeppers: readonly string[];
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -97,6 +99,14 @@ function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
   return list;
 }
 
+function parsePeppers(raw: string | undefined): string[] {
+  const peppers = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const pepper of peppers) {
+    if (pepper.length < 32) throw new ConfigError('PASSWORD_PEPPER must list secrets of at least 32 characters, comma-separated');
+  }
+  return peppers;
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 3000, 0, 65535);
   const databaseUrl = env.DATABASE_URL || undefined;
@@ -139,6 +149,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
+    passwordPeppers: parsePeppers(env.PASSWORD_PEPPER),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

@@ -128,3 +128,38 @@ describe('credentials', () => {
     assert.equal(new PasswordHasher(OWASP_ARGON2).needsRehash(phc), false);
   });
 });
+
+describe('pepper (PASSWORD_PEPPER)', () => {
+  const OLD = 'old-pepper-0123456789abcdef0123456789';
+  const NEW = 'new-pepper-abcdef0123456789abcdef0123';
+  let svc: TestService;
+  before(async () => {
+    svc = await startTestService({ passwordPeppers: [OLD] });
+  });
+  after(() => svc.close());
+
+  it('when a pepper is set, then hashes name it and do not verify without it', async () => {
+    const user = await registerUser(svc.app);
+    const [row] = await credentialRows(svc, user.id);
+    assert.match(row!.hashed_password, /^\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+,keyid=[0-9a-f]{8}\$/);
+    const unpeppered = new PasswordHasher(svc.config.argon2);
+    assert.equal(await unpeppered.verify(row!.hashed_password, user.password), false, 'a database dump alone does not verify');
+    await login(svc.app, user);
+  });
+
+  it('when the pepper is rotated (new first, old kept), then old hashes still log in and are re-peppered with the new one', async () => {
+    const user = await registerUser(svc.app);
+    const [before] = await credentialRows(svc, user.id);
+    const { buildApp } = await import('../src/app.js');
+    const rotated = await buildApp({ config: { ...svc.config, passwordPeppers: [NEW, OLD] }, db: svc.db });
+    try {
+      await login(rotated, user);
+      const [after] = await credentialRows(svc, user.id);
+      assert.notEqual(after!.hashed_password, before!.hashed_password);
+      const newOnly = new PasswordHasher(svc.config.argon2, [(await import('../src/credentials/hashing.js')).pepperFrom(NEW)]);
+      assert.equal(await newOnly.verify(after!.hashed_password, user.password), true);
+    } finally {
+      await rotated.close();
+    }
+  });
+});

@@ -513,17 +513,21 @@ describe('sessions', () => {
       assertInvalidToken(await me(session.accessToken), 'the first access token after reuse');
     });
 
-    it('when the rotated token is presented again after its successor was used, then 401 and the session is revoked', async () => {
+    it('when the rotated token is presented again after the retry window, then 401 invalid_refresh_token and the session is revoked', async () => {
       const user = await registerUser(svc.app);
       const session = await login(svc.app, user);
       const first = await refresh(session.refreshToken);
-      assert.equal(first.statusCode, 200);
-      const second = await refresh(first.json().refresh_token);
-      assert.equal(second.statusCode, 200);
-      assertInvalidRefreshToken(await refresh(first.json().refresh_token), 'the just-rotated token whose successor was used');
-      assert.equal((await sessionRow(session.sessionId)).is_active, false);
-      assertInvalidToken(await me(second.json().access_token), 'the latest access token');
-      assertInvalidRefreshToken(await refresh(second.json().refresh_token), 'the latest refresh token');
+      assert.equal(first.statusCode, 200, first.body);
+      // Let the retry window pass: the rotation happened REFRESH_RETRY_S + 5 seconds ago.
+      await svc.db
+        .updateTable('user_sessions')
+        .set({ refresh_rotated_at: new Date(Date.now() - (svc.config.refreshRetryS + 5) * 1000) })
+        .where('session_id', '=', session.sessionId)
+        .execute();
+      assertInvalidRefreshToken(await refresh(session.refreshToken), 'the rotated token after the window');
+      assert.equal((await sessionRow(session.sessionId)).is_active, false, 'late reuse revokes the session');
+      assertInvalidToken(await me(first.json().access_token), 'the latest access token');
+      assertInvalidRefreshToken(await refresh(first.json().refresh_token), 'the latest refresh token');
     });
 
     it('when a refresh token is garbage, of the wrong shape, or forged for a real session, then 401 invalid_refresh_token and the session stays active', async () => {
@@ -571,6 +575,15 @@ describe('sessions', () => {
       assert.equal((await me(a.json().access_token)).statusCode, 200);
       assert.equal((await me(b.json().access_token)).statusCode, 200);
       assert.equal((await refresh(a.json().refresh_token)).statusCode, 200, 'the shared successor works');
+
+      // A wider burst makes an actual overlap of the reads and the rotation likelier.
+      const burstSession = await login(svc.app, user);
+      const burst = await Promise.all(Array.from({ length: 8 }, () => refresh(burstSession.refreshToken)));
+      assert.deepEqual(burst.map((r) => r.statusCode), Array(8).fill(200), burst.map((r) => r.body).join('\n'));
+      assert.equal(new Set(burst.map((r) => r.json().refresh_token)).size, 1, 'one successor for all');
+      const burstRow = await sessionRow(burstSession.sessionId);
+      assert.equal(burstRow.refresh_generation, 1);
+      assert.equal(burstRow.is_active, true);
     });
 
     describe('with REFRESH_RETRY_S=0', () => {

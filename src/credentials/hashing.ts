@@ -1,33 +1,59 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify, type Algorithm } from '@node-rs/argon2';
 import type { Argon2Params } from '../config.js';
+
+// Algorithm is an ambient const enum; its value for Argon2id is 2.
+const ARGON2ID = 2 as Algorithm.Argon2id;
+
+/** A pepper: a secret kept outside the database, given to Argon2id as its secret key (K). */
+export interface Pepper {
+  /** Short fingerprint stored in the PHC string as `keyid`, so the right pepper is used to verify. */
+  id: string;
+  secret: Buffer;
+}
+
+export function pepperFrom(secret: string): Pepper {
+  return { id: createHash('sha256').update(secret).digest('hex').slice(0, 8), secret: Buffer.from(secret, 'utf8') };
+}
+
+const PHC_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)(?:,keyid=([0-9a-f]{8}))?\$/;
 
 /**
  * Argon2id password hashing (OWASP Password Storage Cheat Sheet), as PHC strings.
  * @node-rs/argon2 runs each hash on the libuv thread pool, so hashing never blocks the event loop.
  * Passwords are NFKC-normalised here, once, so that every caller hashes and verifies the same
- * bytes (NIST SP 800-63B rev 4, 3.1.1.2).
+ * bytes (NIST SP 800-63B rev 4, 3.1.1.2). With peppers (PASSWORD_PEPPER), the first one peppers
+ * new hashes and any of them verifies; a hash made with an older pepper is redone at login.
  */
-// Algorithm is an ambient const enum; its value for Argon2id is 2.
-const ARGON2ID = 2 as Algorithm.Argon2id;
-
 export class PasswordHasher {
   #dummyHash: Promise<string> | undefined;
 
-  constructor(readonly params: Argon2Params) {}
+  constructor(
+    readonly params: Argon2Params,
+    private readonly peppers: readonly Pepper[] = [],
+  ) {}
 
-  hash(password: string): Promise<string> {
-    return hash(password.normalize('NFKC'), {
+  async hash(password: string): Promise<string> {
+    const pepper = this.peppers[0];
+    const phc = await hash(password.normalize('NFKC'), {
       algorithm: ARGON2ID,
       memoryCost: this.params.memoryCost,
       timeCost: this.params.timeCost,
       parallelism: this.params.parallelism,
+      ...(pepper ? { secret: pepper.secret } : {}),
     });
+    return pepper ? phc.replace(/^(\$argon2id\$v=19\$m=\d+,t=\d+,p=\d+)\$/, `$1,keyid=${pepper.id}$`) : phc;
   }
 
   async verify(phc: string, password: string): Promise<boolean> {
+    const keyId = PHC_PARAMS.exec(phc)?.[4];
+    let secret: Buffer | undefined;
+    if (keyId) {
+      secret = this.peppers.find((p) => p.id === keyId)?.secret;
+      if (!secret) return false; // peppered with a secret this instance does not have
+    }
     try {
-      return await verify(phc, password.normalize('NFKC'));
+      return await verify(keyId ? phc.replace(`,keyid=${keyId}$`, '$') : phc, password.normalize('NFKC'), secret ? { secret } : {});
     } catch {
       return false; // a malformed stored hash never matches
     }
@@ -43,11 +69,11 @@ export class PasswordHasher {
     return false;
   }
 
-  /** True when a stored hash is not Argon2id with at least the configured cost. */
+  /** True when a stored hash is not Argon2id with the configured cost and current pepper. */
   needsRehash(phc: string): boolean {
-    const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(phc);
+    const match = PHC_PARAMS.exec(phc);
     if (!match) return true;
-    const [m, t, p] = match.slice(1).map(Number) as [number, number, number];
-    return m !== this.params.memoryCost || t !== this.params.timeCost || p !== this.params.parallelism;
+    const [m, t, p] = match.slice(1, 4).map(Number) as [number, number, number];
+    return m !== this.params.memoryCost || t !== this.params.timeCost || p !== this.params.parallelism || match[4] !== this.peppers[0]?.id;
   }
 }
