@@ -4,7 +4,6 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyServerOptions } from 'fastify';
-import type { Kysely } from 'kysely';
 import { AccessTokens } from './auth/access-tokens.js';
 import { bearerGuard } from './auth/guard.js';
 import { KeyStore } from './auth/keys.js';
@@ -13,14 +12,17 @@ import type { Config } from './config.js';
 import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
 import { CredentialsService } from './credentials/service.js';
-import type { Database } from './db/schema.js';
+import type { Db } from './db/create-db.js';
 import { registerMetrics } from './http/metrics.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { registerProblemHandlers } from './http/problem-handler.js';
 import type { App } from './http/types.js';
 import { RefreshChain } from './sessions/refresh-tokens.js';
 import { sessionsRoutes } from './sessions/routes.js';
+import { LastUseRecorder } from './sessions/last-use.js';
+import { SessionRevocation } from './sessions/revocation.js';
 import { SessionsService } from './sessions/service.js';
+import { SessionCache } from './sessions/session-cache.js';
 import { usersRoutes } from './users/routes.js';
 import { UsersService } from './users/service.js';
 import { LoginThrottle } from './throttling/login-throttle.js';
@@ -30,7 +32,8 @@ import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.j
 
 export interface BuildAppOptions {
   config: Config;
-  db: Kysely<Database>;
+  /** The open database (see db/create-db.ts); the app does not close it. */
+  db: Db;
   /** Fastify's logger option: pino settings, or false for none (tests). */
   logger?: FastifyServerOptions['logger'];
 }
@@ -58,7 +61,8 @@ export const LOG_REDACT = [
  * Builds the service as a Fastify instance, ready to inject into or listen with. It never
  * listens itself and never migrates: server.ts (and the tests) do that.
  */
-export async function buildApp({ config, db, logger = false }: BuildAppOptions): Promise<App> {
+export async function buildApp({ config, db: handle, logger = false }: BuildAppOptions): Promise<App> {
+  const db = handle.kysely;
   const app = Fastify({
     logger: logger === true ? { level: config.logLevel, redact: LOG_REDACT } : logger,
     bodyLimit: BODY_LIMIT,
@@ -131,9 +135,15 @@ export async function buildApp({ config, db, logger = false }: BuildAppOptions):
     accountHourlyCeiling: config.loginAccountMaxFailuresPerHour,
   });
   const audit = new AuditLog(db);
-  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, config);
+  const sessionCache = new SessionCache();
+  const revocation = new SessionRevocation(sessionCache);
+  await revocation.start(handle);
+  app.addHook('onClose', () => revocation.stop());
+  const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'));
+  app.addHook('onClose', () => lastUse.close());
+  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, config);
   const users = new UsersService(db, hasher, audit, config.passwordMinLength);
-  const credentials = new CredentialsService(db, hasher, throttle, audit, config.passwordMinLength);
+  const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
 
   await registerRateLimit(app, db, audit);

@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     throw err;
   }
   await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db: db.kysely, logger: { level: config.logLevel, redact: LOG_REDACT } });
+  const app = await buildApp({ config, db, logger: { level: config.logLevel, redact: LOG_REDACT } });
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -151,7 +151,7 @@ describe('pepper (PASSWORD_PEPPER)', () => {
     const user = await registerUser(svc.app);
     const [before] = await credentialRows(svc, user.id);
     const { buildApp } = await import('../src/app.js');
-    const rotated = await buildApp({ config: { ...svc.config, passwordPeppers: [NEW, OLD] }, db: svc.db });
+    const rotated = await buildApp({ config: { ...svc.config, passwordPeppers: [NEW, OLD] }, db: svc.handle });
     try {
       await login(rotated, user);
       const [after] = await credentialRows(svc, user.id);

@@ -190,7 +190,7 @@ describe('operations endpoints', () => {
     const first = (await svc.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
     const user = await registerUser(svc.app);
     const { accessToken } = await login(svc.app, user);
-    const second = await buildApp({ config: svc.config, db: svc.db });
+    const second = await buildApp({ config: svc.config, db: svc.handle });
     try {
       const res = await second.inject({ method: 'GET', url: '/.well-known/jwks.json' });
       assert.equal(res.statusCode, 200);

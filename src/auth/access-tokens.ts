@@ -3,6 +3,7 @@ import { SignJWT, errors as joseErrors, jwtVerify, type JWTHeaderParameters } fr
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { SIGNING_ALG, type KeyStore } from './keys.js';
+import { VerifiedTokenCache } from './token-cache.js';
 
 /** The service's own first-party client (RFC 9068 `client_id`). */
 export const FIRST_PARTY_CLIENT_ID = 'user-management';
@@ -16,7 +17,9 @@ export interface AccessTokenSettings {
 export interface AccessClaims {
   userId: string;
   sessionId: string;
+  /** `exp`, in seconds since the epoch. */
   expiresAt: number;
+  kid: string;
 }
 
 /** Leeway for clock skew between instances (RFC 8725; ASVS asks for at most 30 s). */
@@ -29,6 +32,7 @@ export class AccessTokens {
   constructor(
     private readonly keys: KeyStore,
     readonly settings: AccessTokenSettings,
+    readonly cache = new VerifiedTokenCache(),
   ) {}
 
   async issue(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
@@ -50,8 +54,10 @@ export class AccessTokens {
    * Anything wrong is 401 invalid_token; the session's state is checked by the caller.
    */
   async verify(token: string): Promise<AccessClaims> {
+    const cached = this.cache.get(token);
+    if (cached && this.keys.isLive(cached.kid)) return cached;
     try {
-      const { payload } = await jwtVerify(
+      const { payload, protectedHeader } = await jwtVerify(
         token,
         async (header: JWTHeaderParameters) => {
           if (header.alg !== SIGNING_ALG || typeof header.kid !== 'string') throw new joseErrors.JOSEAlgNotAllowed('alg or kid not allowed');
@@ -71,7 +77,9 @@ export class AccessTokens {
       if (typeof payload.sub !== 'string' || !/^\d+$/.test(payload.sub) || typeof payload.sid !== 'string' || !/^\d+$/.test(payload.sid)) {
         throw new joseErrors.JWTClaimValidationFailed('sub and sid must be ids', payload);
       }
-      return { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp! };
+      const claims = { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp!, kid: protectedHeader.kid! };
+      this.cache.set(token, claims);
+      return claims;
     } catch (err) {
       if (err instanceof AppError || isDatabaseUnavailable(err)) throw err;
       throw invalidToken();

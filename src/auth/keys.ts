@@ -88,6 +88,12 @@ export class KeyStore {
     return key.publicKey;
   }
 
+  /** True while `kid` is one of our keys and not retired (checked again for cached tokens). */
+  isLive(kid: string, now = Date.now()): boolean {
+    const key = this.#keys.get(kid);
+    return key !== undefined && (key.retiredAt === null || key.retiredAt > now);
+  }
+
   /** The JWK Set: public keys only, the signing one, the next one and retired ones still verifying. */
   jwks(): { keys: PublicJwk[] } {
     const now = Date.now();

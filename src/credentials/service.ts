@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { SessionRevocation } from '../sessions/revocation.js';
 import type { Caller } from '../sessions/service.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { LoginThrottle } from '../throttling/login-throttle.js';
-import { endSessions } from '../sessions/repository.js';
 import { findUserById } from '../users/repository.js';
 import type { PasswordHasher } from './hashing.js';
 import { checkPasswordPolicy } from './policy.js';
@@ -19,6 +19,7 @@ export class CredentialsService {
     private readonly hasher: PasswordHasher,
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditLog,
+    private readonly revocation: SessionRevocation,
     private readonly passwordMinLength: number,
   ) {}
 
@@ -61,8 +62,9 @@ export class CredentialsService {
       // If another change made a new password current meanwhile, the one given is no longer current.
       if (!(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
       await insertCurrentCredential(trx, userId, hashedPassword);
-      return endSessions(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
+      return this.revocation.end(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
     });
+    this.revocation.forget(revoked);
     await this.audit.record('password_changed', caller, { revoked_sessions: revoked.length });
   }
 }

@@ -17,6 +17,20 @@ export type DatabaseKind = 'pglite' | 'postgres';
 export interface Db {
   readonly kysely: Kysely<Database>;
   readonly kind: DatabaseKind;
+  /** Subscribes to a notification channel (PostgreSQL LISTEN/NOTIFY; PGlite has it in-process). */
+  listen(channel: string, handlers: ListenHandlers): Promise<Listener>;
+  close(): Promise<void>;
+}
+
+export interface ListenHandlers {
+  onMessage(payload: string): void;
+  /** The channel was down and is back (or just went down): messages may have been missed. */
+  onReset(): void;
+}
+
+export interface Listener {
+  /** False while the channel is down: the caller must not rely on notifications then. */
+  readonly healthy: boolean;
   close(): Promise<void>;
 }
 
@@ -59,7 +73,70 @@ function openServer(url: string, options: OpenDatabaseOptions): Db {
   // would crash the process. The next query reports the outage instead.
   pool.on('error', () => {});
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { kysely, kind: 'postgres', close: () => kysely.destroy() };
+  return {
+    kysely,
+    kind: 'postgres',
+    listen: (channel, handlers) => listenOnServer(url, channel, handlers),
+    close: () => kysely.destroy(),
+  };
+}
+
+/**
+ * LISTEN on a connection of its own (a pooled one would be handed to queries). When it drops,
+ * it reports unhealthy at once and reconnects every second until it is back.
+ */
+async function listenOnServer(url: string, channel: string, handlers: ListenHandlers): Promise<Listener> {
+  let client: pg.Client | undefined;
+  let healthy = false;
+  let closed = false;
+  let retry: NodeJS.Timeout | undefined;
+
+  const down = () => {
+    if (closed) return;
+    if (healthy) {
+      healthy = false;
+      handlers.onReset();
+    }
+    client?.removeAllListeners();
+    client?.end().catch(() => {});
+    client = undefined;
+    retry ??= setTimeout(() => {
+      retry = undefined;
+      void connect();
+    }, 1000);
+    retry.unref();
+  };
+
+  const connect = async () => {
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true });
+    client = c;
+    c.on('error', down);
+    c.on('end', down);
+    c.on('notification', (message) => {
+      if (message.channel === channel && message.payload !== undefined) handlers.onMessage(message.payload);
+    });
+    try {
+      await c.connect();
+      await c.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      healthy = true;
+      handlers.onReset(); // anything sent while we were away is unknown
+    } catch {
+      down();
+    }
+  };
+
+  await connect();
+  return {
+    get healthy() {
+      return healthy && !closed;
+    },
+    close: async () => {
+      closed = true;
+      clearTimeout(retry);
+      client?.removeAllListeners();
+      await client?.end().catch(() => {});
+    },
+  };
 }
 
 async function openEmbedded(dir: string): Promise<Db> {
@@ -77,6 +154,11 @@ async function openEmbedded(dir: string): Promise<Db> {
     return {
       kysely,
       kind: 'pglite',
+      listen: async (channel, handlers) => {
+        // In-process: notifications cannot be lost, the channel is always healthy.
+        const unsubscribe = await pglite.listen(channel, (payload) => handlers.onMessage(payload));
+        return { healthy: true, close: () => unsubscribe() };
+      },
       close: async () => {
         await kysely.destroy();
         releaseLock();

@@ -75,16 +75,6 @@ export async function rotateRefreshToken(db: Queryable, sessionId: string, prese
   return result.numUpdatedRows === 1n;
 }
 
-/** Records use of a session, at most once per `everyS` seconds. */
-export async function touchSession(db: Queryable, sessionId: string, everyS: number): Promise<void> {
-  await db
-    .updateTable('user_sessions')
-    .set({ last_used_at: sql`now()` })
-    .where('session_id', '=', sessionId)
-    .where('last_used_at', '<', new Date(Date.now() - everyS * 1000))
-    .execute();
-}
-
 /** Ends sessions; returns the ids that were active and now are not. */
 export async function endSessions(
   db: Queryable,

@@ -8,17 +8,18 @@ import { AppError, validationFailed } from '../errors.js';
 import type { LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
 import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
+import type { LastUseRecorder } from './last-use.js';
 import {
-  endSessions,
   findSessionForRefresh,
   findSessionState,
   insertSession,
   listActiveSessions,
   rotateRefreshToken,
   sessionBelongsTo,
-  touchSession,
   type SessionState,
 } from './repository.js';
+import type { SessionRevocation } from './revocation.js';
+import type { SessionCache } from './session-cache.js';
 import type { LoginBody, Session, TokenPair } from './schemas.js';
 
 export interface SessionSettings {
@@ -38,9 +39,6 @@ export interface Caller extends ClientInfo {
   sessionId: string;
 }
 
-/** Last use is written at most this often per session. */
-const TOUCH_EVERY_S = 60;
-
 const invalidCredentials = () => new AppError('invalid_credentials');
 const invalidRefreshToken = () => new AppError('invalid_refresh_token');
 
@@ -52,6 +50,9 @@ export class SessionsService {
     private readonly chain: RefreshChain,
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditLog,
+    private readonly revocation: SessionRevocation,
+    private readonly cache: SessionCache,
+    private readonly lastUse: LastUseRecorder,
     private readonly settings: SessionSettings,
   ) {}
 
@@ -145,6 +146,7 @@ export class SessionsService {
       if (session.refresh_token_hash === presentedHash) {
         const next = this.chain.next(parsed.secret);
         if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) {
+          this.cache.touched(session.session_id, new Date());
           await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
           return this.#pairFor(session, next);
         }
@@ -171,7 +173,7 @@ export class SessionsService {
   }
 
   async #endForReuse(session: { session_id: string; user_id: string }, client: ClientInfo): Promise<never> {
-    await endSessions(this.db, { userId: session.user_id, sessionId: session.session_id }, 'refresh_reuse');
+    await this.revocation.endNow(this.db, { userId: session.user_id, sessionId: session.session_id }, 'refresh_reuse');
     await this.audit.record('refresh_reuse', { userId: session.user_id, sessionId: session.session_id, ...client });
     throw invalidRefreshToken();
   }
@@ -184,20 +186,27 @@ export class SessionsService {
 
   /**
    * The check behind every protected route: the token's session must exist, belong to the
-   * token's subject and still be usable.
+   * token's subject and still be usable. Answered from this instance's cache when it can be
+   * (see SessionCache for why that stays right on revocation).
    */
   async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
-    const session = await findSessionState(this.db, sessionId);
+    let session = this.cache.get(sessionId);
+    if (!session) {
+      const epoch = this.cache.epoch;
+      session = await findSessionState(this.db, sessionId);
+      if (session) this.cache.set(session, epoch);
+    }
     if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
-    if (Date.now() - session.last_used_at.getTime() > TOUCH_EVERY_S * 1000) {
-      await touchSession(this.db, sessionId, TOUCH_EVERY_S);
+    if (this.lastUse.due(session.last_used_at)) {
+      this.lastUse.mark(sessionId);
+      this.cache.touched(sessionId, new Date());
     }
     return { userId, sessionId };
   }
 
   /** update_session: logout marks the caller's session inactive. */
   async logout(caller: Caller): Promise<void> {
-    await endSessions(this.db, { userId: caller.userId, sessionId: caller.sessionId }, 'logout');
+    await this.revocation.endNow(this.db, { userId: caller.userId, sessionId: caller.sessionId }, 'logout');
     await this.audit.record('logout', caller);
   }
 
@@ -220,12 +229,12 @@ export class SessionsService {
     if (!/^[1-9][0-9]{0,17}$/.test(sessionId) || !(await sessionBelongsTo(this.db, sessionId, caller.userId))) {
       throw new AppError('not_found', { detail: 'You have no session with that id.' });
     }
-    const ended = await endSessions(this.db, { userId: caller.userId, sessionId }, 'revoked');
+    const ended = await this.revocation.endNow(this.db, { userId: caller.userId, sessionId }, 'revoked');
     if (ended.length) await this.audit.record('session_revoked', caller, { revoked_session_id: sessionId });
   }
 
   async revokeAll(caller: Caller): Promise<void> {
-    const ended = await endSessions(this.db, { userId: caller.userId }, 'revoked_all');
+    const ended = await this.revocation.endNow(this.db, { userId: caller.userId }, 'revoked_all');
     await this.audit.record('sessions_revoked_all', caller, { count: ended.length });
   }
 }

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { openDatabase } from '../../src/db/create-db.js';
+import { openDatabase, type Db } from '../../src/db/create-db.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Database } from '../../src/db/schema.js';
 import type { App } from '../../src/http/types.js';
@@ -16,6 +16,8 @@ import type { App } from '../../src/http/types.js';
 export interface TestService {
   app: App;
   db: Kysely<Database>;
+  /** The open database handle, for building another app on the same database. */
+  handle: Db;
   config: Config;
   close(): Promise<void>;
 }
@@ -54,10 +56,11 @@ export async function startTestService(overrides: Partial<Config> = {}, env: Rec
   const server = serverUrl ? await createServerDatabase(serverUrl) : undefined;
   const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: 'memory://', poolMax: 10, timeoutMs: 5000 });
   await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db: db.kysely });
+  const app = await buildApp({ config, db });
   return {
     app,
     db: db.kysely,
+    handle: db,
     config,
     close: async () => {
       await app.close();
