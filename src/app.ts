@@ -141,6 +141,9 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
   app.addHook('onClose', () => revocation.stop());
   const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'));
   app.addHook('onClose', () => lastUse.close());
+  // Reached by tests only, to drive the fast path's edge cases.
+  app.decorate('sessionCacheForTests', sessionCache);
+  app.decorate('accessTokensForTests', tokens);
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, config);
   const users = new UsersService(db, hasher, audit, config.passwordMinLength);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
