@@ -1,3 +1,5 @@
+import { availableParallelism } from 'node:os';
+
 /**
  * Settings come from the environment, are checked once at start and then frozen.
  * A bad value stops the start with one line naming the variable (see API.md, "Running").
@@ -41,6 +43,8 @@ export interface Config {
   readonly jwtAudience: string;
   /** Connections per process to a PostgreSQL server. */
   readonly dbPoolMax: number;
+  /** Worker processes of one instance (node:cluster); 1 on the embedded database. */
+  readonly workers: number;
   /** How long a request waits for a database connection or a query before answering 503. */
   readonly dbTimeoutMs: number;
   readonly argon2: Argon2Params;
@@ -99,6 +103,14 @@ function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
   return list;
 }
 
+function parseWorkers(env: Env, databaseUrl: string | undefined): number {
+  const workers = int(env, 'WORKERS', databaseUrl ? availableParallelism() : 1, 1, 256);
+  if (workers > 1 && !databaseUrl) {
+    throw new ConfigError(`WORKERS=${workers} needs a server database (set DATABASE_URL): the embedded database belongs to one process`);
+  }
+  return workers;
+}
+
 function parsePeppers(raw: string | undefined): string[] {
   const peppers = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const pepper of peppers) {
@@ -148,6 +160,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),
     jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    workers: parseWorkers(env, databaseUrl),
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
     passwordPeppers: parsePeppers(env.PASSWORD_PEPPER),
     // Never below OWASP's minimum: these settings can only make hashing stronger.

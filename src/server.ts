@@ -1,38 +1,49 @@
+import cluster from 'node:cluster';
+import { join } from 'node:path';
 import { buildApp, LOG_REDACT } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { DataDirInUseError, openDatabase } from './db/create-db.js';
+import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
-import { join } from 'node:path';
 
-/** Starts the service: settings, database, migrations, listen; drains and exits on SIGTERM. */
-async function main(): Promise<void> {
-  let config: Config;
+/**
+ * Starts the service: settings, database, migrations, listen; drains and exits 0 on SIGTERM.
+ * With WORKERS > 1 (a server database), this process supervises that many workers through
+ * node:cluster, restarting any that crashes; they share the port.
+ */
+
+function fail(message: string): never {
+  console.error(message);
+  process.exit(1);
+}
+
+function settings(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(`Configuration error: ${err.message}`);
-      process.exit(1);
-    }
+    if (err instanceof ConfigError) fail(`Configuration error: ${err.message}`);
     throw err;
   }
+}
 
-  let db;
+async function open(config: Config): Promise<Db> {
   try {
-    db = await openDatabase({
-      databaseUrl: config.databaseUrl,
-      pgliteDir: join(config.dataDir),
-      poolMax: config.dbPoolMax,
-      timeoutMs: config.dbTimeoutMs,
-    });
+    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: join(config.dataDir), poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs });
   } catch (err) {
-    if (err instanceof DataDirInUseError) {
-      console.error(err.message);
-      process.exit(1);
-    }
+    if (err instanceof DataDirInUseError) fail(err.message);
     throw err;
   }
-  await migrateToLatest(db.kysely);
+}
+
+function announce(config: Config, port: number, kind: string, workers: number): void {
+  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const where = kind === 'pglite' ? `embedded PGlite in ${join(config.dataDir, 'pglite')}` : 'PostgreSQL server (DATABASE_URL)';
+  console.log(`User management service listening on ${base}\n  API docs: ${base}/docs\n  Database: ${where}\n  Workers: ${workers}`);
+}
+
+/** One server process: what a worker runs, and the whole service when WORKERS=1. */
+async function serve(config: Config, migrate: boolean): Promise<void> {
+  const db = await open(config);
+  if (migrate) await migrateToLatest(db.kysely);
   const app = await buildApp({ config, db, logger: { level: config.logLevel, redact: LOG_REDACT } });
 
   let closing = false;
@@ -53,12 +64,43 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   await app.listen({ port: config.port, host: config.host });
-  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${(app.server.address() as { port: number }).port}`;
-  const where = db.kind === 'pglite' ? `embedded PGlite in ${join(config.dataDir, 'pglite')}` : 'PostgreSQL server (DATABASE_URL)';
-  console.log(`User management service listening on ${base}\n  API docs: ${base}/docs\n  Database: ${where}`);
+  if (cluster.isPrimary) announce(config, (app.server.address() as { port: number }).port, db.kind, 1);
 }
 
-main().catch((err) => {
-  console.error('Failed to start:', err instanceof Error ? err.message : err);
-  process.exit(1);
-});
+/** The supervisor: migrates once, forks the workers, restarts a crashed one, drains them all on SIGTERM. */
+async function supervise(config: Config): Promise<void> {
+  const db = await open(config);
+  await migrateToLatest(db.kysely);
+  await db.close();
+
+  let stopping = false;
+  let announced = false;
+  const fork = () => cluster.fork();
+  cluster.on('listening', (_worker, address) => {
+    if (!announced) {
+      announced = true;
+      announce(config, address.port, 'postgres', config.workers);
+    }
+  });
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      return;
+    }
+    console.error(`Worker ${worker.process.pid} exited (${signal ?? code}); starting another.`);
+    setTimeout(fork, 1000);
+  });
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+  for (let i = 0; i < config.workers; i++) fork();
+}
+
+const config = settings();
+const run = cluster.isPrimary && config.workers > 1 ? supervise(config) : serve(config, cluster.isPrimary);
+run.catch((err: unknown) => fail(`Failed to start: ${err instanceof Error ? err.message : String(err)}`));
