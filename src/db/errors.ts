@@ -28,6 +28,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     message.includes('Connection terminated') ||
     message.includes('Query read timeout') ||
     message.includes('Client has encountered a connection error') ||
-    message.includes('Cannot use a pool after calling end')
+    message.includes('Cannot use a pool after calling end') ||
+    message.includes('is not currently accepting connections') ||
+    message.includes('the database system is starting up') ||
+    message.includes('the database system is shutting down')
   );
 }

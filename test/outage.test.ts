@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { bearer, GOOD_PASSWORD, login, registerUser, serverUrl, startTestService, uniqueName, type TestService } from './helpers/app.js';
+
+/**
+ * A database outage under light load: the service answers 503 during it, never hangs past its
+ * timeout or crashes, recovers by itself, and loses no write it acknowledged. The outage is made
+ * by refusing new connections to this test's database and cutting the open ones
+ * (pg_terminate_backend), so other tests on the same server are not touched.
+ */
+describe('database outage', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL server)' }, () => {
+  let svc: TestService;
+  let admin: pg.Client;
+  let dbName: string;
+
+  before(async () => {
+    svc = await startTestService({ dbTimeoutMs: 1000 });
+    admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    dbName = (await svc.db.selectNoFrom((eb) => eb.fn<string>('current_database', []).as('name')).executeTakeFirstOrThrow()).name;
+  });
+  after(async () => {
+    await admin.query(`alter database ${dbName} allow_connections true`).catch(() => {});
+    await admin.end();
+    await svc.close();
+  });
+
+  const outage = async (on: boolean) => {
+    await admin.query(`alter database ${dbName} allow_connections ${on ? 'false' : 'true'}`);
+    if (on) await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [dbName]);
+  };
+
+  it('when the database goes away and comes back, then 503 during, recovery after, and every acknowledged write kept', async () => {
+    const user = await registerUser(svc.app);
+    const { accessToken } = await login(svc.app, user);
+    assert.equal((await svc.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(accessToken) })).statusCode, 200);
+
+    // Light load all along: a registration every 50 ms.
+    const acknowledged: string[] = [];
+    const statuses = new Set<number>();
+    let slowest = 0;
+    let running = true;
+    const load = (async () => {
+      while (running) {
+        const username = uniqueName('outage');
+        const start = Date.now();
+        const res = await svc.app.inject({
+          method: 'POST',
+          url: '/v1/users',
+          payload: { username, name: 'O', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
+        });
+        slowest = Math.max(slowest, Date.now() - start);
+        statuses.add(res.statusCode);
+        if (res.statusCode === 201) acknowledged.push(username);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
+
+    await new Promise((r) => setTimeout(r, 300));
+    await outage(true);
+    await new Promise((r) => setTimeout(r, 300));
+
+    const ready = await svc.app.inject({ method: 'GET', url: '/readyz' });
+    assert.equal(ready.statusCode, 503);
+    assert.equal(ready.json().code, 'unavailable');
+    const me = await svc.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(accessToken) });
+    assert.equal(me.statusCode, 503, 'a protected request cannot be checked: 503, not a stale yes');
+    assert.equal(me.headers['content-type'], 'application/problem+json; charset=utf-8');
+    const reg = await svc.app.inject({
+      method: 'POST',
+      url: '/v1/users',
+      payload: { username: uniqueName(), name: 'O', dob: '1990-01-01', email: `${uniqueName()}@example.com`, password: GOOD_PASSWORD },
+    });
+    assert.equal(reg.statusCode, 503);
+    assert.equal(reg.json().code, 'unavailable');
+
+    await new Promise((r) => setTimeout(r, 700));
+    await outage(false);
+
+    // Recovers by itself, without a restart.
+    const start = Date.now();
+    while ((await svc.app.inject({ method: 'GET', url: '/readyz' })).statusCode !== 200) {
+      assert.ok(Date.now() - start < 10_000, 'ready again within 10 s');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1500));
+    running = false;
+    await load;
+
+    assert.equal((await svc.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(accessToken) })).statusCode, 200);
+    assert.ok(statuses.has(503), 'the load saw the outage');
+    assert.ok(statuses.has(201), 'the load saw service');
+    assert.deepEqual([...statuses].filter((s) => s !== 201 && s !== 503), [], 'nothing but 201 and 503');
+    assert.ok(slowest < 4000, `no request hung past the timeout (slowest ${slowest} ms)`);
+    const rows = await svc.db.selectFrom('users').select('username').where('username', 'in', acknowledged).execute();
+    assert.equal(rows.length, acknowledged.length, 'every 201 kept its user');
+  });
+});
