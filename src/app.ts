@@ -22,7 +22,10 @@ import { sessionsRoutes } from './sessions/routes.js';
 import { LastUseRecorder } from './sessions/last-use.js';
 import { SessionRevocation } from './sessions/revocation.js';
 import { SessionsService } from './sessions/service.js';
-import { SessionCache } from './sessions/session-cache.js';
+import { InvalidatedCache } from './cache/invalidated-cache.js';
+import { Invalidation } from './cache/invalidation.js';
+import type { SessionState } from './sessions/repository.js';
+import type { User } from './users/schemas.js';
 import { usersRoutes } from './users/routes.js';
 import { UsersService } from './users/service.js';
 import { LoginThrottle } from './throttling/login-throttle.js';
@@ -44,6 +47,7 @@ export const BODY_LIMIT = 16 * 1024;
 /** A client's own request id is echoed back only when it looks like one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+// ASVS 5.0 V16.2.5.
 /** Secrets never reach a log line, whatever gets logged. */
 export const LOG_REDACT = [
   'req.headers.authorization',
@@ -67,6 +71,7 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
     logger: logger === true ? { level: config.logLevel, redact: LOG_REDACT } : logger,
     bodyLimit: BODY_LIMIT,
     // Fastify also takes a hop count here; its types only list the other forms.
+    // ASVS 5.0 V15.3.4: the client address comes from TRUST_PROXY proxies only.
     trustProxy: config.trustProxy as string[] | boolean,
     requestIdHeader: false,
     genReqId: (req) => {
@@ -76,6 +81,7 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
     ajv: {
       // Strict input (ASVS V15 mass assignment, type confusion): no silent stripping or coercion,
       // and every bad field reported at once.
+      // ASVS 5.0 V15.3.3, V15.3.5, V2.2.1.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
@@ -83,6 +89,7 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
 
   // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
   // __proto__ and constructor keys are refused, not parsed.
+  // ASVS 5.0 V15.3.6 (prototype pollution).
   const parseJson = app.getDefaultJsonParser('error', 'error');
   // JSON is the only body the API takes: text/plain and the rest answer 415.
   app.removeAllContentTypeParsers();
@@ -135,17 +142,19 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
     accountHourlyCeiling: config.loginAccountMaxFailuresPerHour,
   });
   const audit = new AuditLog(db);
-  const sessionCache = new SessionCache();
-  const revocation = new SessionRevocation(sessionCache);
-  await revocation.start(handle);
-  app.addHook('onClose', () => revocation.stop());
+  const sessionCache = new InvalidatedCache<SessionState>();
+  const userCache = new InvalidatedCache<User>();
+  const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown> });
+  await invalidation.start(handle);
+  app.addHook('onClose', () => invalidation.stop());
+  const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'));
   app.addHook('onClose', () => lastUse.close());
   // Reached by tests only, to drive the fast path's edge cases.
   app.decorate('sessionCacheForTests', sessionCache);
   app.decorate('accessTokensForTests', tokens);
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, config);
-  const users = new UsersService(db, hasher, audit, config.passwordMinLength);
+  const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
 

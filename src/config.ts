@@ -90,6 +90,7 @@ function origin(name: string, raw: string): string {
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+// ASVS 5.0 V15.3.4, V4.1.3: X-Forwarded-For is believed only from the proxies named here.
 function parseTrustProxy(raw: string | undefined): boolean | number | string[] {
   if (raw === undefined || raw === '' || raw === 'false') return false;
   if (raw === 'true') return true;

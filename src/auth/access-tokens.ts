@@ -57,6 +57,7 @@ export class AccessTokens {
     const cached = this.cache.get(token);
     if (cached && this.keys.isLive(cached.kid)) return cached;
     try {
+      // ASVS 5.0 V9.1.1 signature, V9.1.2 alg allow list, V9.1.3 our keys only, V9.2.1 exp/nbf, V9.2.2 typ, V9.2.3 aud.
       const { payload, protectedHeader } = await jwtVerify(
         token,
         async (header: JWTHeaderParameters) => {

@@ -22,6 +22,7 @@ export function bearerGuard(tokens: AccessTokens, sessions: SessionsService) {
     const match = BEARER.exec(header);
     if (!match) throw invalidToken();
     const claims = await tokens.verify(match[1]!);
+    // ASVS 5.0 V7.2.1, V7.4.1: the session itself is checked on every request, not only the token.
     const caller = await sessions.authenticate(claims.userId, claims.sessionId);
     if (!caller) throw invalidToken();
     request.caller = { ...caller, ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null };

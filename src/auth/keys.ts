@@ -73,6 +73,7 @@ export class KeyStore {
     return key;
   }
 
+  // ASVS 5.0 V9.1.3: key material only from our own table; jku, jwk and x5u are never read.
   /**
    * The public key for a `kid`, looked up only among our own unretired keys (RFC 8725 3.10:
    * no jku, jwk or x5u is ever followed). An unknown kid may be a key another instance just

@@ -18,6 +18,7 @@ export function pepperFrom(secret: string): Pepper {
 
 const PHC_PARAMS = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)(?:,keyid=([0-9a-f]{8}))?\$/;
 
+// ASVS 5.0 V11.4.2 (password hashing function); V6.2.8 (verified whole: never truncated or case-folded).
 /**
  * Argon2id password hashing (OWASP Password Storage Cheat Sheet), as PHC strings.
  * @node-rs/argon2 runs each hash on the libuv thread pool, so hashing never blocks the event loop.
@@ -59,6 +60,7 @@ export class PasswordHasher {
     }
   }
 
+  // ASVS 5.0 V6.3.8: no user enumeration by response time.
   /**
    * Spends the same work as verifying a real hash and answers false: a login for a name that
    * belongs to no account costs what a wrong password costs, so timing does not tell them apart.

@@ -33,6 +33,7 @@ export function checkPasswordPolicy(password: string, minLength: number, context
   const normalized = password.normalize('NFKC');
   const length = [...normalized].length;
   let message: string | undefined;
+  // ASVS 5.0 V6.2.1 minimum, V6.2.9 up to 128, V6.2.4 common passwords, V6.2.11 context words; no composition rules (V6.2.5).
   if (length < minLength) message = `Use at least ${minLength} characters.`;
   else if (length > PASSWORD_MAX_LENGTH) message = `Use at most ${PASSWORD_MAX_LENGTH} characters.`;
   else if (isCommonPassword(normalized)) message = 'This password is too common; choose another.';

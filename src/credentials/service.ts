@@ -40,6 +40,7 @@ export class CredentialsService {
       await this.audit.record('throttled', caller, { what: 'password_change' });
       throw err;
     }
+    // ASVS 5.0 V6.2.3: the current password is required; a wrong one counts as a failed login (V6.3.1).
     const credential = await findCurrentCredential(this.db, userId);
     if (!credential || !(await this.hasher.verify(credential.hashed_password, currentPassword))) {
       await this.throttle.recordFailure({ userId }, caller.ip);
@@ -62,6 +63,7 @@ export class CredentialsService {
       // If another change made a new password current meanwhile, the one given is no longer current.
       if (!(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
       await insertCurrentCredential(trx, userId, hashedPassword);
+      // ASVS 5.0 V7.4.3: every other session of the user ends.
       return this.revocation.end(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
     });
     this.revocation.forget(revoked);

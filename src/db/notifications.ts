@@ -2,25 +2,29 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from './schema.js';
 
 /**
- * Fan-out of "these sessions ended" to every instance sharing the database.
- * PostgreSQL-only (NOTIFY); the one place another dialect supplies its own fan-out.
+ * Fan-out of "these rows changed" to every instance sharing the database, so their caches
+ * forget them. PostgreSQL-only (NOTIFY); the one place another dialect supplies its own fan-out.
  * Sent inside a transaction, the notification is delivered when it commits, never before.
  */
 
-export const SESSIONS_ENDED_CHANNEL = 'ums_sessions_ended';
+export const INVALIDATION_CHANNEL = 'ums_invalidate';
+
+/** What changed: sessions that ended, users whose profile changed. */
+export type InvalidationKind = 'session' | 'user';
 
 /** NOTIFY payloads must stay under 8000 bytes. */
 const MAX_PAYLOAD = 7000;
 
-export async function notifySessionsEnded(db: Kysely<Database> | Transaction<Database>, sessionIds: readonly string[]): Promise<void> {
+/** Payload: `<kind>:<id>,<id>,…`. */
+export async function notifyInvalidated(db: Kysely<Database> | Transaction<Database>, kind: InvalidationKind, ids: readonly string[]): Promise<void> {
   let chunk: string[] = [];
   let length = 0;
   const flush = async () => {
-    if (chunk.length) await sql`select pg_notify(${SESSIONS_ENDED_CHANNEL}, ${chunk.join(',')})`.execute(db);
+    if (chunk.length) await sql`select pg_notify(${INVALIDATION_CHANNEL}, ${`${kind}:${chunk.join(',')}`})`.execute(db);
     chunk = [];
     length = 0;
   };
-  for (const id of sessionIds) {
+  for (const id of ids) {
     if (length + id.length + 1 > MAX_PAYLOAD) await flush();
     chunk.push(id);
     length += id.length + 1;
@@ -28,6 +32,8 @@ export async function notifySessionsEnded(db: Kysely<Database> | Transaction<Dat
   await flush();
 }
 
-export function parseSessionsEnded(payload: string): string[] {
-  return payload.split(',').filter((id) => /^[0-9]+$/.test(id));
+export function parseInvalidation(payload: string): { kind: InvalidationKind; ids: string[] } | undefined {
+  const match = /^(session|user):([0-9,]+)$/.exec(payload);
+  if (!match) return undefined;
+  return { kind: match[1] as InvalidationKind, ids: match[2]!.split(',').filter(Boolean) };
 }

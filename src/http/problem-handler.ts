@@ -29,6 +29,7 @@ function fieldErrors(validation: AjvError[]): FieldError[] {
   return [...seen].map(([field, message]) => ({ field, message }));
 }
 
+// ASVS 5.0 V16.5.1 (generic message), V16.5.3 (anything unexpected is an error, never a success).
 /** Turns anything thrown into a problem+json answer that says nothing internal. */
 export function toAppError(err: FastifyError & { validation?: AjvError[] }): AppError {
   if (err instanceof AppError) return err;
@@ -59,6 +60,7 @@ export function toAppError(err: FastifyError & { validation?: AjvError[] }): App
 export function registerProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const problem = toAppError(err);
+    // ASVS 5.0 V16.3.4: unexpected errors are logged; refusals (V16.3.2) reach the application log only.
     if (problem.status >= 500) request.log.error({ err }, problem.code);
     else if (problem.status === 401 || problem.status === 403 || problem.status === 429) request.log.info({ code: problem.code }, 'refused');
     return sendProblem(reply, problem);

@@ -30,6 +30,7 @@ export function formatRefreshToken(sessionId: string, secret: string): string {
   return `${sessionId}.${secret}`;
 }
 
+// ASVS 5.0 V7.2.3: 256 bits from the CSPRNG.
 export function newSecret(): string {
   return randomBytes(32).toString('base64url');
 }

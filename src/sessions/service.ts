@@ -19,7 +19,7 @@ import {
   type SessionState,
 } from './repository.js';
 import type { SessionRevocation } from './revocation.js';
-import type { SessionCache } from './session-cache.js';
+import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { LoginBody, Session, TokenPair } from './schemas.js';
 
 export interface SessionSettings {
@@ -51,11 +51,12 @@ export class SessionsService {
     private readonly throttle: LoginThrottle,
     private readonly audit: AuditLog,
     private readonly revocation: SessionRevocation,
-    private readonly cache: SessionCache,
+    private readonly cache: InvalidatedCache<SessionState>,
     private readonly lastUse: LastUseRecorder,
     private readonly settings: SessionSettings,
   ) {}
 
+  // ASVS 5.0 V7.3.1 (inactivity timeout), V7.3.2 (absolute lifetime).
   /** A session can be used while it is active, before its absolute expiry and not idle too long. */
   isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = Date.now()): boolean {
     return (
@@ -76,6 +77,7 @@ export class SessionsService {
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
     try {
+      // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
       await this.throttle.check(subject, client.ip);
     } catch (err) {
       await this.audit.record('throttled', context, { what: 'login' });
@@ -146,7 +148,8 @@ export class SessionsService {
       if (session.refresh_token_hash === presentedHash) {
         const next = this.chain.next(parsed.secret);
         if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) {
-          this.cache.touched(session.session_id, new Date());
+          const cached = this.cache.get(session.session_id);
+          if (cached) cached.last_used_at = new Date();
           await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
           return this.#pairFor(session, next);
         }
@@ -187,19 +190,19 @@ export class SessionsService {
   /**
    * The check behind every protected route: the token's session must exist, belong to the
    * token's subject and still be usable. Answered from this instance's cache when it can be
-   * (see SessionCache for why that stays right on revocation).
+   * (see InvalidatedCache for why that stays right on revocation).
    */
   async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
     let session = this.cache.get(sessionId);
     if (!session) {
       const epoch = this.cache.epoch;
       session = await findSessionState(this.db, sessionId);
-      if (session) this.cache.set(session, epoch);
+      if (session) this.cache.set(sessionId, session, epoch);
     }
     if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
     if (this.lastUse.due(session.last_used_at)) {
       this.lastUse.mark(sessionId);
-      this.cache.touched(sessionId, new Date());
+      session.last_used_at = new Date(); // the cached entry sees the use before the database does
     }
     return { userId, sessionId };
   }

@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { incrementAccountFailures, incrementLoginFailures } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
+import { lookupKey } from '../users/repository.js';
 
 /**
  * Failed-login throttling (API.md, Throttling; ASVS 5.0 V6.3.1; NIST SP 800-63B rev 4 3.2.2):
@@ -38,7 +39,7 @@ export class LoginThrottle {
   ) {}
 
   #key(subject: LoginSubject, ip: string | null): string {
-    const who = 'userId' in subject ? `account:${subject.userId}` : `name:${subject.unknownName.toLowerCase()}`;
+    const who = 'userId' in subject ? `account:${subject.userId}` : `name:${lookupKey(subject.unknownName)}`;
     return `${who}|${ip ?? 'unknown'}`;
   }
 

@@ -34,6 +34,7 @@ function databaseStore(db: Kysely<Database>) {
   };
 }
 
+// ASVS 5.0 V2.4.1 anti-automation (registration and refresh; login is throttled in login-throttle.ts).
 export async function registerRateLimit(app: App, db: Kysely<Database>, audit: AuditLog): Promise<void> {
   await app.register(rateLimit, {
     global: false,

@@ -7,6 +7,17 @@ type Queryable = Kysely<Database> | Transaction<Database>;
 export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'created_at', 'updated_at'] as const;
 export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
 
+// ASVS 5.0 V15.3.1: only the public fields, picked one by one.
+/**
+ * The lookup key of a username or email: ASCII letters lower-cased, as the database's
+ * username_key/email_key hold them, and nothing else folded. Identifiers are ASCII, so a
+ * Unicode look-alike (the Kelvin sign K, a fullwidth letter) never reaches an ASCII account,
+ * and a NUL (which PostgreSQL text cannot hold) simply matches nothing.
+ */
+export function lookupKey(value: string): string {
+  return value.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\u0000/g, '\uFFFD');
+}
+
 export function toUser(row: UserRecord): User {
   return {
     id: String(row.user_id),
@@ -28,7 +39,7 @@ export function findUserByLogin(db: Queryable, by: 'username' | 'email', value: 
   return db
     .selectFrom('users')
     .select(userColumns)
-    .where(by === 'username' ? 'username_key' : 'email_key', '=', value.toLowerCase())
+    .where(by === 'username' ? 'username_key' : 'email_key', '=', lookupKey(value))
     .executeTakeFirst();
 }
 
@@ -42,7 +53,7 @@ export async function takenFields(
   for (const field of ['username', 'email'] as const) {
     const value = values[field];
     if (value === undefined) continue;
-    let query = db.selectFrom('users').select('user_id').where(field === 'username' ? 'username_key' : 'email_key', '=', value.toLowerCase());
+    let query = db.selectFrom('users').select('user_id').where(field === 'username' ? 'username_key' : 'email_key', '=', lookupKey(value));
     if (exceptUserId) query = query.where('user_id', '!=', exceptUserId);
     if (await query.executeTakeFirst()) taken.push(field);
   }

@@ -10,6 +10,7 @@ export const Email = Type.String({ format: 'email', maxLength: 254, examples: ['
 // Password length is a password rule (400 weak_password), checked after NFKC; this bound only keeps bodies small.
 export const Password = Type.String({ maxLength: 4096, examples: ['violet lantern orbit 4217'] });
 
+// ASVS 5.0 V15.3.3: additionalProperties false on every body (no mass assignment); V2.2.1 positive validation.
 export const RegisterBody = Type.Object(
   { username: Username, name: Name, dob: Dob, email: Email, password: Password },
   { additionalProperties: false },

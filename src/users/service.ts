@@ -1,5 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
+import type { InvalidatedCache } from '../cache/invalidated-cache.js';
+import type { Invalidation } from '../cache/invalidation.js';
 import type { Caller, ClientInfo } from '../sessions/service.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
@@ -57,6 +59,8 @@ export class UsersService {
     private readonly db: Kysely<Database>,
     private readonly hasher: PasswordHasher,
     private readonly audit: AuditLog,
+    private readonly invalidation: Invalidation,
+    private readonly cache: InvalidatedCache<User>,
     private readonly passwordMinLength: number,
   ) {}
 
@@ -86,10 +90,16 @@ export class UsersService {
     }
   }
 
+  /** The caller's profile; from this instance's cache when it has it (kept right like sessions). */
   async profile(userId: string): Promise<User> {
+    const cached = this.cache.get(userId);
+    if (cached) return cached;
+    const epoch = this.cache.epoch;
     const row = await findUserById(this.db, userId);
     if (!row) throw new AppError('not_found');
-    return toUser(row);
+    const user = toUser(row);
+    this.cache.set(userId, user, epoch);
+    return user;
   }
 
   /** update_user_details: any non-empty subset of the profile fields; updated_at moves. */
@@ -109,7 +119,12 @@ export class UsersService {
     const taken = await takenFields(this.db, changes, userId);
     if (taken.length) throw conflict(taken);
     try {
-      const row = await updateUser(this.db, userId, changes);
+      const row = await this.db.transaction().execute(async (trx) => {
+        const updated = await updateUser(trx, userId, changes);
+        await this.invalidation.publish(trx, 'user', [userId]);
+        return updated;
+      });
+      this.invalidation.forget('user', [userId]);
       if (!row) throw new AppError('not_found');
       await this.audit.record('profile_updated', caller, { fields: Object.keys(changes).sort().join(',') });
       return toUser(row);
