@@ -1,0 +1,58 @@
+import autocannon from 'autocannon';
+
+export interface LoadResult {
+  route: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  requests: number;
+}
+
+export interface LoadOptions {
+  route: string;
+  url: string;
+  connections: number;
+  durationS: number;
+  method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  headers?: Record<string, string>;
+  /** Builds each request's headers and body. */
+  setup?: () => { headers?: Record<string, string>; body?: string };
+  /** Sees each response (for chains such as refresh tokens). */
+  onResponse?: (status: number, body: string) => void;
+}
+
+/** Drives one route with autocannon and reports throughput and latency. */
+export async function load(options: LoadOptions): Promise<LoadResult> {
+  const result = await autocannon({
+    url: options.url,
+    connections: options.connections,
+    duration: options.durationS,
+    method: options.method ?? 'GET',
+    headers: options.headers,
+    requests: [
+      {
+        method: options.method ?? 'GET',
+        ...(options.setup
+          ? {
+              setupRequest: (request: Record<string, unknown>) => {
+                const { headers, body } = options.setup!();
+                return { ...request, headers: { ...(request.headers as object), ...headers }, body };
+              },
+            }
+          : {}),
+        ...(options.onResponse ? { onResponse: (status: number, body: string) => options.onResponse!(status, body) } : {}),
+      },
+    ],
+  } as autocannon.Options);
+  return {
+    route: options.route,
+    rps: Math.round(result.requests.average),
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+    requests: result.requests.total,
+  };
+}

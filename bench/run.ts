@@ -1,0 +1,329 @@
+/**
+ * `npm run bench [-- --quick]`: the service's throughput and latency per route, beside the
+ * machine's own ceilings measured in the same run (Fastify hello, Argon2id hash and verify with
+ * the same parameters and pool, jose verify), as ratios with their targets; a peer (Better Auth)
+ * when bench/peers is installed. Writes bench/results/latest.json and docs/performance.svg.
+ */
+import { execSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { OWASP_ARGON2 } from '../src/config.js';
+import { PasswordHasher } from '../src/credentials/hashing.js';
+import { openDatabase } from '../src/db/create-db.js';
+import { migrateToLatest } from '../src/db/migrate.js';
+import { argon2Ceilings, joseVerifyCeiling } from './lib/ceilings.js';
+import { renderChart } from './lib/chart.js';
+import { load, type LoadResult } from './lib/load.js';
+import { rssMiB, startChild, type Child } from './lib/processes.js';
+import { runPeer, type PeerResult } from './lib/peer.js';
+
+const quick = process.argv.includes('--quick');
+const DURATION_S = quick ? 3 : 10;
+const CONNECTIONS = 50;
+const USERS = quick ? 1000 : 10_000;
+const PASSWORD = 'violet lantern orbit 4217';
+const POOL = process.env.UV_THREADPOOL_SIZE ?? String(availableParallelism());
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function serverDatabaseUrl(): Promise<string | undefined> {
+  const candidate = process.env.BENCH_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
+  const client = new pg.Client({ connectionString: candidate, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    await client.end();
+    return candidate;
+  } catch {
+    if (process.env.BENCH_DATABASE_URL) throw new Error(`BENCH_DATABASE_URL is not reachable: ${candidate}`);
+    return undefined;
+  }
+}
+
+async function freshDatabase(baseUrl: string, name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = new pg.Client({ connectionString: baseUrl });
+  await admin.connect();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  const url = new URL(baseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: baseUrl });
+      await c.connect();
+      await c.query(`drop database if exists ${name} with (force)`);
+      await c.end();
+    },
+  };
+}
+
+/** Seeds users straight into the database: one real Argon2id hash (same parameters), shared. */
+async function seed(target: { databaseUrl?: string; dataDir?: string }, count: number): Promise<void> {
+  const db = await openDatabase({ databaseUrl: target.databaseUrl, pgliteDir: target.dataDir });
+  try {
+    await migrateToLatest(db.kysely);
+    const phc = await new PasswordHasher(OWASP_ARGON2).hash(PASSWORD);
+    for (let start = 0; start < count; start += 500) {
+      const batch = Array.from({ length: Math.min(500, count - start) }, (_, i) => {
+        const n = start + i;
+        return { username: `bench_${n}`, name: `Bench User ${n}`, dob: '1990-01-01', email: `bench_${n}@example.com` };
+      });
+      const ids = await db.kysely.insertInto('users').values(batch).returning('user_id').execute();
+      await db.kysely
+        .insertInto('user_credentials')
+        .values(ids.map((r) => ({ user_id: r.user_id, hashed_password: phc, is_current: true })))
+        .execute();
+    }
+  } finally {
+    await db.close();
+  }
+}
+
+async function startService(env: Record<string, string>): Promise<Child> {
+  return startChild(['dist/src/server.js'], {
+    WORKERS: '1',
+    LOG_LEVEL: 'warn',
+    // The per-address limits would stop a load generator on one address; throttling itself is tested elsewhere.
+    RATE_LIMIT_PER_MINUTE: '1000000',
+    UV_THREADPOOL_SIZE: POOL,
+    PUBLIC_URL: 'http://localhost:3000',
+    ...env,
+  }, 'listening on');
+}
+
+async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: res.status, json: await res.json().catch(() => undefined) };
+}
+
+/** Logs in `count` seeded users, `parallel` at a time. */
+async function sessions(base: string, count: number): Promise<Array<{ access: string; refresh: string }>> {
+  const out: Array<{ access: string; refresh: string }> = [];
+  for (let i = 0; i < count; i += 8) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(8, count - i) }, (_, j) => post(`${base}/v1/sessions`, { username: `bench_${USERS - 1 - i - j}`, password: PASSWORD })),
+    );
+    for (const r of batch) {
+      if (r.status !== 201) throw new Error(`bench login failed: ${r.status} ${JSON.stringify(r.json)}`);
+      out.push({ access: r.json.access_token, refresh: r.json.refresh_token });
+    }
+  }
+  return out;
+}
+
+interface RouteRuns {
+  me: LoadResult;
+  login: LoadResult;
+  register: LoadResult;
+  refresh: LoadResult;
+  meDuringLogins?: LoadResult;
+  loginFlood?: LoadResult;
+  rss: number;
+}
+
+async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
+  const base = service.url;
+  const tokens = await sessions(base, 100);
+  let next = 0;
+  const me = await load({
+    route: 'GET /v1/users/me',
+    url: `${base}/v1/users/me`,
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+    setup: () => ({ headers: { authorization: `Bearer ${tokens[next++ % tokens.length]!.access}` } }),
+  });
+  if (!full) return { me, login: me, register: me, refresh: me, rss: rssMiB(service.pid) };
+
+  let user = 0;
+  const login = await load({
+    route: 'POST /v1/sessions',
+    url: `${base}/v1/sessions`,
+    method: 'POST',
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+    headers: { 'content-type': 'application/json' },
+    setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
+  });
+
+  let fresh = 0;
+  const register = await load({
+    route: 'POST /v1/users',
+    url: `${base}/v1/users`,
+    method: 'POST',
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+    headers: { 'content-type': 'application/json' },
+    setup: () => {
+      const name = `new_${process.pid}_${fresh++}`;
+      return { body: JSON.stringify({ username: name, name: 'New User', dob: '1990-01-01', email: `${name}@example.com`, password: PASSWORD }) };
+    },
+  });
+
+  // Each refresh token is in flight once; its successor goes back to the pool.
+  const pool = tokens.map((t) => t.refresh);
+  const refresh = await load({
+    route: 'POST /v1/sessions/refresh',
+    url: `${base}/v1/sessions/refresh`,
+    method: 'POST',
+    connections: CONNECTIONS,
+    durationS: DURATION_S,
+    headers: { 'content-type': 'application/json' },
+    setup: () => ({ body: JSON.stringify({ refresh_token: pool.shift() ?? 'exhausted' }) }),
+    onResponse: (status, body) => {
+      if (status === 200) pool.push(JSON.parse(body).refresh_token);
+    },
+  });
+
+  // Token checks while logins keep the hashing pool busy.
+  const fresh2 = await sessions(base, 50);
+  let k = 0;
+  const [meDuringLogins, loginFlood] = await Promise.all([
+    load({
+      route: 'GET /v1/users/me during a login flood',
+      url: `${base}/v1/users/me`,
+      connections: CONNECTIONS,
+      durationS: DURATION_S,
+      setup: () => ({ headers: { authorization: `Bearer ${fresh2[k++ % fresh2.length]!.access}` } }),
+    }),
+    load({
+      route: 'POST /v1/sessions (flood)',
+      url: `${base}/v1/sessions`,
+      method: 'POST',
+      connections: 16,
+      durationS: DURATION_S,
+      headers: { 'content-type': 'application/json' },
+      setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
+    }),
+  ]);
+  return { me, login, register, refresh, meDuringLogins, loginFlood, rss: rssMiB(service.pid) };
+}
+
+interface Row {
+  what: string;
+  ours: string;
+  ceiling: string;
+  ratio: number | undefined;
+  target: string;
+  pass: boolean | undefined;
+}
+
+function fmt(r: LoadResult): string {
+  return `${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors + r.non2xx}`;
+}
+
+async function main(): Promise<void> {
+  log(`Benchmark (${quick ? 'quick' : 'full'}): ${cpus().length} cores, Node ${process.version}, libuv pool ${POOL}, ${CONNECTIONS} connections, ${DURATION_S} s per route`);
+  log('Building the service...');
+  execSync('npm run --silent build', { stdio: 'inherit' });
+
+  // Ceilings, measured now, on this machine.
+  const hello = await startChild(['bench/hello-server.mjs'], {}, 'listening');
+  const helloRun = await load({ route: 'Fastify hello', url: hello.url, connections: CONNECTIONS, durationS: DURATION_S });
+  await hello.stop();
+  log(`Fastify hello: ${fmt(helloRun)}`);
+  const argon = await argon2Ceilings(OWASP_ARGON2, quick ? 1500 : 4000, Number(POOL) * 2);
+  log(`Argon2id in-process (m=${OWASP_ARGON2.memoryCost}, t=${OWASP_ARGON2.timeCost}, p=${OWASP_ARGON2.parallelism}, pool ${POOL}): hash ${argon.hashPerS}/s, verify ${argon.verifyPerS}/s`);
+  const jose = await joseVerifyCeiling(quick ? 1000 : 3000);
+  log(`jose EdDSA verify, 64 in flight: ${jose}/s`);
+
+  const serverUrl = await serverDatabaseUrl();
+  const results: { server?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult } = {};
+
+  if (serverUrl) {
+    const database = await freshDatabase(serverUrl, `ums_bench_${process.pid}`);
+    try {
+      log(`PostgreSQL server: seeding ${USERS} users...`);
+      await seed({ databaseUrl: database.url }, USERS);
+      const service = await startService({ DATABASE_URL: database.url });
+      try {
+        results.server = await driveRoutes(service, true);
+      } finally {
+        await service.stop();
+      }
+      for (const r of Object.values(results.server)) if (typeof r === 'object') log(`  ${r.route}: ${fmt(r)}`);
+      log(`  RSS after the run: ${results.server.rss} MiB`);
+    } finally {
+      await database.drop();
+    }
+  } else {
+    log('No PostgreSQL server reachable (BENCH_DATABASE_URL or 127.0.0.1:5432): PGlite only.');
+  }
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'ums-bench-'));
+  try {
+    log(`PGlite: seeding ${USERS} users...`);
+    await seed({ dataDir }, USERS);
+    const service = await startService({ DATA_DIR: dataDir });
+    try {
+      results.pglite = await driveRoutes(service, !serverUrl);
+    } finally {
+      await service.stop();
+    }
+    log(`  PGlite ${results.pglite.me.route}: ${fmt(results.pglite.me)}; RSS ${results.pglite.rss} MiB`);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  if (serverUrl && existsSync('bench/peers/node_modules')) {
+    log('Peer: Better Auth on the same PostgreSQL server...');
+    results.peer = await runPeer(serverUrl, { connections: CONNECTIONS, durationS: DURATION_S, users: quick ? 100 : 300 });
+  } else if (!quick) {
+    log('Peer skipped: run `npm ci --prefix bench/peers` first (and have a PostgreSQL server).');
+  }
+
+  const s = results.server;
+  const rows: Row[] = [];
+  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 1000) / 1000 : undefined);
+  const add = (what: string, ours: string, ceiling: string, r: number | undefined, target: string, pass: boolean | undefined) =>
+    rows.push({ what, ours, ceiling, ratio: r, target, pass });
+  if (s) {
+    const meRatio = ratio(s.me.rps, helloRun.rps);
+    add('GET /v1/users/me', fmt(s.me), `hello ${helloRun.rps}/s`, meRatio, '≥ 0.25 × hello, p99 ≤ 10 ms', meRatio !== undefined && meRatio >= 0.25 && s.me.p99 <= 10 && s.me.errors + s.me.non2xx === 0);
+    const loginRatio = ratio(s.login.rps, argon.verifyPerS);
+    const loginP99Limit = Math.round((2 * CONNECTIONS * 1000) / Math.max(1, s.login.rps));
+    add('POST /v1/sessions', fmt(s.login), `verify ${argon.verifyPerS}/s`, loginRatio, `≥ 0.85 × verify, p99 ≤ ${loginP99Limit} ms`, loginRatio !== undefined && loginRatio >= 0.85 && s.login.p99 <= loginP99Limit);
+    const regRatio = ratio(s.register.rps, argon.hashPerS);
+    add('POST /v1/users', fmt(s.register), `hash ${argon.hashPerS}/s`, regRatio, '≥ 0.80 × hash', regRatio !== undefined && regRatio >= 0.8);
+    const refRatio = ratio(s.refresh.rps, helloRun.rps);
+    add('POST /v1/sessions/refresh', fmt(s.refresh), `hello ${helloRun.rps}/s`, refRatio, '≥ 0.03 × hello', refRatio !== undefined && refRatio >= 0.03 && s.refresh.non2xx === 0);
+    if (s.meDuringLogins && s.loginFlood) {
+      add('GET /v1/users/me during a login flood', `${fmt(s.meDuringLogins)} (logins ${s.loginFlood.rps}/s)`, '-', undefined, 'p99 ≤ 25 ms, no errors', s.meDuringLogins.p99 <= 25 && s.meDuringLogins.errors + s.meDuringLogins.non2xx === 0);
+    }
+    add('RSS after the run (server)', `${s.rss} MiB`, '-', undefined, '≤ 150 MiB', s.rss <= 150);
+  }
+  if (results.pglite) {
+    const p = results.pglite.me;
+    const r = s ? ratio(p.rps, s.me.rps) : undefined;
+    add('GET /v1/users/me on PGlite', fmt(p), s ? `server ${s.me.rps}/s` : '-', r, '≥ 0.8 × server figure', r === undefined ? undefined : r >= 0.8);
+    add(`RSS on PGlite with ${USERS} users`, `${results.pglite.rss} MiB`, '-', undefined, '≤ 300 MiB', results.pglite.rss <= 300);
+  }
+  if (s && results.peer) {
+    const pr = results.peer;
+    const lr = ratio(s.login.rps, pr.signIn.rps);
+    add('login vs Better Auth sign-in', `${s.login.rps}/s (Argon2id) vs ${pr.signIn.rps}/s (${pr.hash})`, '-', lr, '≥ 8×', lr === undefined ? undefined : lr >= 8);
+    const mr = ratio(s.me.rps, pr.getSession.rps);
+    add('GET /v1/users/me vs get-session', `${s.me.rps}/s vs ${pr.getSession.rps}/s (p99 ${pr.getSession.p99} ms)`, '-', mr, '≥ 20×', mr === undefined ? undefined : mr >= 20);
+  }
+
+  console.log(`\n| what | ours | ceiling | ratio | target | result |\n| --- | --- | --- | --- | --- | --- |`);
+  for (const row of rows) {
+    console.log(`| ${row.what} | ${row.ours} | ${row.ceiling} | ${row.ratio ?? '-'} | ${row.target} | ${row.pass === undefined ? '-' : row.pass ? 'pass' : 'miss'} |`);
+  }
+  console.log(`\nCeilings: Fastify hello ${helloRun.rps} req/s (p99 ${helloRun.p99} ms); Argon2id hash ${argon.hashPerS}/s, verify ${argon.verifyPerS}/s; jose verify ${jose}/s.`);
+
+  mkdirSync('bench/results', { recursive: true });
+  const record = { quick, date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, pool: POOL, hello: helloRun, argon, jose, results, rows };
+  writeFileSync('bench/results/latest.json', JSON.stringify(record, null, 2));
+  if (!quick) writeFileSync('docs/performance.svg', renderChart(record));
+  log(quick ? 'Quick run done (no pass/fail on its numbers).' : 'Wrote bench/results/latest.json and docs/performance.svg.');
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
