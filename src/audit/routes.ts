@@ -31,7 +31,7 @@ export function auditRoutes(app: App, audit: AuditLog, guard: Guard): void {
   app.get(
     '/v1/users/me/events',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: "The caller's own security events, newest first, paged",
         tags: ['users'],

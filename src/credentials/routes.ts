@@ -11,7 +11,7 @@ export function credentialsRoutes(app: App, credentials: CredentialsService, gua
   app.put(
     '/v1/users/me/password',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Change password (update_user_password); other sessions are revoked',
         tags: ['users'],

@@ -1,5 +1,5 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, onRequestAsyncHookHandler } from 'fastify';
 
 import type { KeyStore } from '../auth/keys.js';
 
@@ -13,4 +13,4 @@ declare module 'fastify' {
 /** The Fastify instance with TypeBox types, as routes see it. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
-export type Guard = preHandlerAsyncHookHandler;
+export type Guard = onRequestAsyncHookHandler;

@@ -39,7 +39,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.get(
     '/v1/sessions',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: { summary: "The caller's active sessions, newest first", tags: ['sessions'], security: bearerAuth, response: { 200: SessionList, ...problems('invalid_token') } },
     },
     async (request) => ({ sessions: await sessions.list(callerOf(request)) }),
@@ -48,7 +48,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions/current',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: { summary: 'Log out (update_session): end the calling session', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
     },
     async (request, reply) => {
@@ -60,7 +60,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: { summary: 'Log out everywhere: end all of the caller\'s sessions', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
     },
     async (request, reply) => {
@@ -72,7 +72,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions/:id',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Revoke one of the caller\'s sessions',
         tags: ['sessions'],

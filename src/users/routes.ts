@@ -26,7 +26,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
   app.get(
     '/v1/users/me',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: { summary: "The caller's profile", tags: ['users'], security: bearerAuth, response: { 200: User, ...problems('invalid_token') } },
     },
     async (request) => users.profile(callerOf(request).userId),
@@ -35,7 +35,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
   app.patch(
     '/v1/users/me',
     {
-      preHandler: guard,
+      onRequest: guard,
       schema: {
         summary: 'Update profile fields (update_user_details)',
         tags: ['users'],
