@@ -135,6 +135,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
     url: `${base}/v1/users/me`,
     connections: CONNECTIONS,
     durationS: DURATION_S,
+    settleUrl: `${base}/healthz`,
     setup: () => ({ headers: { authorization: `Bearer ${tokens[next++ % tokens.length]!.access}` } }),
   });
   if (!full) return { me, login: me, register: me, refresh: me, rss: rssMiB(service.pid) };
@@ -146,6 +147,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
     method: 'POST',
     connections: CONNECTIONS,
     durationS: DURATION_S,
+    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
   });
@@ -157,6 +159,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
     method: 'POST',
     connections: CONNECTIONS,
     durationS: DURATION_S,
+    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => {
       const name = `new_${process.pid}_${fresh++}`;
@@ -172,6 +175,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
     method: 'POST',
     connections: CONNECTIONS,
     durationS: DURATION_S,
+    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => ({ body: JSON.stringify({ refresh_token: pool.shift() ?? 'exhausted' }) }),
     onResponse: (status, body) => {
@@ -188,6 +192,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
       url: `${base}/v1/users/me`,
       connections: CONNECTIONS,
       durationS: DURATION_S,
+      settleUrl: `${base}/healthz`,
       setup: () => ({ headers: { authorization: `Bearer ${fresh2[k++ % fresh2.length]!.access}` } }),
     }),
     load({
@@ -196,6 +201,7 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
       method: 'POST',
       connections: 16,
       durationS: DURATION_S,
+      settleUrl: `${base}/healthz`,
       headers: { 'content-type': 'application/json' },
       setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
     }),

@@ -21,6 +21,22 @@ export interface LoadOptions {
   setup?: () => { headers?: Record<string, string>; body?: string };
   /** Sees each response (for chains such as refresh tokens). */
   onResponse?: (status: number, body: string) => void;
+  /** A cheap URL of the same server to poll until it is idle again (default: the route's URL). */
+  settleUrl?: string;
+}
+
+/**
+ * Waits until the server has worked off what the last run left queued (requests still in
+ * flight when autocannon stopped), so one route's backlog never counts against the next.
+ */
+export async function settle(url: string, timeoutMs = 60_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const start = Date.now();
+    await fetch(url).catch(() => undefined);
+    if (Date.now() - start < 50) return;
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** Drives one route with autocannon and reports throughput and latency. */
@@ -46,6 +62,7 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
       },
     ],
   } as autocannon.Options);
+  await settle(options.settleUrl ?? options.url);
   return {
     route: options.route,
     rps: Math.round(result.requests.average),

@@ -34,6 +34,7 @@ export async function runPeer(serverUrl: string, options: { connections: number;
       method: 'POST',
       connections: options.connections,
       durationS: options.durationS,
+      settleUrl: `${authBase(peer.url)}/ok`,
       headers: { 'content-type': 'application/json', origin: peer.url },
       setup: () => ({ body: JSON.stringify({ email: peerEmail(n++ % options.users), password: PEER_PASSWORD }) }),
     });
@@ -43,6 +44,7 @@ export async function runPeer(serverUrl: string, options: { connections: number;
       url: `${authBase(peer.url)}/get-session`,
       connections: options.connections,
       durationS: options.durationS,
+      settleUrl: `${authBase(peer.url)}/ok`,
       setup: () => ({ headers: { cookie: cookies[k++ % cookies.length]!.cookie } }),
       // No session is a 200 with `null`: count those as errors.
       onResponse: (_status, body) => {
