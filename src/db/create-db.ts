@@ -149,6 +149,9 @@ async function openEmbedded(dir: string): Promise<Db> {
   try {
     const pglite = await PGlite.create(onDisk ? join(dir, 'pglite') : dir, {
       parsers: { [OID_INT8]: keepText, [OID_DATE]: keepText },
+      // PGlite's default (128 MB of shared buffers) is sized for a server; the embedded
+      // database of one process does well with less, and the process stays small.
+      postgresqlconf: ['shared_buffers=16MB'],
     });
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) as never }) });
     return {
