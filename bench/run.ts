@@ -10,6 +10,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { OWASP_ARGON2 } from '../src/config.js';
+import { createServerDatabase } from '../test/helpers/app.js';
 import { PasswordHasher } from '../src/credentials/hashing.js';
 import { openDatabase } from '../src/db/create-db.js';
 import { migrateToLatest } from '../src/db/migrate.js';
@@ -41,25 +42,6 @@ async function serverDatabaseUrl(): Promise<string | undefined> {
     if (process.env.BENCH_DATABASE_URL) throw new Error(`BENCH_DATABASE_URL is not reachable: ${candidate}`);
     return undefined;
   }
-}
-
-async function freshDatabase(baseUrl: string, name: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const admin = new pg.Client({ connectionString: baseUrl });
-  await admin.connect();
-  await admin.query(`drop database if exists ${name} with (force)`);
-  await admin.query(`create database ${name}`);
-  await admin.end();
-  const url = new URL(baseUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    drop: async () => {
-      const c = new pg.Client({ connectionString: baseUrl });
-      await c.connect();
-      await c.query(`drop database if exists ${name} with (force)`);
-      await c.end();
-    },
-  };
 }
 
 /** Seeds users straight into the database: one real Argon2id hash (same parameters), shared. */
@@ -241,7 +223,7 @@ async function main(): Promise<void> {
   const results: { server?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult } = {};
 
   if (serverUrl) {
-    const database = await freshDatabase(serverUrl, `ums_bench_${process.pid}`);
+    const database = await createServerDatabase(serverUrl);
     try {
       log(`PostgreSQL server: seeding ${USERS} users...`);
       await seed({ databaseUrl: database.url }, USERS);

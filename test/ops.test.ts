@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -10,6 +9,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { decodeProtectedHeader } from 'jose';
 import { sql } from 'kysely';
 import { buildApp } from '../src/app.js';
+import { freePort } from './helpers/processes.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { JSON_TYPE, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
 
@@ -286,17 +286,6 @@ const SETTINGS = [
   'SESSION_TTL_S', 'SESSION_IDLE_TTL_S', 'RATE_LIMIT_PER_MINUTE', 'LOGIN_MAX_FAILURES', 'CORS_ORIGINS', 'WORKERS', 'REFRESH_RETRY_S',
   'PUBLIC_URL', 'JWT_ISSUER', 'JWT_AUDIENCE', 'NODE_TEST_CONTEXT',
 ];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 interface Server {
   child: ChildProcess;
