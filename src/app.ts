@@ -153,8 +153,8 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
   // Reached by tests only, to drive the fast path's edge cases.
   app.decorate('sessionCacheForTests', sessionCache);
   app.decorate('accessTokensForTests', tokens);
-  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, config);
   const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength);
+  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
 

@@ -6,7 +6,8 @@ import { findCurrentCredential, replaceHash } from '../credentials/repository.js
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import type { LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
-import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
+import { findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
+import type { User } from '../users/schemas.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
 import type { LastUseRecorder } from './last-use.js';
 import {
@@ -53,6 +54,8 @@ export class SessionsService {
     private readonly revocation: SessionRevocation,
     private readonly cache: InvalidatedCache<SessionState>,
     private readonly lastUse: LastUseRecorder,
+    /** Profiles, from the users' cache when it has them. */
+    private readonly profiles: { profile(userId: string): Promise<User> },
     private readonly settings: SessionSettings,
   ) {}
 
@@ -112,22 +115,22 @@ export class SessionsService {
       userAgent: client.userAgent?.slice(0, 512) ?? null,
       ip: client.ip,
     });
-    return this.#tokenPair(user, session, secret);
+    return this.#tokenPair(toUser(user), session, secret);
   }
 
   async #tokenPair(
-    user: UserRecord,
+    user: User,
     session: { session_id: string; created_at: Date; expires_at: Date },
     secret: string,
   ): Promise<TokenPair> {
-    const access = await this.tokens.issue(user.user_id, session.session_id);
+    const access = await this.tokens.issue(user.id, session.session_id);
     return {
       access_token: access.token,
       token_type: 'Bearer',
       expires_in: access.expiresIn,
       refresh_token: formatRefreshToken(session.session_id, secret),
       session: { id: session.session_id, created_at: session.created_at.toISOString(), expires_at: session.expires_at.toISOString() },
-      user: toUser(user),
+      user,
     };
   }
 
@@ -182,8 +185,9 @@ export class SessionsService {
   }
 
   async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date }, secret: string): Promise<TokenPair> {
-    const user = await findUserById(this.db, session.user_id);
-    if (!user) throw invalidRefreshToken();
+    const user = await this.profiles.profile(session.user_id).catch((err: unknown) => {
+      throw err instanceof AppError ? invalidRefreshToken() : err;
+    });
     return this.#tokenPair(user, session, secret);
   }
 
