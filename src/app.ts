@@ -39,6 +39,8 @@ export interface BuildAppOptions {
   db: Db;
   /** Fastify's logger option: pino settings, or false for none (tests). */
   logger?: FastifyServerOptions['logger'];
+  /** Tests only: expose the caches, to drive the fast path's edge cases. */
+  testHooks?: boolean;
 }
 
 /** The most a request body may be (API.md): 16 KiB. */
@@ -65,7 +67,7 @@ export const LOG_REDACT = [
  * Builds the service as a Fastify instance, ready to inject into or listen with. It never
  * listens itself and never migrates: server.ts (and the tests) do that.
  */
-export async function buildApp({ config, db: handle, logger = false }: BuildAppOptions): Promise<App> {
+export async function buildApp({ config, db: handle, logger = false, testHooks = false }: BuildAppOptions): Promise<App> {
   const db = handle.kysely;
   const app = Fastify({
     logger: logger === true ? { level: config.logLevel, redact: LOG_REDACT } : logger,
@@ -129,6 +131,7 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
+  await hasher.warm();
   const keys = new KeyStore(db);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
@@ -150,9 +153,10 @@ export async function buildApp({ config, db: handle, logger = false }: BuildAppO
   const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'));
   app.addHook('onClose', () => lastUse.close());
-  // Reached by tests only, to drive the fast path's edge cases.
-  app.decorate('sessionCacheForTests', sessionCache);
-  app.decorate('accessTokensForTests', tokens);
+  if (testHooks) {
+    app.decorate('sessionCacheForTests', sessionCache);
+    app.decorate('accessTokensForTests', tokens);
+  }
   const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength);
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);

@@ -22,7 +22,7 @@ describe('fast path: cached sessions and tokens', () => {
   let other: App;
   before(async () => {
     svc = await startTestService();
-    other = await buildApp({ config: svc.config, db: svc.handle }); // a second instance on the same database
+    other = await buildApp({ config: svc.config, db: svc.handle, testHooks: true }); // a second instance on the same database
   });
   after(async () => {
     await other.close();

@@ -117,6 +117,15 @@ describe('throttling', () => {
     assert.equal((await register('192.0.2.78')).statusCode, 201);
   });
 
+  it('when an address tries more logins than the per-minute limit, with a new name each time, then 429', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await attempt(limited, { username: uniqueName('stuffing'), password: 'wrong password here' }, '192.0.2.90')).statusCode);
+    }
+    assert.deepEqual(statuses, [401, 401, 401, 429]);
+    assert.equal((await attempt(limited, { username: uniqueName('stuffing'), password: 'wrong password here' }, '192.0.2.91')).statusCode, 401);
+  });
+
   it('when an address refreshes more than the per-minute limit, then 429, counted apart from registrations', async () => {
     const refresh = () => limited.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: 'nope' }, remoteAddress: '192.0.2.77' });
     for (let i = 0; i < 3; i++) assert.equal((await refresh()).statusCode, 401);

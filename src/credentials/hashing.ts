@@ -71,6 +71,12 @@ export class PasswordHasher {
     return false;
   }
 
+  /** Makes the stand-in hash now, so the first unknown-name login costs one hash like any other. */
+  async warm(): Promise<void> {
+    this.#dummyHash ??= this.hash(randomBytes(16).toString('base64url'));
+    await this.#dummyHash;
+  }
+
   /** True when a stored hash is not Argon2id with the configured cost and current pepper. */
   needsRehash(phc: string): boolean {
     const match = PHC_PARAMS.exec(phc);

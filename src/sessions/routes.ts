@@ -9,6 +9,8 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.post(
     '/v1/sessions',
     {
+      // Per address, so one address cannot make the service hash for every name it tries (ASVS 5.0 V2.4.1).
+      config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Log in (create_new_session) with username or email and password',
         tags: ['sessions'],

@@ -56,7 +56,7 @@ export async function startTestService(overrides: Partial<Config> = {}, env: Rec
   const server = serverUrl ? await createServerDatabase(serverUrl) : undefined;
   const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: 'memory://', poolMax: 10, timeoutMs: 5000 });
   await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db });
+  const app = await buildApp({ config, db, testHooks: true });
   return {
     app,
     db: db.kysely,
