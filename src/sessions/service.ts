@@ -79,9 +79,10 @@ export class SessionsService {
     const user = await findUserByLogin(this.db, by, name);
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
+    let throttled: { hasFailures: boolean };
     try {
       // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
-      await this.throttle.check(subject, client.ip);
+      throttled = await this.throttle.check(subject, client.ip);
     } catch (err) {
       await this.audit.record('throttled', context, { what: 'login' });
       throw err;
@@ -101,7 +102,7 @@ export class SessionsService {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
     const pair = await this.#open(user, client);
-    await this.throttle.recordSuccess(subject, client.ip);
+    if (throttled.hasFailures) await this.throttle.recordSuccess(subject, client.ip);
     await this.audit.record('login_succeeded', { ...context, sessionId: pair.session.id });
     return pair;
   }

@@ -43,8 +43,11 @@ export class LoginThrottle {
     return `${who}|${ip ?? 'unknown'}`;
   }
 
-  /** Throws 429 with Retry-After while this subject and address must wait. */
-  async check(subject: LoginSubject, ip: string | null): Promise<void> {
+  /**
+   * Throws 429 with Retry-After while this subject and address must wait. Answers whether they
+   * have failures on record (a completed sign-in then clears them).
+   */
+  async check(subject: LoginSubject, ip: string | null): Promise<{ hasFailures: boolean }> {
     const now = Date.now();
     const row = await this.db.selectFrom('login_throttles').select('locked_until').where('throttle_key', '=', this.#key(subject, ip)).executeTakeFirst();
     if (row?.locked_until && row.locked_until.getTime() > now) throw tooManyRequests((row.locked_until.getTime() - now) / 1000);
@@ -61,6 +64,7 @@ export class LoginThrottle {
         throw tooManyRequests((windowStart.getTime() + HOUR_MS - now) / 1000);
       }
     }
+    return { hasFailures: row !== undefined };
   }
 
   async recordFailure(subject: LoginSubject, ip: string | null): Promise<void> {

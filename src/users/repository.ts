@@ -49,14 +49,24 @@ export async function takenFields(
   values: { username?: string | undefined; email?: string | undefined },
   exceptUserId?: string,
 ): Promise<Array<'username' | 'email'>> {
+  const username = values.username === undefined ? undefined : lookupKey(values.username);
+  const email = values.email === undefined ? undefined : lookupKey(values.email);
+  if (username === undefined && email === undefined) return [];
+  // One round trip for both keys.
+  let query = db
+    .selectFrom('users')
+    .select(['username_key', 'email_key'])
+    .where((eb) =>
+      eb.or([
+        ...(username !== undefined ? [eb('username_key', '=', username)] : []),
+        ...(email !== undefined ? [eb('email_key', '=', email)] : []),
+      ]),
+    );
+  if (exceptUserId) query = query.where('user_id', '!=', exceptUserId);
+  const rows = await query.execute();
   const taken: Array<'username' | 'email'> = [];
-  for (const field of ['username', 'email'] as const) {
-    const value = values[field];
-    if (value === undefined) continue;
-    let query = db.selectFrom('users').select('user_id').where(field === 'username' ? 'username_key' : 'email_key', '=', lookupKey(value));
-    if (exceptUserId) query = query.where('user_id', '!=', exceptUserId);
-    if (await query.executeTakeFirst()) taken.push(field);
-  }
+  if (username !== undefined && rows.some((r) => r.username_key === username)) taken.push('username');
+  if (email !== undefined && rows.some((r) => r.email_key === email)) taken.push('email');
   return taken;
 }
 
