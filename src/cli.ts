@@ -5,6 +5,7 @@ import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
 import { ConfigError, loadConfig } from './config.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
+import { AdminService } from './admin/service.js';
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -20,6 +21,14 @@ Commands:
                                   (default 60, so every instance has loaded it), and retire the
                                   current keys once their last tokens have expired
   keys retire <kid>               retire a key now (a suspected leak); its tokens are refused
+  users list [--limit N] [--offset N] [--filter TEXT]
+                                  users by id, 50 at a time; TEXT matches username or email
+  users show <username>           one user, with the number of active sessions
+  users disable <username>        the user cannot sign in; all their sessions end at once
+  users enable <username>         undo users disable
+  sessions revoke --user <username>
+                                  end all of a user's sessions, on every instance
+  audit tail [--limit N]          the latest security events (default 20)
 
 Options:
   --json    machine-readable output
@@ -34,7 +43,15 @@ async function run(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, 'publish-delay': { type: 'string' } },
+    options: {
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      'publish-delay': { type: 'string' },
+      limit: { type: 'string' },
+      offset: { type: 'string' },
+      filter: { type: 'string' },
+      user: { type: 'string' },
+    },
   });
   const [command, sub, arg] = positionals;
   if (values.help || !command) {
@@ -95,6 +112,60 @@ async function run(argv: string[]): Promise<number> {
       return 1;
     }
     print(`Key ${arg} retired.`, { kid: arg, retired: true });
+    return 0;
+  }
+
+  const count = (name: 'limit' | 'offset', fallback: number, max: number): number => {
+    const raw = values[name];
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) > max) throw new UsageError(`--${name} must be a whole number from 0 to ${max}`);
+    return Number(raw);
+  };
+  const noSuchUser = (name: string) => {
+    console.error(`No user named ${name}.`);
+    return 1;
+  };
+
+  if (command === 'users' && sub === 'list' && !arg) {
+    const limit = count('limit', 50, 1000);
+    const offset = count('offset', 0, 1_000_000_000);
+    const users = await withDb((db) => new AdminService(db.kysely).listUsers({ limit, offset, filter: values.filter }));
+    const lines = users.map((u) => `${u.id.padStart(6)}  ${u.username.padEnd(32)}  ${u.email}${u.disabled ? '  (disabled)' : ''}`);
+    print(lines.length ? lines.join('\n') : 'No users.', { users });
+    return 0;
+  }
+
+  if (command === 'users' && sub === 'show' && arg) {
+    const user = await withDb((db) => new AdminService(db.kysely).findUser(arg));
+    if (!user) return noSuchUser(arg);
+    print(
+      [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
+      user,
+    );
+    return 0;
+  }
+
+  if (command === 'users' && (sub === 'disable' || sub === 'enable') && arg) {
+    const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, sub === 'disable'));
+    if (!result) return noSuchUser(arg);
+    print(sub === 'disable' ? `${arg} is disabled; ${result.sessionsEnded} session(s) ended.` : `${arg} is enabled.`, { username: arg, disabled: sub === 'disable', sessions_ended: result.sessionsEnded });
+    return 0;
+  }
+
+  if (command === 'sessions' && sub === 'revoke' && !arg) {
+    if (!values.user) throw new UsageError('sessions revoke needs --user <username>');
+    const username = values.user;
+    const ended = await withDb((db) => new AdminService(db.kysely).revokeSessions(username));
+    if (ended === undefined) return noSuchUser(username);
+    print(`${ended} session(s) of ${username} ended.`, { username, sessions_ended: ended });
+    return 0;
+  }
+
+  if (command === 'audit' && sub === 'tail' && !arg) {
+    const limit = count('limit', 20, 1000);
+    const events = await withDb((db) => new AdminService(db.kysely).auditTail(limit));
+    const lines = events.map((e) => `${e.occurred_at}  ${e.event.padEnd(22)}  ${(e.username ?? e.user_id ?? '-').padEnd(20)}  ${e.ip ?? '-'}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`);
+    print(lines.length ? lines.join('\n') : 'No events.', { events });
     return 0;
   }
 

@@ -19,6 +19,8 @@ export const AUDIT_EVENTS = [
   'password_change_failed',
   'session_revoked',
   'sessions_revoked_all',
+  'user_disabled',
+  'user_enabled',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 

@@ -3,6 +3,7 @@ import * as m0001 from './migrations/0001_initial.js';
 import * as m0002 from './migrations/0002_throttling.js';
 import * as m0003 from './migrations/0003_audit.js';
 import * as m0004 from './migrations/0004_key_rotation.js';
+import * as m0005 from './migrations/0005_disabled_users.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0002_throttling': m0002,
   '0003_audit': m0003,
   '0004_key_rotation': m0004,
+  '0005_disabled_users': m0005,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

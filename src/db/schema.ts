@@ -25,6 +25,8 @@ export interface UsersTable {
   email_key: GeneratedAlways<string>;
   created_at: DefaultedTimestamp;
   updated_at: DefaultedTimestamp;
+  /** Set while an administrator has disabled the user: no sign-in. */
+  disabled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
 }
 
 export interface UserCredentialsTable {

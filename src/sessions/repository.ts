@@ -8,23 +8,32 @@ export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed
 /** What a request needs to know about its session. */
 export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;
 
+/**
+ * Opens a session, in the same statement that checks the user still exists and is not disabled,
+ * so a user disabled while their login was being checked never gets a session. Undefined if not.
+ */
 export function insertSession(
   db: Queryable,
   values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null },
-): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at'>> {
+): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at'> | undefined> {
   return db
     .insertInto('user_sessions')
-    .values({
-      user_id: values.userId,
-      expires_at: values.expiresAt,
-      refresh_token_hash: values.refreshTokenHash,
-      user_agent: values.userAgent,
-      ip: values.ip,
-      ended_at: null,
-      end_reason: null,
-    })
+    .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip'])
+    .expression((eb) =>
+      eb
+        .selectFrom('users')
+        .select((s) => [
+          s.ref('user_id').as('user_id'),
+          s.val(values.expiresAt).as('expires_at'),
+          s.val(values.refreshTokenHash).as('refresh_token_hash'),
+          s.val(values.userAgent).as('user_agent'),
+          s.val(values.ip).as('ip'),
+        ])
+        .where('user_id', '=', values.userId)
+        .where('disabled_at', 'is', null),
+    )
     .returning(['session_id', 'created_at', 'expires_at'])
-    .executeTakeFirstOrThrow();
+    .executeTakeFirst();
 }
 
 export function findSessionState(db: Queryable, sessionId: string): Promise<SessionState | undefined> {

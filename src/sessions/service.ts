@@ -97,6 +97,11 @@ export class SessionsService {
       await this.audit.record('login_failed', context, { reason: user ? 'wrong_password' : 'unknown_user' });
       throw invalidCredentials();
     }
+    // A disabled account answers like a wrong password, after the same work (ASVS 5.0 V7.4.2).
+    if (user.disabled_at) {
+      await this.audit.record('login_failed', context, { reason: 'disabled' });
+      throw invalidCredentials();
+    }
 
     if (this.hasher.needsRehash(credential.hashed_password)) {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
@@ -116,6 +121,7 @@ export class SessionsService {
       userAgent: client.userAgent?.slice(0, 512) ?? null,
       ip: client.ip,
     });
+    if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), session, secret);
   }
 

@@ -4,7 +4,7 @@ import type { User } from './schemas.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
-export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'created_at', 'updated_at'] as const;
+export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'created_at', 'updated_at', 'disabled_at'] as const;
 export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
 
 // ASVS 5.0 V15.3.1: only the public fields, picked one by one.

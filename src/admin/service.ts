@@ -1,0 +1,124 @@
+import { sql, type Kysely } from 'kysely';
+import { AuditLog } from '../audit/audit-log.js';
+import { notifyInvalidated } from '../db/notifications.js';
+import type { Database } from '../db/schema.js';
+import { endSessions } from '../sessions/repository.js';
+import { lookupKey } from '../users/repository.js';
+
+/**
+ * What the admin command line does to users and sessions. Sessions ended here are announced like
+ * any revocation, so running instances refuse them within a second.
+ */
+
+export interface AdminUser {
+  id: string;
+  username: string;
+  name: string;
+  email: string;
+  dob: string;
+  created_at: string;
+  updated_at: string;
+  disabled: boolean;
+}
+
+const columns = ['user_id', 'username', 'name', 'email', 'dob', 'created_at', 'updated_at', 'disabled_at'] as const;
+
+function toAdminUser(row: { user_id: string; username: string; name: string; email: string; dob: string; created_at: Date; updated_at: Date; disabled_at: Date | null }): AdminUser {
+  return {
+    id: row.user_id,
+    username: row.username,
+    name: row.name,
+    email: row.email,
+    dob: row.dob,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+    disabled: row.disabled_at !== null,
+  };
+}
+
+/** Who ran the command, for the audit log. */
+const ADMIN_CONTEXT = { ip: null, userAgent: 'admin command line' };
+
+export class AdminService {
+  readonly #audit: AuditLog;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.#audit = new AuditLog(db);
+  }
+
+  /** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */
+  async listUsers(options: { limit: number; offset: number; filter?: string }): Promise<AdminUser[]> {
+    let query = this.db.selectFrom('users').select(columns).orderBy('user_id').limit(options.limit).offset(options.offset);
+    if (options.filter) {
+      const pattern = `%${lookupKey(options.filter).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      query = query.where((eb) => eb.or([eb('username_key', 'like', pattern), eb('email_key', 'like', pattern)]));
+    }
+    return (await query.execute()).map(toAdminUser);
+  }
+
+  async findUser(username: string): Promise<(AdminUser & { active_sessions: number }) | undefined> {
+    const row = await this.db.selectFrom('users').select(columns).where('username_key', '=', lookupKey(username)).executeTakeFirst();
+    if (!row) return undefined;
+    const count = await this.db
+      .selectFrom('user_sessions')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('user_id', '=', row.user_id)
+      .where('is_active', '=', true)
+      .where('expires_at', '>', new Date())
+      .executeTakeFirstOrThrow();
+    return { ...toAdminUser(row), active_sessions: Number(count.n) };
+  }
+
+  /** Ends every session of the user, on every instance. Answers how many were active. */
+  async revokeSessions(username: string): Promise<number | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    const ended = await this.db.transaction().execute(async (trx) => {
+      const ids = await endSessions(trx, { userId: user.id }, 'revoked_all');
+      await notifyInvalidated(trx, 'session', ids);
+      return ids;
+    });
+    await this.#audit.record('sessions_revoked_all', { userId: user.id, ...ADMIN_CONTEXT }, { count: ended.length, by: 'admin' });
+    return ended.length;
+  }
+
+  /** A disabled user cannot sign in, and all their sessions end at once (ASVS 5.0 V7.4.2). */
+  async setDisabled(username: string, disabled: boolean): Promise<{ sessionsEnded: number } | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    const ended = await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('users')
+        .set({ disabled_at: disabled ? sql<Date>`now()` : null })
+        .where('user_id', '=', user.id)
+        .execute();
+      if (!disabled) return [];
+      const ids = await endSessions(trx, { userId: user.id }, 'revoked_all');
+      await notifyInvalidated(trx, 'session', ids);
+      return ids;
+    });
+    await this.#audit.record(disabled ? 'user_disabled' : 'user_enabled', { userId: user.id, ...ADMIN_CONTEXT }, disabled ? { sessions_ended: ended.length } : undefined);
+    return { sessionsEnded: ended.length };
+  }
+
+  /** The latest security events of everyone, newest first. */
+  async auditTail(limit: number) {
+    const rows = await this.db
+      .selectFrom('audit_events')
+      .leftJoin('users', 'users.user_id', 'audit_events.user_id')
+      .select(['audit_events.event_id', 'audit_events.occurred_at', 'audit_events.event', 'audit_events.user_id', 'users.username', 'audit_events.session_id', 'audit_events.ip', 'audit_events.details'])
+      .orderBy('audit_events.event_id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      id: r.event_id,
+      occurred_at: r.occurred_at.toISOString(),
+      event: r.event,
+      user_id: r.user_id === null ? null : String(r.user_id),
+      username: r.username ?? null,
+      session_id: r.session_id === null ? null : String(r.session_id),
+      ip: r.ip,
+      details: r.details ? (JSON.parse(r.details) as unknown) : null,
+    }));
+  }
+}
