@@ -3,7 +3,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { AccessTokens } from './auth/access-tokens.js';
 import { bearerGuard } from './auth/guard.js';
 import { KeyStore } from './auth/keys.js';
@@ -15,7 +15,8 @@ import { CredentialsService } from './credentials/service.js';
 import type { Db } from './db/create-db.js';
 import { registerMetrics } from './http/metrics.js';
 import { opsRoutes } from './http/ops-routes.js';
-import { registerProblemHandlers } from './http/problem-handler.js';
+import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
+import { AppError } from './errors.js';
 import type { App } from './http/types.js';
 import { RefreshChain } from './sessions/refresh-tokens.js';
 import { sessionsRoutes } from './sessions/routes.js';
@@ -63,6 +64,15 @@ export const LOG_REDACT = [
   '*.hashed_password',
 ];
 
+/** The headers every answer carries (API.md, Headers). */
+function setStandardHeaders(request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  reply.header('x-content-type-options', 'nosniff');
+  reply.header('x-frame-options', 'DENY');
+  reply.header('content-security-policy', "frame-ancestors 'none'");
+  reply.header('cache-control', 'no-store');
+}
+
 /**
  * Builds the service as a Fastify instance, ready to inject into or listen with. It never
  * listens itself and never migrates: server.ts (and the tests) do that.
@@ -87,6 +97,11 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
+    // A URL Fastify cannot even route (a broken %-escape) is answered like any other error.
+    frameworkErrors: (err, request, reply) => {
+      setStandardHeaders(request, reply);
+      void sendProblem(reply, err.code === 'FST_ERR_BAD_URL' ? new AppError('not_found') : toAppError(err));
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
@@ -101,13 +116,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   });
 
   app.decorateRequest('caller', null);
-  app.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('x-frame-options', 'DENY');
-    reply.header('content-security-policy', "frame-ancestors 'none'");
-    reply.header('cache-control', 'no-store');
-  });
+  app.addHook('onRequest', async (request, reply) => setStandardHeaders(request, reply));
   registerProblemHandlers(app);
 
   if (config.corsOrigins.length > 0) {
@@ -151,7 +160,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   await invalidation.start(handle);
   app.addHook('onClose', () => invalidation.stop());
   const revocation = new SessionRevocation(invalidation);
-  const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'));
+  const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS);
   app.addHook('onClose', () => lastUse.close());
   if (testHooks) {
     app.decorate('sessionCacheForTests', sessionCache);

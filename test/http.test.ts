@@ -383,3 +383,20 @@ describe('http layer', () => {
     }
   });
 });
+
+describe('URLs Fastify cannot route', () => {
+  let svc: TestService;
+  before(async () => {
+    svc = await startTestService();
+  });
+  after(() => svc.close());
+
+  it('when a URL carries a broken %-escape, then 404 not_found as problem+json with the standard headers', async () => {
+    const res = await svc.app.inject({ method: 'DELETE', url: '/v1/sessions/%E0%A4%A' });
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8');
+    assert.equal(res.json().code, 'not_found');
+    assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers['cache-control'], 'no-store');
+  });
+});

@@ -15,17 +15,21 @@ export class LastUseRecorder {
   #timer: NodeJS.Timeout;
   #flushing: Promise<void> = Promise.resolve();
 
+  private readonly everyMs: number;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly onError: (err: unknown) => void,
+    idleTtlS = Infinity,
   ) {
+    this.everyMs = Math.min(TOUCH_EVERY_MS, (idleTtlS * 1000) / 4);
     this.#timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
     this.#timer.unref();
   }
 
-  /** True when a use at `lastUsedAt` is old enough to be recorded again. */
+  /** True when a use at `lastUsedAt` is old enough to be recorded again (often enough for short idle timeouts too). */
   due(lastUsedAt: Date, now = Date.now()): boolean {
-    return now - lastUsedAt.getTime() > TOUCH_EVERY_MS;
+    return now - lastUsedAt.getTime() > this.everyMs;
   }
 
   mark(sessionId: string): void {
@@ -36,17 +40,17 @@ export class LastUseRecorder {
     if (this.#pending.size === 0) return this.#flushing;
     const ids = [...this.#pending];
     this.#pending.clear();
-    this.#flushing = this.#flushing.then(() =>
-      this.db
-        .updateTable('user_sessions')
-        .set({ last_used_at: new Date() })
-        .where('session_id', 'in', ids)
-        .execute()
-        .then(
-          () => undefined,
-          (err) => this.onError(err),
-        ),
-    );
+    this.#flushing = this.#flushing.then(async () => {
+      // In chunks: one statement takes at most 65,535 parameters.
+      for (let i = 0; i < ids.length; i += 10_000) {
+        await this.db
+          .updateTable('user_sessions')
+          .set({ last_used_at: new Date() })
+          .where('session_id', 'in', ids.slice(i, i + 10_000))
+          .execute()
+          .catch((err) => this.onError(err));
+      }
+    });
     return this.#flushing;
   }
 

@@ -13,8 +13,11 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 const SECRET_SHAPE = /^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})$/;
 
-/** The longest chain walked back when an unknown token names a session: bounds the work a forged token costs. */
-export const MAX_WALK = 10_000;
+/**
+ * How far back an unknown token is walked: bounds the work a forged token costs (well under a
+ * millisecond). A token replayed more rotations ago than this is refused without ending the session.
+ */
+export const MAX_WALK = 64;
 
 export interface ParsedRefreshToken {
   sessionId: string;

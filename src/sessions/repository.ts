@@ -30,7 +30,9 @@ export function insertSession(
           s.val(values.ip).as('ip'),
         ])
         .where('user_id', '=', values.userId)
-        .where('disabled_at', 'is', null),
+        .where('disabled_at', 'is', null)
+        // Waits for a disable in progress, then sees it.
+        .forShare(),
     )
     .returning(['session_id', 'created_at', 'expires_at'])
     .executeTakeFirst();

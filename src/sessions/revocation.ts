@@ -27,10 +27,15 @@ export class SessionRevocation {
     this.invalidation.forget('session', ids);
   }
 
-  /** end + forget, outside a transaction. */
+  /** end and forget, in a transaction of its own: the rows and the notification commit together. */
   async endNow(db: Kysely<Database>, where: Parameters<typeof endSessions>[1], reason: EndReason): Promise<string[]> {
-    const ids = await this.end(db, where, reason);
-    this.forget(ids);
-    return ids;
+    let ids: string[] = [];
+    try {
+      ids = await db.transaction().execute((trx) => this.end(trx, where, reason));
+      return ids;
+    } finally {
+      // Forgetting a session that did not end costs one database read; keeping one that did is a hole.
+      this.invalidation.forget('session', ids.length ? ids : where.sessionId ? [where.sessionId] : []);
+    }
   }
 }

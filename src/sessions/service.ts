@@ -205,6 +205,11 @@ export class SessionsService {
    */
   async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
     let session = this.cache.get(sessionId);
+    if (session && session.is_active && session.expires_at.getTime() > Date.now() && !this.isUsable(session)) {
+      // Idle here may still be in use on another instance: ask the database before refusing.
+      this.cache.forget([sessionId]);
+      session = undefined;
+    }
     if (!session) {
       const epoch = this.cache.epoch;
       session = await findSessionState(this.db, sessionId);
