@@ -137,7 +137,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { schema: { summary: 'This OpenAPI 3.1 document', tags: ['operations'] } }, async () => app.swagger());
 
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
   await hasher.warm();

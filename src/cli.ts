@@ -115,6 +115,9 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (command === 'keys' && sub === 'retire' && !arg) throw new UsageError('keys retire needs the kid of the key (see keys list)');
+  if ((command === 'users' && ['show', 'disable', 'enable'].includes(sub ?? '')) && !arg) throw new UsageError(`users ${sub} needs a username`);
+
   const count = (name: 'limit' | 'offset', fallback: number, max: number): number => {
     const raw = values[name];
     if (raw === undefined) return fallback;

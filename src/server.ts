@@ -63,7 +63,14 @@ async function serve(config: Config, migrate: boolean): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') fail(`Port ${config.port} on ${config.host} is in use: stop what listens there or set PORT.`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') fail(`HOST ${config.host} is not an address of this machine: set HOST.`);
+    throw err;
+  }
   if (cluster.isPrimary) announce(config, (app.server.address() as { port: number }).port, db.kind, 1);
 }
 

@@ -134,3 +134,39 @@ describe('throttling', () => {
     assert.ok(refused.headers['retry-after']);
   });
 });
+
+describe('throttling under concurrency', () => {
+  let svc: TestService;
+  before(async () => {
+    svc = await startTestService({ loginAccountMaxFailuresPerHour: 3 });
+  });
+  after(() => svc.close());
+
+  it('when 20 wrong passwords arrive at once from one address, then at most 5 are checked and the rest answer 429', async () => {
+    const user = await registerUser(svc.app);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => attempt(svc, { username: user.username, password: 'wrong password here' }, '203.0.113.150')),
+    );
+    const counts = { 401: 0, 429: 0 } as Record<number, number>;
+    for (const r of results) counts[r.statusCode] = (counts[r.statusCode] ?? 0) + 1;
+    assert.equal(counts[401], 3, `the hourly ceiling of 3 holds too: ${JSON.stringify(counts)}`);
+    assert.equal(counts[429], 17);
+    const row = await svc.db.selectFrom('login_throttles').selectAll().where('throttle_key', '=', `account:${user.id}|203.0.113.150`).executeTakeFirstOrThrow();
+    assert.equal(row.failures, 3);
+    assert.equal(row.pending, 0, 'no attempt is left pending');
+  });
+
+  it('when a name that is no account passes the hourly ceiling, then a new address is refused exactly like for an account', async () => {
+    const user = await registerUser(svc.app);
+    const ghost = uniqueName('ghost');
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' }, `198.19.1.${i}`)).statusCode, 401);
+      assert.equal((await attempt(svc, { username: ghost, password: 'wrong password here' }, `198.19.2.${i}`)).statusCode, 401);
+    }
+    const real = await attempt(svc, { username: user.username, password: 'wrong password here' }, '198.19.3.1');
+    const fake = await attempt(svc, { username: ghost, password: 'wrong password here' }, '198.19.3.2');
+    assert.equal(real.statusCode, 429);
+    assert.equal(fake.statusCode, 429);
+    assert.deepEqual({ ...problem(fake), detail: '' }, { ...problem(real), detail: '' });
+  });
+});

@@ -4,7 +4,7 @@ import type { SessionRevocation } from '../sessions/revocation.js';
 import type { Caller } from '../sessions/service.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import type { LoginThrottle } from '../throttling/login-throttle.js';
+import type { Attempt, LoginThrottle } from '../throttling/login-throttle.js';
 import { findUserById } from '../users/repository.js';
 import type { PasswordHasher } from './hashing.js';
 import { checkPasswordPolicy } from './policy.js';
@@ -34,19 +34,21 @@ export class CredentialsService {
   ): Promise<void> {
     const { userId, sessionId } = caller;
     // A wrong current password counts as a failed login, so a stolen token cannot be used to guess.
+    let attempt: Attempt;
     try {
-      await this.throttle.check({ userId }, caller.ip);
+      attempt = await this.throttle.begin({ userId }, caller.ip);
     } catch (err) {
-      await this.audit.record('throttled', caller, { what: 'password_change' });
+      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', caller, { what: 'password_change' });
       throw err;
     }
     // ASVS 5.0 V6.2.3: the current password is required; a wrong one counts as a failed login (V6.3.1).
     const credential = await findCurrentCredential(this.db, userId);
     if (!credential || !(await this.hasher.verify(credential.hashed_password, currentPassword))) {
-      await this.throttle.recordFailure({ userId }, caller.ip);
+      await this.throttle.failed(attempt);
       await this.audit.record('password_change_failed', caller, { reason: 'wrong_current_password' });
       throw new AppError('wrong_current_password');
     }
+    await this.throttle.released(attempt);
     const user = await findUserById(this.db, userId);
     if (!user) throw new AppError('wrong_current_password');
     checkPasswordPolicy(newPassword, this.passwordMinLength, { username: user.username, email: user.email }, 'new_password');

@@ -2,26 +2,50 @@ import { sql, type Kysely } from 'kysely';
 import type { Database } from './schema.js';
 
 /**
- * Atomic counters for throttling: add one and read the new value in one statement, so that
- * concurrent requests on any instance never lose a count.
+ * Atomic counters for throttling: change a count and read the new value in one statement, so
+ * that concurrent requests on any instance never lose a count.
  * PostgreSQL-only (INSERT … ON CONFLICT); the one place another dialect supplies its upsert.
  */
 
-export async function incrementLoginFailures(db: Kysely<Database>, key: string): Promise<number> {
-  const row = await db
+/** An attempt that is not back within this long is no longer counted as pending (a crashed request). */
+const PENDING_STALE_S = 60;
+
+/** Counts an attempt as pending; answers the row as it is now. */
+export async function beginAttempt(db: Kysely<Database>, key: string) {
+  return db
     .insertInto('login_throttles')
-    .values({ throttle_key: key, failures: 1, locked_until: null })
-    .onConflict((oc) => oc.column('throttle_key').doUpdateSet({ failures: sql`login_throttles.failures + 1`, updated_at: sql`now()` }))
-    .returning('failures')
+    .values({ throttle_key: key, failures: 0, pending: 1, locked_until: null })
+    .onConflict((oc) =>
+      oc.column('throttle_key').doUpdateSet({
+        pending: sql`case when login_throttles.updated_at < now() - make_interval(secs => ${PENDING_STALE_S}) then 1 else login_throttles.pending + 1 end`,
+        updated_at: sql`now()`,
+      }),
+    )
+    .returning(['failures', 'pending', 'locked_until'])
     .executeTakeFirstOrThrow();
-  return row.failures;
 }
 
-export async function incrementAccountFailures(db: Kysely<Database>, userId: string, windowStart: Date): Promise<number> {
+/** The attempt is over: not pending any more, and a failure counted if it failed. */
+export async function endAttempt(db: Kysely<Database>, key: string, failed: boolean): Promise<number> {
   const row = await db
-    .insertInto('login_account_failures')
-    .values({ user_id: userId, window_start: windowStart, failures: 1 })
-    .onConflict((oc) => oc.columns(['user_id', 'window_start']).doUpdateSet({ failures: sql`login_account_failures.failures + 1` }))
+    .updateTable('login_throttles')
+    .set({
+      pending: sql`greatest(pending - 1, 0)`,
+      failures: failed ? sql`failures + 1` : sql`failures`,
+      updated_at: sql`now()`,
+    })
+    .where('throttle_key', '=', key)
+    .returning('failures')
+    .executeTakeFirst();
+  return row?.failures ?? 0;
+}
+
+/** Adds `delta` to a plain counter (the hourly ceiling) and answers the new value. */
+export async function addToCounter(db: Kysely<Database>, key: string, delta: number): Promise<number> {
+  const row = await db
+    .insertInto('login_throttles')
+    .values({ throttle_key: key, failures: Math.max(delta, 0), locked_until: null })
+    .onConflict((oc) => oc.column('throttle_key').doUpdateSet({ failures: sql`greatest(login_throttles.failures + ${delta}, 0)`, updated_at: sql`now()` }))
     .returning('failures')
     .executeTakeFirstOrThrow();
   return row.failures;

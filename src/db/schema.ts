@@ -84,14 +84,10 @@ export interface LoginThrottlesTable {
   /** `account:<user id>|<address>` or `name:<lower-cased name>|<address>`. */
   throttle_key: string;
   failures: number;
+  /** Attempts being checked right now. */
+  pending: ColumnType<number, number | undefined, number>;
   locked_until: Timestamp | null;
   updated_at: DefaultedTimestamp;
-}
-
-export interface LoginAccountFailuresTable {
-  user_id: Id;
-  window_start: Timestamp;
-  failures: number;
 }
 
 export interface RateLimitHitsTable {
@@ -115,7 +111,6 @@ export interface AuditEventsTable {
 export interface Database {
   audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;
-  login_account_failures: LoginAccountFailuresTable;
   rate_limit_hits: RateLimitHitsTable;
   users: UsersTable;
   user_credentials: UserCredentialsTable;

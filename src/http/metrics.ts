@@ -19,7 +19,7 @@ export function registerMetrics(app: App): Registry {
       reply.elapsedTime / 1000,
     );
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format)', tags: ['operations'], produces: ['text/plain'] } }, async (_request, reply) => {
     return reply.type(registry.contentType).send(await registry.metrics());
   });
   return registry;

@@ -5,7 +5,7 @@ import type { PasswordHasher } from '../credentials/hashing.js';
 import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
-import type { LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
+import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
 import { findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
@@ -79,12 +79,12 @@ export class SessionsService {
     const user = await findUserByLogin(this.db, by, name);
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
-    let throttled: { hasFailures: boolean };
+    let attempt: Attempt;
     try {
       // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
-      throttled = await this.throttle.check(subject, client.ip);
+      attempt = await this.throttle.begin(subject, client.ip);
     } catch (err) {
-      await this.audit.record('throttled', context, { what: 'login' });
+      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', context, { what: 'login' });
       throw err;
     }
 
@@ -93,12 +93,13 @@ export class SessionsService {
       ? await this.hasher.verify(credential.hashed_password, input.password)
       : await this.hasher.verifyNothing(input.password); // the same work as a wrong password
     if (!user || !credential || !verified) {
-      await this.throttle.recordFailure(subject, client.ip);
+      await this.throttle.failed(attempt);
       await this.audit.record('login_failed', context, { reason: user ? 'wrong_password' : 'unknown_user' });
       throw invalidCredentials();
     }
     // A disabled account answers like a wrong password, after the same work (ASVS 5.0 V7.4.2).
     if (user.disabled_at) {
+      await this.throttle.failed(attempt);
       await this.audit.record('login_failed', context, { reason: 'disabled' });
       throw invalidCredentials();
     }
@@ -107,7 +108,7 @@ export class SessionsService {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
     const pair = await this.#open(user, client);
-    if (throttled.hasFailures) await this.throttle.recordSuccess(subject, client.ip);
+    await this.throttle.succeeded(attempt);
     await this.audit.record('login_succeeded', { ...context, sessionId: pair.session.id });
     return pair;
   }

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { incrementAccountFailures, incrementLoginFailures } from '../db/counters.js';
+import { addToCounter, beginAttempt, endAttempt } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { lookupKey } from '../users/repository.js';
@@ -12,7 +12,9 @@ import { lookupKey } from '../users/repository.js';
  * - a name that belongs to no account is counted per that name in exactly the same way, so the
  *   throttle never tells whether an account exists.
  * - per account across all addresses, `accountHourlyCeiling` failures an hour; past it only
- *   addresses the account signed in from in the last 30 days may still try.
+ *   addresses the account signed in from in the last 30 days may still try (a name that is no
+ *   account has no such addresses, exactly like an account attacked from new ones).
+ * Attempts are counted before the hash, so guesses sent at once cannot outrun the count.
  */
 
 export interface LoginThrottleSettings {
@@ -32,56 +34,75 @@ function tooManyRequests(retryAfterS: number): AppError {
   return new AppError('too_many_requests', { headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterS))) } });
 }
 
+/** One attempt under way: pass it back to `failed` or `succeeded`. */
+export interface Attempt {
+  key: string;
+  ceilingKey: string;
+}
+
 export class LoginThrottle {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly settings: LoginThrottleSettings,
   ) {}
 
-  #key(subject: LoginSubject, ip: string | null): string {
-    const who = 'userId' in subject ? `account:${subject.userId}` : `name:${lookupKey(subject.unknownName)}`;
-    return `${who}|${ip ?? 'unknown'}`;
+  #who(subject: LoginSubject): string {
+    return 'userId' in subject ? `account:${subject.userId}` : `name:${lookupKey(subject.unknownName)}`;
   }
 
   /**
-   * Throws 429 with Retry-After while this subject and address must wait. Answers whether they
-   * have failures on record (a completed sign-in then clears them).
+   * Counts an attempt before its password is checked, or throws 429 with Retry-After. Counting
+   * first means guesses sent all at once are held to the same numbers as guesses sent in turn.
    */
-  async check(subject: LoginSubject, ip: string | null): Promise<{ hasFailures: boolean }> {
+  async begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
     const now = Date.now();
-    const row = await this.db.selectFrom('login_throttles').select('locked_until').where('throttle_key', '=', this.#key(subject, ip)).executeTakeFirst();
-    if (row?.locked_until && row.locked_until.getTime() > now) throw tooManyRequests((row.locked_until.getTime() - now) / 1000);
+    const who = this.#who(subject);
+    const key = `${who}|${ip ?? 'unknown'}`;
+    const row = await beginAttempt(this.db, key);
+    const refuse = async (retryAfterS: number): Promise<never> => {
+      await endAttempt(this.db, key, false); // a refused attempt neither counts nor extends a wait
+      throw tooManyRequests(retryAfterS);
+    };
+    if (row.locked_until && row.locked_until.getTime() > now) await refuse((row.locked_until.getTime() - now) / 1000);
+    const { maxFailures } = this.settings;
+    // Before the limit: as many at once as failures are left. After a wait: one at a time.
+    const allowed = row.failures + row.pending <= maxFailures || (row.failures >= maxFailures && row.pending === 1);
+    if (!allowed) await refuse(this.#waitAfter(Math.max(row.failures, maxFailures)));
 
-    if ('userId' in subject) {
-      const windowStart = new Date(Math.floor(now / HOUR_MS) * HOUR_MS);
-      const account = await this.db
-        .selectFrom('login_account_failures')
-        .select('failures')
-        .where('user_id', '=', subject.userId)
-        .where('window_start', '=', windowStart)
-        .executeTakeFirst();
-      if (account && account.failures >= this.settings.accountHourlyCeiling && !(await this.#isKnownAddress(subject.userId, ip))) {
-        throw tooManyRequests((windowStart.getTime() + HOUR_MS - now) / 1000);
-      }
+    // The hourly ceiling across addresses, kept alike for accounts and unknown names.
+    const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS;
+    const ceilingKey = `ceiling:${who}|${windowStart}`;
+    const inHour = await addToCounter(this.db, ceilingKey, 1);
+    if (inHour > this.settings.accountHourlyCeiling && !('userId' in subject && (await this.#isKnownAddress(subject.userId, ip)))) {
+      await addToCounter(this.db, ceilingKey, -1);
+      await refuse((windowStart + HOUR_MS - now) / 1000);
     }
-    return { hasFailures: row !== undefined };
+    return { key, ceilingKey };
   }
 
-  async recordFailure(subject: LoginSubject, ip: string | null): Promise<void> {
-    const key = this.#key(subject, ip);
-    const failures = await incrementLoginFailures(this.db, key);
+  async failed(attempt: Attempt): Promise<void> {
+    const failures = await endAttempt(this.db, attempt.key, true);
     if (failures >= this.settings.maxFailures) {
-      const waitS = Math.min(this.settings.baseWaitS * 2 ** (failures - this.settings.maxFailures), this.settings.maxWaitS);
-      await this.db.updateTable('login_throttles').set({ locked_until: new Date(Date.now() + waitS * 1000) }).where('throttle_key', '=', key).execute();
-    }
-    if ('userId' in subject) {
-      await incrementAccountFailures(this.db, subject.userId, new Date(Math.floor(Date.now() / HOUR_MS) * HOUR_MS));
+      const lockedUntil = new Date(Date.now() + this.#waitAfter(failures) * 1000);
+      await this.db.updateTable('login_throttles').set({ locked_until: lockedUntil }).where('throttle_key', '=', attempt.key).execute();
     }
   }
 
-  /** A completed sign-in: the count for this subject and address starts again. */
-  async recordSuccess(subject: LoginSubject, ip: string | null): Promise<void> {
-    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', this.#key(subject, ip)).execute();
+  /** A completed sign-in: the count for this subject and address starts again, and it was no failure. */
+  async succeeded(attempt: Attempt): Promise<void> {
+    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', attempt.key).execute();
+    await addToCounter(this.db, attempt.ceilingKey, -1);
+  }
+
+  /** A re-authentication that checked out: no failure, but the count of failures stays (only a sign-in resets it). */
+  async released(attempt: Attempt): Promise<void> {
+    await endAttempt(this.db, attempt.key, false);
+    await addToCounter(this.db, attempt.ceilingKey, -1);
+  }
+
+  /** Seconds to wait after `failures` failures in a row: the base, doubling, up to the maximum. */
+  #waitAfter(failures: number): number {
+    return Math.min(this.settings.baseWaitS * 2 ** (failures - this.settings.maxFailures), this.settings.maxWaitS);
   }
 
   async #isKnownAddress(userId: string, ip: string | null): Promise<boolean> {
@@ -100,11 +121,10 @@ export class LoginThrottle {
 
   /** Forgets state that no longer matters (old windows, waits long over). */
   async prune(): Promise<void> {
-    const hourAgo = new Date(Date.now() - HOUR_MS);
-    await this.db.deleteFrom('login_account_failures').where('window_start', '<', hourAgo).execute();
     await this.db
       .deleteFrom('login_throttles')
       .where('updated_at', '<', new Date(Date.now() - 24 * HOUR_MS))
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date())]))
       .execute();
   }
 }
