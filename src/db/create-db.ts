@@ -83,13 +83,29 @@ function openServer(url: string, options: OpenDatabaseOptions): Db {
 
 /**
  * LISTEN on a connection of its own (a pooled one would be handed to queries). When it drops,
- * it reports unhealthy at once and reconnects every second until it is back.
+ * it reports unhealthy at once and reconnects every second until it is back. A heartbeat on the
+ * same connection every second notices a connection that died without a word (a network
+ * partition sends no error): an answer missing for 1.5 s counts as a drop.
  */
 async function listenOnServer(url: string, channel: string, handlers: ListenHandlers): Promise<Listener> {
   let client: pg.Client | undefined;
   let healthy = false;
   let closed = false;
   let retry: NodeJS.Timeout | undefined;
+  let beating = false;
+  const heartbeat = setInterval(() => {
+    if (!client || !healthy || beating) return;
+    beating = true;
+    const c = client;
+    c.query('select 1').then(
+      () => (beating = false),
+      () => {
+        beating = false;
+        if (client === c) down();
+      },
+    );
+  }, 1000);
+  heartbeat.unref();
 
   const down = () => {
     if (closed) return;
@@ -108,7 +124,7 @@ async function listenOnServer(url: string, channel: string, handlers: ListenHand
   };
 
   const connect = async () => {
-    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true });
+    const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000, keepAlive: true, query_timeout: 1500 });
     client = c;
     c.on('error', down);
     c.on('end', down);
@@ -133,6 +149,7 @@ async function listenOnServer(url: string, channel: string, handlers: ListenHand
     close: async () => {
       closed = true;
       clearTimeout(retry);
+      clearInterval(heartbeat);
       client?.removeAllListeners();
       await client?.end().catch(() => {});
     },
