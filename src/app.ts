@@ -25,7 +25,7 @@ import { SessionRevocation } from './sessions/revocation.js';
 import { SessionsService } from './sessions/service.js';
 import { InvalidatedCache } from './cache/invalidated-cache.js';
 import { Invalidation } from './cache/invalidation.js';
-import type { SessionState } from './sessions/repository.js';
+import { pruneEndedSessions, type SessionState } from './sessions/repository.js';
 import type { User } from './users/schemas.js';
 import { usersRoutes } from './users/routes.js';
 import { UsersService } from './users/service.js';
@@ -174,7 +174,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
   const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
   }, 10 * 60_000);
   pruner.unref();
   app.addHook('onClose', async () => clearInterval(pruner));

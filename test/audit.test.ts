@@ -109,4 +109,17 @@ describe('audit log', () => {
     await new AuditLog(svc.db).prune(90);
     assert.deepEqual((await events(user.id)).map((r) => r.event), ['login_succeeded']);
   });
+
+  it('when sessions ended longer ago than the retention period, then pruning removes them and keeps the rest', async () => {
+    const user = await registerUser(svc.app);
+    const old = await login(svc.app, user);
+    const recent = await login(svc.app, user);
+    const active = await login(svc.app, user);
+    for (const s of [old, recent]) await svc.app.inject({ method: 'DELETE', url: '/v1/sessions/current', headers: bearer(s.accessToken) });
+    await svc.db.updateTable('user_sessions').set({ ended_at: new Date(Date.now() - 100 * 86_400_000) }).where('session_id', '=', old.sessionId).execute();
+    const { pruneEndedSessions } = await import('../src/sessions/repository.js');
+    await pruneEndedSessions(svc.db, 90);
+    const left = (await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', user.id).orderBy('session_id').execute()).map((r) => r.session_id);
+    assert.deepEqual(left, [recent.sessionId, active.sessionId]);
+  });
 });

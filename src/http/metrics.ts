@@ -1,10 +1,21 @@
 import { Registry, collectDefaultMetrics, Histogram } from 'prom-client';
 import type { App } from './types.js';
 
+let processRegistry: Registry | undefined;
+
+/** The process's own metrics (memory, event loop, GC), collected once however many apps it builds. */
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 /** Prometheus metrics: process defaults plus request counts and latencies per route. */
 export function registerMetrics(app: App): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  const defaults = processMetrics();
   const duration = new Histogram({
     name: 'http_request_duration_seconds',
     help: 'HTTP request duration by method, route and status.',
@@ -20,7 +31,7 @@ export function registerMetrics(app: App): Registry {
     );
   });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics (text format)', tags: ['operations'], produces: ['text/plain'] } }, async (_request, reply) => {
-    return reply.type(registry.contentType).send(await registry.metrics());
+    return reply.type(registry.contentType).send((await defaults.metrics()) + '\n' + (await registry.metrics()));
   });
   return registry;
 }

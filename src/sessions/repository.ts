@@ -120,3 +120,12 @@ export function listActiveSessions(db: Queryable, userId: string, idleTtlS: numb
     .orderBy('session_id', 'desc')
     .execute();
 }
+
+/** Drops sessions that ended (or expired) more than `retentionDays` ago: their address and agent go with them. */
+export async function pruneEndedSessions(db: Queryable, retentionDays: number): Promise<void> {
+  const before = new Date(Date.now() - retentionDays * 86_400_000);
+  await db
+    .deleteFrom('user_sessions')
+    .where((eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]))
+    .execute();
+}

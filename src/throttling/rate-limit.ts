@@ -36,6 +36,9 @@ function databaseStore(db: Kysely<Database>) {
 
 // ASVS 5.0 V2.4.1 anti-automation (registration and refresh; login is throttled in login-throttle.ts).
 export async function registerRateLimit(app: App, db: Kysely<Database>, audit: AuditLog): Promise<void> {
+  // One audit event per bucket and minute on this instance: a flood of refused requests must not
+  // become a flood of writes.
+  const audited = new Map<string, number>();
   await app.register(rateLimit, {
     global: false,
     store: databaseStore(db),
@@ -43,7 +46,11 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
     keyGenerator: (request) => `${request.routeOptions.url}|${request.ip}`,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
-    onExceeded: (request) => {
+    onExceeded: (request, key) => {
+      const minute = Math.floor(Date.now() / 60_000);
+      if (audited.get(key) === minute) return;
+      if (audited.size > 10_000) audited.clear();
+      audited.set(key, minute);
       audit
         .record('throttled', { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null }, { what: request.routeOptions.url ?? '' })
         .catch((err) => request.log.warn({ err }, 'audit write failed'));
