@@ -113,8 +113,11 @@ async function listenOnServer(url: string, channel: string, handlers: ListenHand
       healthy = false;
       handlers.onReset();
     }
-    client?.removeAllListeners();
-    client?.end().catch(() => {});
+    const gone = client;
+    gone?.removeAllListeners();
+    // A dying connection may still report an error; unheard, it would crash the process.
+    gone?.on('error', () => {});
+    gone?.end().catch(() => {});
     client = undefined;
     retry ??= setTimeout(() => {
       retry = undefined;
@@ -151,6 +154,7 @@ async function listenOnServer(url: string, channel: string, handlers: ListenHand
       clearTimeout(retry);
       clearInterval(heartbeat);
       client?.removeAllListeners();
+      client?.on('error', () => {});
       await client?.end().catch(() => {});
     },
   };
