@@ -72,6 +72,9 @@ function openServer(url: string, options: OpenDatabaseOptions): Db {
   // An idle client that loses its server emits 'error' on the pool; without a listener that
   // would crash the process. The next query reports the outage instead.
   pool.on('error', () => {});
+  // A checked-out connection that dies between two statements emits 'error' with no one to hear
+  // it; the next statement reports the outage instead of the process crashing.
+  pool.on('connect', (client) => client.on('error', () => {}));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kysely,
