@@ -32,9 +32,4 @@ export class VerifiedTokenCache {
     }
     this.#entries.set(token, claims);
   }
-
-  /** After a key is retired, its tokens must be checked again (and refused). */
-  clear(): void {
-    this.#entries.clear();
-  }
 }
