@@ -66,15 +66,19 @@ export class PasswordHasher {
    * belongs to no account costs what a wrong password costs, so timing does not tell them apart.
    */
   async verifyNothing(password: string): Promise<false> {
-    this.#dummyHash ??= this.hash(randomBytes(16).toString('base64url'));
-    await this.verify(await this.#dummyHash, password);
+    await this.verify(await this.#standIn(), password);
     return false;
+  }
+
+  /** A hash of a random secret with today's parameters, made once. */
+  #standIn(): Promise<string> {
+    this.#dummyHash ??= this.hash(randomBytes(16).toString('base64url'));
+    return this.#dummyHash;
   }
 
   /** Makes the stand-in hash now, so the first unknown-name login costs one hash like any other. */
   async warm(): Promise<void> {
-    this.#dummyHash ??= this.hash(randomBytes(16).toString('base64url'));
-    await this.#dummyHash;
+    await this.#standIn();
   }
 
   /** True when a stored hash is not Argon2id with the configured cost and current pepper. */

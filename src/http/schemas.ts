@@ -1,5 +1,5 @@
 import { Type, type TSchema } from 'typebox';
-import { PROBLEMS, type ProblemName } from '../errors.js';
+import { PROBLEMS, publicCode, type ProblemName } from '../errors.js';
 
 /** Shared pieces of the HTTP schemas (validation, serialisation and OpenAPI come from these). */
 
@@ -26,7 +26,7 @@ export function problems(...names: ProblemName[]): Record<number, { description:
   const byStatus: Record<number, { description: string; content: Record<string, { schema: TSchema }> }> = {};
   const all = [...names, 'internal_error', 'unavailable'] as ProblemName[];
   for (const status of new Set(all.map((n) => PROBLEMS[n].status))) {
-    const codes = all.filter((n) => PROBLEMS[n].status === status).map((n) => (n === 'wrong_current_password' ? 'invalid_credentials' : n));
+    const codes = all.filter((n) => PROBLEMS[n].status === status).map(publicCode);
     byStatus[status] = { description: [...new Set(codes)].join(', '), content: { 'application/problem+json': { schema: Problem } } };
   }
   return byStatus;
