@@ -203,6 +203,7 @@ describe('sessions', () => {
       assert.equal(claims.exp, claims.iat! + 900);
       assert.equal(typeof claims.jti, 'string');
       assert.ok(claims.jti!.length > 0);
+      assert.deepEqual(claims.amr, ['pwd'], 'a password sign-in says so (RFC 8176 amr)');
 
       const other = decodeJwt(second.accessToken);
       assert.equal(other.sid, second.sessionId);
@@ -476,6 +477,7 @@ describe('sessions', () => {
       assert.equal(profile.json().id, user.id);
       assert.equal((await sessionRow(session.sessionId)).is_active, true);
 
+      assert.deepEqual(decodeJwt(body.access_token).amr, ['pwd'], 'amr is kept across refreshes');
       const again = await refresh(body.refresh_token);
       assert.equal(again.statusCode, 200, 'the new refresh token works in turn');
       assert.notEqual(again.json().refresh_token, body.refresh_token);

@@ -35,9 +35,10 @@ export class AccessTokens {
     readonly cache = new VerifiedTokenCache(),
   ) {}
 
-  async issue(userId: string, sessionId: string): Promise<{ token: string; expiresIn: number }> {
+  /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
+  async issue(userId: string, sessionId: string, amr: readonly string[]): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.signingKey();
-    const token = await new SignJWT({ sid: sessionId, client_id: FIRST_PARTY_CLIENT_ID })
+    const token = await new SignJWT({ sid: sessionId, client_id: FIRST_PARTY_CLIENT_ID, amr: [...amr] })
       .setProtectedHeader({ alg: SIGNING_ALG, typ: 'at+jwt', kid })
       .setIssuer(this.settings.issuer)
       .setAudience(this.settings.audience)

@@ -57,6 +57,8 @@ export interface UserSessionsTable {
   refresh_rotated_at: Timestamp | null;
   /** How many times the refresh token was rotated. */
   refresh_generation: Generated<number>;
+  /** RFC 8176 methods the session was signed in with, space-separated: `pwd`, `pwd otp mfa`, `swk mfa`. */
+  amr: ColumnType<string, string | undefined, string>;
 }
 
 export interface SigningKeysTable {

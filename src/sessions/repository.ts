@@ -14,11 +14,11 @@ export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_activ
  */
 export function insertSession(
   db: Queryable,
-  values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null },
-): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at'> | undefined> {
+  values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[] },
+): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at' | 'amr'> | undefined> {
   return db
     .insertInto('user_sessions')
-    .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip'])
+    .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
     .expression((eb) =>
       eb
         .selectFrom('users')
@@ -28,13 +28,14 @@ export function insertSession(
           s.val(values.refreshTokenHash).as('refresh_token_hash'),
           s.val(values.userAgent).as('user_agent'),
           s.val(values.ip).as('ip'),
+          s.val(values.amr.join(' ')).as('amr'),
         ])
         .where('user_id', '=', values.userId)
         .where('disabled_at', 'is', null)
         // Waits for a disable in progress, then sees it.
         .forShare(),
     )
-    .returning(['session_id', 'created_at', 'expires_at'])
+    .returning(['session_id', 'created_at', 'expires_at', 'amr'])
     .executeTakeFirst();
 }
 
@@ -60,6 +61,7 @@ export function findSessionForRefresh(db: Queryable, sessionId: string) {
       'previous_refresh_token_hash',
       'refresh_rotated_at',
       'refresh_generation',
+      'amr',
     ])
     .where('session_id', '=', sessionId)
     .executeTakeFirst();

@@ -107,13 +107,14 @@ export class SessionsService {
     if (this.hasher.needsRehash(credential.hashed_password)) {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
-    const pair = await this.#open(user, client);
+    const pair = await this.#open(user, client, ['pwd']);
     await this.throttle.succeeded(attempt);
     await this.audit.record('login_succeeded', { ...context, sessionId: pair.session.id });
     return pair;
   }
 
-  async #open(user: UserRecord, client: ClientInfo): Promise<TokenPair> {
+  /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
     const secret = newSecret();
     const session = await insertSession(this.db, {
       userId: user.user_id,
@@ -121,6 +122,7 @@ export class SessionsService {
       refreshTokenHash: hashSecret(secret),
       userAgent: client.userAgent?.slice(0, 512) ?? null,
       ip: client.ip,
+      amr,
     });
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), session, secret);
@@ -128,10 +130,10 @@ export class SessionsService {
 
   async #tokenPair(
     user: User,
-    session: { session_id: string; created_at: Date; expires_at: Date },
+    session: { session_id: string; created_at: Date; expires_at: Date; amr: string },
     secret: string,
   ): Promise<TokenPair> {
-    const access = await this.tokens.issue(user.id, session.session_id);
+    const access = await this.tokens.issue(user.id, session.session_id, session.amr.split(' '));
     return {
       access_token: access.token,
       token_type: 'Bearer',
@@ -192,7 +194,7 @@ export class SessionsService {
     throw invalidRefreshToken();
   }
 
-  async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date }, secret: string): Promise<TokenPair> {
+  async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date; amr: string }, secret: string): Promise<TokenPair> {
     const user = await this.profiles.profile(session.user_id).catch((err: unknown) => {
       throw err instanceof AppError ? invalidRefreshToken() : err;
     });
