@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import cookiePlugin from '@fastify/cookie';
 import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -19,6 +20,8 @@ import { registerProblemHandlers, sendProblem, toAppError } from './http/problem
 import { AppError } from './errors.js';
 import type { App } from './http/types.js';
 import { RefreshChain } from './sessions/refresh-tokens.js';
+import { RefreshCookie } from './sessions/refresh-cookie.js';
+import { webAppRoutes } from './http/web-app.js';
 import { sessionsRoutes } from './sessions/routes.js';
 import { LastUseRecorder } from './sessions/last-use.js';
 import { SessionRevocation } from './sessions/revocation.js';
@@ -118,6 +121,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (request, reply) => setStandardHeaders(request, reply));
   registerProblemHandlers(app);
+  await app.register(cookiePlugin);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -170,6 +174,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
+  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), config.sessionTtlS);
 
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
@@ -183,8 +188,9 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   opsRoutes(app, db, keys);
   usersRoutes(app, users, guard, config.rateLimitPerMinute);
   credentialsRoutes(app, credentials, guard);
-  sessionsRoutes(app, sessions, guard, config.rateLimitPerMinute);
+  sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
   auditRoutes(app, audit, guard);
+  webAppRoutes(app);
 
   await app.ready();
   return app;

@@ -3,9 +3,10 @@ import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { LoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
+import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
 
-export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, rateLimitPerMinute: number): void {
+export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
   app.post(
     '/v1/sessions',
     {
@@ -20,7 +21,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
     },
     async (request, reply) => {
       const pair = await sessions.login(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
-      return reply.code(201).send(pair);
+      return reply.code(201).send(cookie.deliver(request, reply, pair));
     },
   );
 
@@ -30,12 +31,25 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
       config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Trade a refresh token for a new token pair (rotation with reuse detection)',
+        description: `In cookie mode (\`${COOKIE_MODE_HEADER}: cookie\`), the body is empty and the refresh token comes from the cookie.`,
         tags: ['sessions'],
         body: RefreshBody,
         response: { 200: TokenPair, ...problems('validation_failed', 'invalid_refresh_token', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
+      // Cookie mode: the token comes from the cookie, never from a body beside it.
+      preValidation: async (request) => {
+        if (cookie.requested(request)) request.body = { refresh_token: cookie.read(request) ?? '' };
+      },
     },
-    async (request) => sessions.refresh(request.body.refresh_token, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null }),
+    async (request, reply) => {
+      try {
+        const pair = await sessions.refresh(request.body.refresh_token, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+        return cookie.deliver(request, reply, pair);
+      } catch (err) {
+        if (cookie.requested(request)) cookie.clear(request, reply);
+        throw err;
+      }
+    },
   );
 
   app.get(
@@ -55,6 +69,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
     },
     async (request, reply) => {
       await sessions.logout(callerOf(request));
+      cookie.clear(request, reply);
       return reply.code(204).send(null);
     },
   );
@@ -67,6 +82,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
     },
     async (request, reply) => {
       await sessions.revokeAll(callerOf(request));
+      cookie.clear(request, reply);
       return reply.code(204).send(null);
     },
   );

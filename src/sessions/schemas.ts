@@ -21,7 +21,9 @@ export const TokenPair = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Lifetime of the access token in seconds.' }),
-  refresh_token: Type.String(),
+  refresh_token: Type.Optional(
+    Type.String({ description: 'Absent in cookie mode (X-Token-Delivery: cookie): the refresh token is then in an HttpOnly cookie.' }),
+  ),
   session: Type.Object({ id: Id, created_at: Timestamp, expires_at: Timestamp }),
   user: User,
 });

@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+/**
+ * Cookie mode for browser apps (OWASP: keep the refresh token out of JavaScript). A client that
+ * sends `X-Token-Delivery: cookie` when it signs in or refreshes gets its refresh token in an
+ * HttpOnly, SameSite=Strict cookie scoped to /v1/sessions instead of in the body, and refreshes
+ * with the same header and no body. The header is the CSRF defence beside SameSite: a cross-site
+ * form cannot set it, and a cross-site script cannot send it without a CORS preflight we refuse.
+ */
+export const COOKIE_MODE_HEADER = 'x-token-delivery';
+export const REFRESH_COOKIE = 'ums_refresh';
+const COOKIE_PATH = '/v1/sessions';
+
+export class RefreshCookie {
+  constructor(
+    /** `Secure` when the service is reached over HTTPS (PUBLIC_URL). */
+    private readonly secure: boolean,
+    private readonly maxAgeS: number,
+  ) {}
+
+  /** True when the client asked for cookie mode. */
+  requested(request: FastifyRequest): boolean {
+    return request.headers[COOKIE_MODE_HEADER] === 'cookie';
+  }
+
+  /** The refresh token from the cookie, only in cookie mode (never on a bare cookie). */
+  read(request: FastifyRequest): string | undefined {
+    return this.requested(request) ? request.cookies[REFRESH_COOKIE] : undefined;
+  }
+
+  /** In cookie mode, moves the refresh token from the body into the cookie. */
+  deliver<T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
+    if (!this.requested(request) || pair.refresh_token === undefined) return pair;
+    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, this.#options(this.maxAgeS));
+    const { refresh_token: _inCookie, ...rest } = pair;
+    return rest as T;
+  }
+
+  /** Drops the cookie if the request carried one (logout, a refused refresh). */
+  clear(request: FastifyRequest, reply: FastifyReply): void {
+    if (request.cookies[REFRESH_COOKIE] !== undefined) reply.setCookie(REFRESH_COOKIE, '', this.#options(0));
+  }
+
+  #options(maxAge: number) {
+    return { path: COOKIE_PATH, httpOnly: true, sameSite: 'strict' as const, secure: this.secure, maxAge };
+  }
+}

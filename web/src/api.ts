@@ -1,0 +1,132 @@
+/**
+ * The API client. The access token lives in memory only; the refresh token is an HttpOnly
+ * cookie the script never sees (cookie mode, `X-Token-Delivery: cookie`), so a reload signs the
+ * user back in with one refresh, and an expired access token is renewed once, transparently.
+ */
+
+export interface User {
+  id: string;
+  username: string;
+  name: string;
+  dob: string;
+  email: string;
+  email_verified?: boolean;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Problem {
+  status: number;
+  code: string;
+  title?: string;
+  detail: string;
+  errors?: Array<{ field: string; message: string }>;
+  [extension: string]: unknown;
+}
+
+export class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+interface TokenPair {
+  access_token: string;
+  expires_in: number;
+  session: { id: string };
+  user: User;
+}
+
+const COOKIE_MODE = { 'x-token-delivery': 'cookie' };
+
+let accessToken: string | undefined;
+let currentUser: User | undefined;
+const listeners = new Set<() => void>();
+
+export const auth = {
+  get user(): User | undefined {
+    return currentUser;
+  },
+  get signedIn(): boolean {
+    return accessToken !== undefined;
+  },
+  onChange(listener: () => void): void {
+    listeners.add(listener);
+  },
+};
+
+function signedIn(pair: TokenPair): void {
+  accessToken = pair.access_token;
+  currentUser = pair.user;
+  for (const l of listeners) l();
+}
+
+export function setUser(user: User): void {
+  currentUser = user;
+  for (const l of listeners) l();
+}
+
+export function forget(): void {
+  accessToken = undefined;
+  currentUser = undefined;
+  for (const l of listeners) l();
+}
+
+async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  const init: RequestInit = { method, headers: { ...headers }, credentials: 'same-origin' };
+  if (body !== undefined) {
+    (init.headers as Record<string, string>)['content-type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  return fetch(path, init);
+}
+
+async function parse<T>(res: Response): Promise<T> {
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  const data = text ? JSON.parse(text) : undefined;
+  if (!res.ok) {
+    throw new ApiError(data && typeof data.code === 'string' ? data : { status: res.status, code: 'unknown', detail: `The service answered ${res.status}.` });
+  }
+  return data as T;
+}
+
+/** Trades the refresh cookie for a new access token; one at a time across tabs (Web Locks). */
+export async function refresh(): Promise<boolean> {
+  const run = async () => {
+    const res = await send('POST', '/v1/sessions/refresh', undefined, COOKIE_MODE);
+    if (!res.ok) {
+      forget();
+      return false;
+    }
+    signedIn(await res.json());
+    return true;
+  };
+  return navigator.locks ? navigator.locks.request('ums-refresh', run) : run();
+}
+
+/** A call as the signed-in user; renews the access token once if it expired. */
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const attempt = () => send(method, path, body, accessToken ? { authorization: `Bearer ${accessToken}` } : {});
+  let res = await attempt();
+  if (res.status === 401 && (await refresh())) res = await attempt();
+  return parse<T>(res);
+}
+
+/** Calls that do not need a session (sign up, sign in). */
+export async function publicCall<T>(method: string, path: string, body?: unknown): Promise<T> {
+  return parse<T>(await send(method, path, body));
+}
+
+/** Signs in through any of the sign-in endpoints, in cookie mode. */
+export async function signIn(path: string, body: unknown): Promise<void> {
+  signedIn(await parse<TokenPair>(await send('POST', path, body, COOKIE_MODE)));
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await call('DELETE', '/v1/sessions/current');
+  } finally {
+    forget();
+  }
+}

@@ -1,0 +1,47 @@
+import { auth, refresh, signOut } from './api.js';
+import { h } from './dom.js';
+import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
+import { definePages, navigate, show } from './router.js';
+
+definePages({
+  '/sign-in': signInPage,
+  '/sign-up': signUpPage,
+  '/profile': profilePage,
+  '/password': passwordPage,
+  '/sessions': sessionsPage,
+});
+
+function renderNav(): void {
+  const nav = document.getElementById('nav')!;
+  const link = (href: string, text: string) => h('a', { href }, text);
+  if (auth.signedIn) {
+    nav.replaceChildren(
+      link('/profile', 'Profile'),
+      link('/password', 'Password'),
+      link('/sessions', 'Sessions'),
+      h('button', { type: 'button', class: 'link-button', onclick: async () => {
+        await signOut().catch(() => undefined);
+        navigate('/sign-in', 'Signed out.');
+      } }, 'Sign out'),
+    );
+  } else {
+    nav.replaceChildren(link('/sign-in', 'Sign in'), link('/sign-up', 'Create account'));
+  }
+  for (const a of nav.querySelectorAll('a')) if (a.getAttribute('href') === location.pathname) a.setAttribute('aria-current', 'page');
+}
+
+// Links inside the app change the page without a reload (the access token lives in memory).
+document.addEventListener('click', (event) => {
+  const a = (event.target as Element).closest?.('a');
+  if (!a || a.origin !== location.origin || a.target || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  if (a.pathname.startsWith('/docs') || a.pathname.startsWith('/v1/')) return;
+  event.preventDefault();
+  navigate(a.pathname + a.search + a.hash);
+});
+window.addEventListener('popstate', () => void show());
+auth.onChange(renderNav);
+
+// A reload keeps the user signed in: the refresh cookie buys a new access token.
+await refresh().catch(() => false);
+renderNav();
+await show();

@@ -1,0 +1,214 @@
+import { auth, call, publicCall, setUser, signIn, signOut, type User } from '../api.js';
+import { announce, field, formValues, h } from '../dom.js';
+import { onSubmit, strengthMeter, submit } from '../forms.js';
+import { navigate, type Page } from '../router.js';
+
+/** The field rules of the contract, mirrored as input constraints. */
+const USERNAME = { minlength: 3, maxlength: 32, pattern: '[A-Za-z0-9_.\\-]{3,32}', autocomplete: 'username', hint: '3–32 letters, digits, “_”, “.” or “-”.' };
+const NAME = { maxlength: 100, autocomplete: 'name' };
+const EMAIL = { type: 'email', maxlength: 254, autocomplete: 'email' };
+const PASSWORD_LENGTH = { minlength: 8, maxlength: 128 };
+
+function dobLimits(): { min: string; max: string } {
+  const today = new Date().toISOString().slice(0, 10);
+  const oldest = new Date();
+  oldest.setUTCFullYear(oldest.getUTCFullYear() - 150);
+  return { max: today, min: oldest.toISOString().slice(0, 10) };
+}
+
+function heading(text: string): HTMLHeadingElement {
+  return h('h1', { tabindex: -1 }, text);
+}
+
+export const signUpPage: Page = {
+  title: 'Create an account',
+  render() {
+    const password = field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password', ...PASSWORD_LENGTH });
+    const form = h(
+      'form',
+      { class: 'card', 'aria-labelledby': 'page-title' },
+      field({ name: 'username', label: 'Username', ...USERNAME }),
+      field({ name: 'name', label: 'Full name', ...NAME }),
+      field({ name: 'dob', label: 'Date of birth', type: 'date', ...dobLimits() }),
+      field({ name: 'email', label: 'Email', ...EMAIL }),
+      password,
+      strengthMeter(password.querySelector('input')!),
+      submit('Create account'),
+    );
+    onSubmit(form, async () => {
+      const values = formValues(form);
+      await publicCall('POST', '/v1/users', values);
+      await signIn('/v1/sessions', { username: values.username, password: values.password });
+      announce('Your account is ready.');
+      navigate('/profile');
+    });
+    return [heading('Create an account'), form, h('p', {}, 'Have an account? ', h('a', { href: '/sign-in' }, 'Sign in'))];
+  },
+};
+
+export const signInPage: Page = {
+  title: 'Sign in',
+  render() {
+    const form = h(
+      'form',
+      { class: 'card', 'aria-labelledby': 'page-title' },
+      field({ name: 'login', label: 'Username or email', autocomplete: 'username', maxlength: 254 }),
+      field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', maxlength: 4096, minlength: 1 }),
+      submit('Sign in'),
+    );
+    onSubmit(form, async () => {
+      const { login, password } = formValues(form);
+      const by = login!.includes('@') ? 'email' : 'username';
+      await signIn('/v1/sessions', { [by]: login, password });
+      announce('Signed in.');
+      navigate('/profile');
+    });
+    return [heading('Sign in'), form, h('p', {}, 'New here? ', h('a', { href: '/sign-up' }, 'Create an account'))];
+  },
+};
+
+function profileDetails(user: User): HTMLElement {
+  const row = (label: string, value: string) => [h('dt', {}, label), h('dd', {}, value)];
+  return h(
+    'dl',
+    { id: 'profile' },
+    ...row('Username', user.username),
+    ...row('Name', user.name),
+    ...row('Date of birth', user.dob),
+    ...row('Email', user.email),
+    ...row('Member since', new Date(user.created_at).toLocaleDateString()),
+  );
+}
+
+export const profilePage: Page = {
+  title: 'My profile',
+  protected: true,
+  async render() {
+    const user = await call<User>('GET', '/v1/users/me');
+    setUser(user);
+    const details = h('section', { class: 'card', 'aria-label': 'Profile' }, profileDetails(user));
+    const status = h('p', { class: 'ok', role: 'status' });
+    const form = h(
+      'form',
+      { class: 'card', 'aria-labelledby': 'edit-title' },
+      h('h2', { id: 'edit-title' }, 'Edit profile'),
+      field({ name: 'username', label: 'Username', value: user.username, ...USERNAME }),
+      field({ name: 'name', label: 'Full name', value: user.name, ...NAME }),
+      field({ name: 'dob', label: 'Date of birth', type: 'date', value: user.dob, ...dobLimits() }),
+      field({ name: 'email', label: 'Email', value: user.email, ...EMAIL }),
+      submit('Save changes'),
+      status,
+    );
+    onSubmit(form, async () => {
+      status.textContent = '';
+      const current = auth.user!;
+      const values = formValues(form);
+      const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => current[k as keyof User] !== v));
+      if (Object.keys(changed).length === 0) {
+        status.textContent = 'Nothing to save: no field changed.';
+        return;
+      }
+      const updated = await call<User>('PATCH', '/v1/users/me', changed);
+      setUser(updated);
+      details.replaceChildren(profileDetails(updated));
+      status.textContent = 'Saved.';
+    });
+    return [heading('My profile'), details, form];
+  },
+};
+
+export const passwordPage: Page = {
+  title: 'Change password',
+  protected: true,
+  render() {
+    const status = h('p', { class: 'ok', role: 'status' });
+    const next = field({ name: 'new_password', label: 'New password', type: 'password', autocomplete: 'new-password', ...PASSWORD_LENGTH });
+    const form = h(
+      'form',
+      { class: 'card', 'aria-labelledby': 'page-title' },
+      field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+      next,
+      strengthMeter(next.querySelector('input')!),
+      h('p', { class: 'hint' }, 'Your other devices will be signed out.'),
+      submit('Change password'),
+      status,
+    );
+    onSubmit(form, async () => {
+      status.textContent = '';
+      await call('PUT', '/v1/users/me/password', formValues(form));
+      form.reset();
+      status.textContent = 'Password changed. Your other sessions were signed out.';
+    });
+    return [heading('Change password'), form];
+  },
+};
+
+interface SessionInfo {
+  id: string;
+  created_at: string;
+  last_used_at: string;
+  current: boolean;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+/** "Chrome on Linux" from a user agent; the raw string is shown as a title for the curious. */
+export function device(userAgent: string | null): string {
+  if (!userAgent) return 'Unknown device';
+  const browser = /Edg\//.test(userAgent) ? 'Edge' : /Firefox\//.test(userAgent) ? 'Firefox' : /Chrom(e|ium)\//.test(userAgent) ? 'Chrome' : /Safari\//.test(userAgent) ? 'Safari' : /curl\//.test(userAgent) ? 'curl' : 'A client';
+  const os = /Android/.test(userAgent) ? 'Android' : /iPhone|iPad/.test(userAgent) ? 'iOS' : /Windows/.test(userAgent) ? 'Windows' : /Mac OS X/.test(userAgent) ? 'macOS' : /Linux/.test(userAgent) ? 'Linux' : '';
+  return os ? `${browser} on ${os}` : browser;
+}
+
+export const sessionsPage: Page = {
+  title: 'My sessions',
+  protected: true,
+  async render() {
+    const { sessions } = await call<{ sessions: SessionInfo[] }>('GET', '/v1/sessions');
+    const list = h('ul', { class: 'sessions' });
+    for (const s of sessions) {
+      const item = h(
+        'li',
+        { class: 'card', 'data-session-id': s.id },
+        h('strong', { title: s.user_agent ?? '' }, device(s.user_agent), s.current ? h('span', { class: 'badge' }, 'This device') : null),
+        h('span', {}, `Address: ${s.ip ?? 'unknown'}`),
+        h('span', {}, `Signed in: ${new Date(s.created_at).toLocaleString()}`),
+        h('span', {}, `Last used: ${new Date(s.last_used_at).toLocaleString()}`),
+      );
+      if (!s.current) {
+        item.append(
+          h(
+            'button',
+            {
+              type: 'button',
+              class: 'secondary',
+              'aria-label': `Revoke ${device(s.user_agent)}, signed in ${new Date(s.created_at).toLocaleString()}`,
+              onclick: async () => {
+                await call('DELETE', `/v1/sessions/${s.id}`);
+                item.remove();
+                announce('Session revoked.');
+                list.querySelector<HTMLElement>('button')?.focus();
+              },
+            },
+            'Revoke',
+          ),
+        );
+      }
+      list.append(item);
+    }
+    const everywhere = h(
+      'button',
+      {
+        type: 'button',
+        class: 'danger',
+        onclick: async () => {
+          await call('DELETE', '/v1/sessions');
+          await signOut().catch(() => undefined);
+          navigate('/sign-in', 'Signed out everywhere.');
+        },
+      },
+      'Sign out everywhere',
+    );
+    return [heading('My sessions'), h('p', {}, `${sessions.length} active session${sessions.length === 1 ? '' : 's'}.`), list, h('div', { class: 'row' }, everywhere)];
+  },
+};
