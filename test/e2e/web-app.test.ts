@@ -24,7 +24,7 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     await expectHeading(page, 'Sign in');
     await fill(page, 'Username or email', login);
     await fill(page, 'Password', password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await expectHeading(page, 'My profile');
     return page;
   }

@@ -1,6 +1,8 @@
 import { auth, refresh, signOut } from './api.js';
 import { h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
+import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
+import { securityPage } from './pages/security.js';
 import { definePages, navigate, show } from './router.js';
 
 definePages({
@@ -9,6 +11,10 @@ definePages({
   '/profile': profilePage,
   '/password': passwordPage,
   '/sessions': sessionsPage,
+  '/security': securityPage,
+  '/forgot-password': forgotPasswordPage,
+  '/reset-password': resetPasswordPage,
+  '/verify-email': verifyEmailPage,
 });
 
 function renderNav(): void {
@@ -19,6 +25,7 @@ function renderNav(): void {
       link('/profile', 'Profile'),
       link('/password', 'Password'),
       link('/sessions', 'Sessions'),
+      link('/security', 'Security'),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {
         await signOut().catch(() => undefined);
         navigate('/sign-in', 'Signed out.');

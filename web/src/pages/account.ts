@@ -1,4 +1,5 @@
-import { auth, call, publicCall, setUser, signIn, signOut, type User } from '../api.js';
+import { ApiError, auth, call, forget, publicCall, setUser, signIn, signOut, type User } from '../api.js';
+import { signInWithPasskey } from './security.js';
 import { announce, field, formValues, h } from '../dom.js';
 import { onSubmit, strengthMeter, submit } from '../forms.js';
 import { navigate, type Page } from '../router.js';
@@ -52,20 +53,62 @@ export const signInPage: Page = {
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
-      field({ name: 'login', label: 'Username or email', autocomplete: 'username', maxlength: 254 }),
+      field({ name: 'login', label: 'Username or email', autocomplete: 'username webauthn', maxlength: 254 }),
       field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'current-password', maxlength: 4096, minlength: 1 }),
       submit('Sign in'),
     );
+    const container = h('div', {}, form);
     onSubmit(form, async () => {
       const { login, password } = formValues(form);
       const by = login!.includes('@') ? 'email' : 'username';
-      await signIn('/v1/sessions', { [by]: login, password });
-      announce('Signed in.');
-      navigate('/profile');
+      try {
+        await signIn('/v1/sessions', { [by]: login, password });
+      } catch (err) {
+        if (err instanceof ApiError && err.problem.code === 'mfa_required') {
+          container.replaceChildren(secondStep(String(err.problem.mfa_token)));
+          return;
+        }
+        throw err;
+      }
+      signedInNow();
     });
-    return [heading('Sign in'), form, h('p', {}, 'New here? ', h('a', { href: '/sign-up' }, 'Create an account'))];
+    const passkeyForm = h('form', { class: 'card', 'aria-label': 'Sign in with a passkey' }, h('p', {}, 'Or use a passkey: Touch ID, Windows Hello, a security key or your phone.'), h('button', { type: 'submit', class: 'secondary' }, 'Sign in with a passkey'));
+    onSubmit(passkeyForm, async () => {
+      await signInWithPasskey();
+      signedInNow();
+    });
+    return [
+      heading('Sign in'),
+      container,
+      passkeyForm,
+      h('p', {}, h('a', { href: '/forgot-password' }, 'Forgot your password?')),
+      h('p', {}, 'New here? ', h('a', { href: '/sign-up' }, 'Create an account')),
+    ];
   },
 };
+
+function signedInNow(): void {
+  announce('Signed in.');
+  navigate('/profile');
+}
+
+/** The second step of a sign-in with TOTP on: a code from the app, or a recovery code. */
+function secondStep(mfaToken: string): HTMLFormElement {
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'mfa-title' },
+    h('h2', { id: 'mfa-title', tabindex: -1 }, 'Two-step verification'),
+    field({ name: 'code', label: 'Code', autocomplete: 'one-time-code', maxlength: 32, hint: 'The 6 digits from your authenticator app, or one of your recovery codes.' }),
+    submit('Verify'),
+  );
+  onSubmit(form, async () => {
+    await signIn('/v1/sessions/mfa', { mfa_token: mfaToken, code: formValues(form).code!.trim() });
+    signedInNow();
+  });
+  setTimeout(() => form.querySelector('input')?.focus(), 0);
+  announce('Enter the code from your authenticator app.');
+  return form;
+}
 
 function profileDetails(user: User): HTMLElement {
   const row = (label: string, value: string) => [h('dt', {}, label), h('dd', {}, value)];
@@ -76,6 +119,7 @@ function profileDetails(user: User): HTMLElement {
     ...row('Name', user.name),
     ...row('Date of birth', user.dob),
     ...row('Email', user.email),
+    ...(user.email_verified === undefined ? [] : row('Email verified', user.email_verified ? 'Yes' : 'Not yet')),
     ...row('Member since', new Date(user.created_at).toLocaleDateString()),
   );
 }
@@ -113,9 +157,36 @@ export const profilePage: Page = {
       details.replaceChildren(profileDetails(updated));
       status.textContent = 'Saved.';
     });
-    return [heading('My profile'), details, form];
+    return [heading('My profile'), details, ...(user.email_verified === false ? [resendVerification()] : []), form, deleteAccount()];
   },
 };
+
+function resendVerification(): HTMLElement {
+  const status = h('p', { class: 'ok', role: 'status' });
+  const form = h('form', { class: 'card', 'aria-label': 'Verify your email' }, h('p', {}, 'Your email address is not verified yet. Check your mail for the link.'), h('button', { type: 'submit', class: 'secondary' }, 'Send the link again'), status);
+  onSubmit(form, async () => {
+    await call('POST', '/v1/users/me/email-verification');
+    status.textContent = 'Sent. The link works once, for 24 hours.';
+  });
+  return form;
+}
+
+function deleteAccount(): HTMLElement {
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'delete-title' },
+    h('h2', { id: 'delete-title' }, 'Delete account'),
+    h('p', {}, 'This deletes your profile, passwords, sessions, second factors and passkeys at once. It cannot be undone.'),
+    field({ name: 'current_password', label: 'Password to confirm', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+    h('button', { type: 'submit', class: 'danger' }, 'Delete my account'),
+  );
+  onSubmit(form, async () => {
+    await call('DELETE', '/v1/users/me', formValues(form));
+    forget();
+    navigate('/sign-in', 'Your account was deleted.');
+  });
+  return form;
+}
 
 export const passwordPage: Page = {
   title: 'Change password',
