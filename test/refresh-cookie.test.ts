@@ -7,8 +7,8 @@ import { bearer, problem, registerUser, startTestService, type RegisteredUser, t
 
 const COOKIE_MODE = { 'x-token-delivery': 'cookie' };
 
-function refreshCookie(res: LightMyRequestResponse) {
-  return res.cookies.find((c) => c.name === 'ums_refresh');
+function refreshCookie(res: LightMyRequestResponse, name = 'ums_refresh') {
+  return res.cookies.find((c) => c.name === name);
 }
 
 async function cookieLogin(svc: TestService, user: RegisteredUser) {
@@ -107,12 +107,18 @@ describe('refresh token in a cookie (browser apps)', () => {
     assert.equal((await cookieRefresh(svc, cookie.value)).statusCode, 401);
   });
 
-  it('when the service is reached over https, then the cookie is Secure', async () => {
+  it('when the service is reached over https, then the cookie is Secure and named with the __Secure- prefix, and refreshes under that name', async () => {
     const secure = await startTestService({}, { PUBLIC_URL: 'https://id.example.com' });
     try {
       const user = await registerUser(secure.app);
-      const { cookie } = await cookieLogin(secure, user);
+      const res = await secure.app.inject({ method: 'POST', url: '/v1/sessions', headers: COOKIE_MODE, payload: { username: user.username, password: user.password } });
+      assert.equal(refreshCookie(res), undefined);
+      const cookie = refreshCookie(res, '__Secure-ums_refresh');
+      assert.ok(cookie);
       assert.equal(cookie.secure, true);
+      const again = await secure.app.inject({ method: 'POST', url: '/v1/sessions/refresh', headers: COOKIE_MODE, cookies: { '__Secure-ums_refresh': cookie.value } });
+      assert.equal(again.statusCode, 200);
+      assert.equal(refreshCookie(again, '__Secure-ums_refresh')?.secure, true);
     } finally {
       await secure.close();
     }

@@ -8,15 +8,20 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
  * form cannot set it, and a cross-site script cannot send it without a CORS preflight we refuse.
  */
 export const COOKIE_MODE_HEADER = 'x-token-delivery';
+/** Over https the name carries the `__Secure-` prefix (ASVS 5.0 V3.3.1); `__Host-` would forbid the path scope. */
 export const REFRESH_COOKIE = 'ums_refresh';
 const COOKIE_PATH = '/v1/sessions';
 
 export class RefreshCookie {
+  readonly name: string;
+
   constructor(
     /** `Secure` when the service is reached over HTTPS (PUBLIC_URL). */
     private readonly secure: boolean,
     private readonly maxAgeS: number,
-  ) {}
+  ) {
+    this.name = secure ? `__Secure-${REFRESH_COOKIE}` : REFRESH_COOKIE;
+  }
 
   /** True when the client asked for cookie mode. */
   requested(request: FastifyRequest): boolean {
@@ -25,20 +30,20 @@ export class RefreshCookie {
 
   /** The refresh token from the cookie, only in cookie mode (never on a bare cookie). */
   read(request: FastifyRequest): string | undefined {
-    return this.requested(request) ? request.cookies[REFRESH_COOKIE] : undefined;
+    return this.requested(request) ? request.cookies[this.name] : undefined;
   }
 
   /** In cookie mode, moves the refresh token from the body into the cookie. */
   deliver<T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
     if (!this.requested(request) || pair.refresh_token === undefined) return pair;
-    reply.setCookie(REFRESH_COOKIE, pair.refresh_token, this.#options(this.maxAgeS));
+    reply.setCookie(this.name, pair.refresh_token, this.#options(this.maxAgeS));
     const { refresh_token: _inCookie, ...rest } = pair;
     return rest as T;
   }
 
   /** Drops the cookie if the request carried one (logout, a refused refresh). */
   clear(request: FastifyRequest, reply: FastifyReply): void {
-    if (request.cookies[REFRESH_COOKIE] !== undefined) reply.setCookie(REFRESH_COOKIE, '', this.#options(0));
+    if (request.cookies[this.name] !== undefined) reply.setCookie(this.name, '', this.#options(0));
   }
 
   #options(maxAge: number) {

@@ -49,7 +49,7 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     const usernameError = page.locator('#f-username-error');
     await usernameError.filter({ hasText: 'letters, digits' }).waitFor();
     assert.equal(await page.getByLabel('Username', { exact: true }).getAttribute('aria-invalid'), 'true');
-    assert.equal(await page.evaluate(() => document.activeElement?.id), 'f-username', 'focus moves to the field in error');
+    assert.equal(await page.evaluate('document.activeElement?.id'), 'f-username', 'focus moves to the field in error');
 
     await fill(page, 'Username', taken.username);
     await page.getByRole('button', { name: 'Create account' }).click();
@@ -64,8 +64,8 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     assert.equal(user.dob, '1990-12-10');
 
     // The access token lives in memory only: nothing in storage, the refresh token out of reach.
-    assert.equal(await page.evaluate(() => localStorage.length + sessionStorage.length), 0);
-    assert.equal(await page.evaluate(() => document.cookie), '', 'the refresh cookie is HttpOnly');
+    assert.equal(await page.evaluate('localStorage.length + sessionStorage.length'), 0);
+    assert.equal(await page.evaluate('document.cookie'), '', 'the refresh cookie is HttpOnly');
     const cookies = await laptop.cookies();
     assert.deepEqual(cookies.map((c) => [c.name, c.httpOnly, c.sameSite, c.path]), [['ums_refresh', true, 'Strict', '/v1/sessions']]);
 
