@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
 import { ConfigError, loadConfig } from './config.js';
@@ -62,7 +61,7 @@ async function run(argv: string[]): Promise<number> {
   const print = (human: string, data: unknown) => console.log(values.json ? JSON.stringify(data) : human);
 
   const withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: join(config.dataDir), timeoutMs: config.dbTimeoutMs });
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs });
     try {
       await migrateToLatest(db.kysely);
       return await work(db);
@@ -72,7 +71,7 @@ async function run(argv: string[]): Promise<number> {
   };
 
   if (command === 'migrate' && !sub) {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: join(config.dataDir), timeoutMs: config.dbTimeoutMs });
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs });
     try {
       const applied = await migrateToLatest(db.kysely);
       print(applied.length ? `Applied: ${applied.join(', ')}` : 'Nothing to apply: the database is up to date.', { applied });

@@ -27,7 +27,7 @@ function settings(): Config {
 
 async function open(config: Config): Promise<Db> {
   try {
-    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: join(config.dataDir), poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs });
+    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs });
   } catch (err) {
     if (err instanceof DataDirInUseError) fail(err.message);
     throw err;
@@ -36,7 +36,7 @@ async function open(config: Config): Promise<Db> {
 
 function announce(config: Config, port: number, kind: string, workers: number): void {
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const where = kind === 'pglite' ? `embedded PGlite in ${join(config.dataDir, 'pglite')}` : 'PostgreSQL server (DATABASE_URL)';
+  const where = kind === 'pglite' ? (config.dataDir.startsWith('memory://') ? 'embedded PGlite in memory (DATA_DIR=memory://: nothing is kept)' : `embedded PGlite in ${join(config.dataDir, 'pglite')}`) : 'PostgreSQL server (DATABASE_URL)';
   console.log(`User management service listening on ${base}\n  API docs: ${base}/docs\n  Database: ${where}\n  Workers: ${workers}`);
 }
 
