@@ -174,7 +174,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
-  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), config.sessionTtlS);
+  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
 
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.

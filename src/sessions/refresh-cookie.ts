@@ -18,7 +18,6 @@ export class RefreshCookie {
   constructor(
     /** `Secure` when the service is reached over HTTPS (PUBLIC_URL). */
     private readonly secure: boolean,
-    private readonly maxAgeS: number,
   ) {
     this.name = secure ? `__Secure-${REFRESH_COOKIE}` : REFRESH_COOKIE;
   }
@@ -34,9 +33,11 @@ export class RefreshCookie {
   }
 
   /** In cookie mode, moves the refresh token from the body into the cookie. */
-  deliver<T extends { refresh_token?: string }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
+  deliver<T extends { refresh_token?: string; session: { expires_at: string } }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
     if (!this.requested(request) || pair.refresh_token === undefined) return pair;
-    reply.setCookie(this.name, pair.refresh_token, this.#options(this.maxAgeS));
+    // The cookie lives as long as its session, not a second longer.
+    const maxAgeS = Math.max(0, Math.floor((Date.parse(pair.session.expires_at) - Date.now()) / 1000));
+    reply.setCookie(this.name, pair.refresh_token, this.#options(maxAgeS));
     const { refresh_token: _inCookie, ...rest } = pair;
     return rest as T;
   }

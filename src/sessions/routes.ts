@@ -1,4 +1,5 @@
 import { callerOf } from '../auth/guard.js';
+import { AppError } from '../errors.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
@@ -46,7 +47,8 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
         const pair = await sessions.refresh(request.body.refresh_token, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
         return cookie.deliver(request, reply, pair);
       } catch (err) {
-        if (cookie.requested(request)) cookie.clear(request, reply);
+        // Only a refused token drops the cookie: an outage (503) must not sign browsers out.
+        if (cookie.requested(request) && err instanceof AppError && err.code === 'invalid_refresh_token') cookie.clear(request, reply);
         throw err;
       }
     },

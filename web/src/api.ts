@@ -91,26 +91,51 @@ async function parse<T>(res: Response): Promise<T> {
   return data as T;
 }
 
-/** Trades the refresh cookie for a new access token; one at a time across tabs (Web Locks). */
+/**
+ * Trades the refresh cookie for a new access token; one at a time across tabs (Web Locks, where
+ * the page is a secure context). Only a refused cookie (401) signs the user out: an outage or a
+ * throttle leaves the session as it is, to try again.
+ */
 export async function refresh(): Promise<boolean> {
   const run = async () => {
     const res = await send('POST', '/v1/sessions/refresh', undefined, COOKIE_MODE);
-    if (!res.ok) {
-      forget();
+    if (res.status === 401) {
+      sessionEnded();
       return false;
     }
+    if (!res.ok) return parse<never>(res); // throws the problem (429, 503)
     signedIn(await res.json());
     return true;
   };
   return navigator.locks ? navigator.locks.request('ums-refresh', run) : run();
 }
 
-/** A call as the signed-in user; renews the access token once if it expired. */
+/** The session ended under the user (revoked elsewhere, expired): tell the page. */
+function sessionEnded(): void {
+  const wasSignedIn = accessToken !== undefined;
+  forget();
+  if (wasSignedIn) for (const l of endListeners) l();
+}
+const endListeners = new Set<() => void>();
+export function onSessionEnded(listener: () => void): void {
+  endListeners.add(listener);
+}
+
+/**
+ * A call as the signed-in user. An access token refused as such (401 `invalid_token`) is renewed
+ * once and the call repeated; any other 401 (a wrong code, say) is the answer itself, never
+ * sent twice.
+ */
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   const attempt = () => send(method, path, body, accessToken ? { authorization: `Bearer ${accessToken}` } : {});
   let res = await attempt();
-  if (res.status === 401 && (await refresh())) res = await attempt();
+  if (res.status === 401 && isTokenRefusal(res) && (await refresh())) res = await attempt();
   return parse<T>(res);
+}
+
+/** RFC 6750: a refused bearer token says so in WWW-Authenticate. */
+function isTokenRefusal(res: Response): boolean {
+  return /^Bearer\b/i.test(res.headers.get('www-authenticate') ?? '');
 }
 
 /** Calls that do not need a session (sign up, sign in). */
@@ -123,10 +148,13 @@ export async function signIn(path: string, body: unknown): Promise<void> {
   signedIn(await parse<TokenPair>(await send('POST', path, body, COOKIE_MODE)));
 }
 
+/** Ends this session; on failure the user stays signed in and the error is thrown to be shown. */
 export async function signOut(): Promise<void> {
   try {
     await call('DELETE', '/v1/sessions/current');
-  } finally {
-    forget();
+  } catch (err) {
+    // Already ended (revoked elsewhere): signed out all the same.
+    if (!(err instanceof ApiError && err.problem.status === 401)) throw err;
   }
+  forget();
 }

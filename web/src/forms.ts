@@ -66,6 +66,8 @@ export function showProblem(form: HTMLFormElement, err: unknown): void {
     username_taken: 'username',
     email_taken: 'email',
     password_reused: 'new_password',
+    invalid_credentials: 'current_password',
+    invalid_mfa_code: 'code',
   };
   const codeField = byCode[problem.code];
   if (codeField && setFieldError(form, codeField, problem.detail)) placed = true;

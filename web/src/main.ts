@@ -1,5 +1,5 @@
-import { auth, refresh, signOut } from './api.js';
-import { h } from './dom.js';
+import { auth, onSessionEnded, refresh, signOut } from './api.js';
+import { announce, h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
 import { securityPage } from './pages/security.js';
@@ -27,8 +27,12 @@ function renderNav(): void {
       link('/sessions', 'Sessions'),
       link('/security', 'Security'),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {
-        await signOut().catch(() => undefined);
-        navigate('/sign-in', 'Signed out.');
+        try {
+          await signOut();
+          navigate('/sign-in', 'Signed out.');
+        } catch {
+          announce('Signing out failed: you are still signed in. Try again.');
+        }
       } }, 'Sign out'),
     );
   } else {
@@ -40,13 +44,16 @@ function renderNav(): void {
 // Links inside the app change the page without a reload (the access token lives in memory).
 document.addEventListener('click', (event) => {
   const a = (event.target as Element).closest?.('a');
-  if (!a || a.origin !== location.origin || a.target || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  if (!a || a.origin !== location.origin || a.target || a.hasAttribute('download') || event.ctrlKey || event.metaKey || event.shiftKey) return;
+  if (a.pathname === location.pathname && a.hash) return; // in-page links (skip to content)
   if (a.pathname.startsWith('/docs') || a.pathname.startsWith('/v1/')) return;
   event.preventDefault();
   navigate(a.pathname + a.search + a.hash);
 });
 window.addEventListener('popstate', () => void show());
 auth.onChange(renderNav);
+// Revoked elsewhere or expired while the page was open: back to sign in, saying why.
+onSessionEnded(() => navigate('/sign-in', 'Your session ended. Sign in again.'));
 
 // A reload keeps the user signed in: the refresh cookie buys a new access token.
 await refresh().catch(() => false);

@@ -1,4 +1,4 @@
-import { ApiError, auth, call, forget, publicCall, setUser, signIn, signOut, type User } from '../api.js';
+import { ApiError, auth, call, forget, publicCall, setUser, signIn, type User } from '../api.js';
 import { signInWithPasskey } from './security.js';
 import { announce, field, formValues, h } from '../dom.js';
 import { onSubmit, strengthMeter, submit } from '../forms.js';
@@ -23,6 +23,7 @@ function heading(text: string): HTMLHeadingElement {
 
 export const signUpPage: Page = {
   title: 'Create an account',
+  guestOnly: true,
   render() {
     const password = field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password', ...PASSWORD_LENGTH });
     const form = h(
@@ -49,6 +50,7 @@ export const signUpPage: Page = {
 
 export const signInPage: Page = {
   title: 'Sign in',
+  guestOnly: true,
   render() {
     const form = h(
       'form',
@@ -231,11 +233,14 @@ export function device(userAgent: string | null): string {
   return os ? `${browser} on ${os}` : browser;
 }
 
+const activeCount = (n: number) => `${n} active session${n === 1 ? '' : 's'}.`;
+
 export const sessionsPage: Page = {
   title: 'My sessions',
   protected: true,
   async render() {
     const { sessions } = await call<{ sessions: SessionInfo[] }>('GET', '/v1/sessions');
+    const count = h('p', {}, activeCount(sessions.length));
     const list = h('ul', { class: 'sessions' });
     for (const s of sessions) {
       const item = h(
@@ -255,10 +260,17 @@ export const sessionsPage: Page = {
               class: 'secondary',
               'aria-label': `Revoke ${device(s.user_agent)}, signed in ${new Date(s.created_at).toLocaleString()}`,
               onclick: async () => {
-                await call('DELETE', `/v1/sessions/${s.id}`);
+                try {
+                  await call('DELETE', `/v1/sessions/${s.id}`);
+                } catch {
+                  announce('Revoking failed. Try again.');
+                  return;
+                }
                 item.remove();
+                const left = list.children.length;
+                count.textContent = activeCount(left);
                 announce('Session revoked.');
-                list.querySelector<HTMLElement>('button')?.focus();
+                (list.querySelector<HTMLElement>('button') ?? document.querySelector<HTMLElement>('main h1'))?.focus();
               },
             },
             'Revoke',
@@ -273,13 +285,18 @@ export const sessionsPage: Page = {
         type: 'button',
         class: 'danger',
         onclick: async () => {
-          await call('DELETE', '/v1/sessions');
-          await signOut().catch(() => undefined);
+          try {
+            await call('DELETE', '/v1/sessions');
+          } catch {
+            announce('Signing out everywhere failed. Try again.');
+            return;
+          }
+          forget(); // this session ended with the others
           navigate('/sign-in', 'Signed out everywhere.');
         },
       },
       'Sign out everywhere',
     );
-    return [heading('My sessions'), h('p', {}, `${sessions.length} active session${sessions.length === 1 ? '' : 's'}.`), list, h('div', { class: 'row' }, everywhere)];
+    return [heading('My sessions'), count, list, h('div', { class: 'row' }, everywhere)];
   },
 };

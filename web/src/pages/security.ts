@@ -1,6 +1,6 @@
 import { startAuthentication, startRegistration } from '@simplewebauthn/browser';
 import { ApiError, call, publicCall, signIn } from '../api.js';
-import { announce, field, formValues, h } from '../dom.js';
+import { announce, clearErrors, field, formValues, h } from '../dom.js';
 import { onSubmit, showProblem, submit } from '../forms.js';
 import type { Page } from '../router.js';
 
@@ -86,7 +86,7 @@ function totpSection(state: MfaState, refresh: (focus?: string) => Promise<void>
 }
 
 function confirmTotp(setup: { secret: string; qr_svg: string }, refresh: (focus?: string) => Promise<void>): HTMLElement {
-  const qr = h('img', { src: `data:image/svg+xml;base64,${btoa(setup.qr_svg)}`, alt: 'QR code of the authenticator set-up', width: 200, height: 200 });
+  const qr = h('img', { src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(setup.qr_svg)}`, alt: 'QR code of the authenticator set-up', width: 200, height: 200 });
   const form = h(
     'form',
     { 'aria-label': 'Confirm the authenticator app' },
@@ -150,6 +150,7 @@ function passkeySection(passkeys: Passkey[], refresh: (focus?: string) => Promis
         h('span', {}, `Added: ${new Date(p.created_at).toLocaleString()}`),
         h('span', {}, `Last used: ${p.last_used_at ? new Date(p.last_used_at).toLocaleString() : 'never'}`),
         h('button', { type: 'button', class: 'secondary', 'aria-label': `Remove passkey ${p.name}`, onclick: async () => {
+          clearErrors(errors);
           try {
             await call('DELETE', `/v1/users/me/passkeys/${p.id}`);
             announce(`Passkey ${p.name} removed.`);
