@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { decodeJwt } from 'jose';
+import { loadConfig } from '../src/config.js';
+import { countPasskeys } from '../src/passkeys/repository.js';
 import { SoftAuthenticator } from './helpers/authenticator.js';
 import {
   JSON_TYPE,
@@ -105,6 +107,7 @@ describe('passkeys', () => {
       assert.equal(rows[0]!.backed_up, false);
       assert.equal(rows[0]!.last_used_at, null);
       assert.equal(await challengeRow(options.challenge), undefined, 'the challenge is used up');
+      assert.equal(await countPasskeys(svc.db, user.id), 1);
 
       const added = await events(user.id, 'passkey_added');
       assert.equal(added.length, 1);
@@ -409,6 +412,40 @@ describe('passkeys', () => {
       await svc.db.deleteFrom('users').where('user_id', '=', user.id).execute();
       assert.deepEqual(await passkeyRows(user.id), []);
       assert.equal(await challengeRow(options.challenge), undefined);
+    });
+  });
+
+  describe('relying party', () => {
+    it('when WEBAUTHN_RP_ID is a parent domain of PUBLIC_URL, then passkeys are scoped to it and only PUBLIC_URL is an accepted origin', async () => {
+      const site = await startTestService({}, { PUBLIC_URL: 'https://app.example.com', WEBAUTHN_RP_ID: 'example.com' });
+      try {
+        const user = await registerUser(site.app);
+        const session = await login(site.app, user);
+        const options = (await site.app.inject({ method: 'POST', url: '/v1/users/me/passkeys/options', headers: bearer(session.accessToken) })).json();
+        assert.equal(options.rp.id, 'example.com');
+        const auth = new SoftAuthenticator({ origin: 'https://app.example.com', rpId: 'example.com' });
+        const added = await site.app.inject({ method: 'POST', url: '/v1/users/me/passkeys', headers: bearer(session.accessToken), payload: { name: 'Phone', response: auth.register(options) } });
+        assert.equal(added.statusCode, 201, added.body);
+
+        const requestOpts = (await site.app.inject({ method: 'POST', url: '/v1/sessions/passkey/options' })).json();
+        assert.equal(requestOpts.rpId, 'example.com');
+        const ok = await site.app.inject({ method: 'POST', url: '/v1/sessions/passkey', payload: { response: auth.assert(requestOpts) } });
+        assert.equal(ok.statusCode, 201, ok.body);
+
+        auth.origin = 'https://other.example.com'; // a sibling site under the same RP id
+        const sibling = (await site.app.inject({ method: 'POST', url: '/v1/sessions/passkey/options' })).json();
+        assertProblem(await site.app.inject({ method: 'POST', url: '/v1/sessions/passkey', payload: { response: auth.assert(sibling) } }), 401, 'invalid_credentials');
+      } finally {
+        await site.close();
+      }
+    });
+
+    it('when WEBAUTHN_RP_ID is not the host of PUBLIC_URL or a domain it belongs to, or is an IP address, then the settings are refused', () => {
+      assert.equal(loadConfig({ PUBLIC_URL: 'https://app.example.com' }).webauthnRpId, 'app.example.com');
+      assert.equal(loadConfig({ PORT: '8080' }).webauthnRpId, 'localhost');
+      assert.throws(() => loadConfig({ PUBLIC_URL: 'https://app.example.com', WEBAUTHN_RP_ID: 'xample.com' }), /WEBAUTHN_RP_ID/);
+      assert.throws(() => loadConfig({ PUBLIC_URL: 'https://app.example.com', WEBAUTHN_RP_ID: 'evil.com' }), /WEBAUTHN_RP_ID/);
+      assert.throws(() => loadConfig({ PUBLIC_URL: 'http://10.0.0.1:3000', WEBAUTHN_RP_ID: '10.0.0.1' }), /WEBAUTHN_RP_ID/);
     });
   });
 
