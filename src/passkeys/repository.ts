@@ -70,8 +70,8 @@ export async function recordPasskeyUse(db: Queryable, passkeyId: string, expecte
 
 /** Deletes one of the user's passkeys; false when the user has no passkey with that id. */
 export async function deletePasskey(db: Queryable, userId: string, passkeyId: string): Promise<boolean> {
-  const rows = await db.deleteFrom('user_passkeys').where('passkey_id', '=', passkeyId).where('user_id', '=', userId).returning('passkey_id').execute();
-  return rows.length === 1;
+  const result = await db.deleteFrom('user_passkeys').where('passkey_id', '=', passkeyId).where('user_id', '=', userId).executeTakeFirst();
+  return result.numDeletedRows === 1n;
 }
 
 export async function insertChallenge(db: Queryable, values: { challenge: string; purpose: ChallengePurpose; userId: string | null; expiresAt: Date }): Promise<void> {
@@ -93,8 +93,9 @@ export async function consumeChallenge(db: Queryable, challenge: string, purpose
     .where('purpose', '=', purpose)
     .where('expires_at', '>', new Date());
   query = userId === null ? query.where('user_id', 'is', null) : query.where('user_id', '=', userId);
-  const rows = await query.returning('challenge').execute();
-  return rows.length === 1;
+  // Of two requests racing with the same challenge, exactly one deletes it.
+  const result = await query.executeTakeFirst();
+  return result.numDeletedRows === 1n;
 }
 
 export async function pruneChallenges(db: Queryable): Promise<void> {
