@@ -415,6 +415,35 @@ describe('passkeys', () => {
     });
   });
 
+  describe('garbled responses', () => {
+    const GARBAGE = ['AAAA', Buffer.from('{}').toString('base64url'), Buffer.from('{"challenge":123}').toString('base64url'), Buffer.from([0xa1, 0x61, 0x78, 0xff]).toString('base64url'), 'A'.repeat(3000)];
+
+    it('when any part of a registration or an assertion is replaced by garbage, then a problem answer (400 or 401), never a 500, and nothing stored', async () => {
+      const { user, session, auth } = await userWithPasskey();
+      const sessions = await sessionCount(user.id);
+      for (const field of ['clientDataJSON', 'attestationObject', 'id']) {
+        for (const junk of GARBAGE) {
+          const good = new SoftAuthenticator().register((await creationOptions(session.accessToken)).json());
+          const bad = field === 'id' ? { ...good, id: junk, rawId: junk } : { ...good, response: { ...good.response, [field]: junk } };
+          const res = await addPasskey(session.accessToken, { name: 'x', response: bad });
+          assert.ok(res.statusCode === 400, `register ${field}=${junk.slice(0, 20)}: ${res.statusCode} ${res.body}`);
+          assert.match(problem(res).code, /^(invalid_passkey|validation_failed)$/);
+        }
+      }
+      for (const field of ['clientDataJSON', 'authenticatorData', 'signature', 'userHandle', 'id']) {
+        for (const junk of GARBAGE) {
+          const good = auth.assert(await freshChallenge());
+          const bad = field === 'id' ? { ...good, id: junk, rawId: junk } : { ...good, response: { ...good.response, [field]: junk } };
+          const res = await signIn(bad);
+          assert.ok(res.statusCode === 401 || res.statusCode === 400, `sign in ${field}=${junk.slice(0, 20)}: ${res.statusCode} ${res.body}`);
+          assert.match(problem(res).code, /^(invalid_credentials|validation_failed)$/);
+        }
+      }
+      assert.equal((await passkeyRows(user.id)).length, 1);
+      assert.equal(await sessionCount(user.id), sessions);
+    });
+  });
+
   describe('relying party', () => {
     it('when WEBAUTHN_RP_ID is a parent domain of PUBLIC_URL, then passkeys are scoped to it and only PUBLIC_URL is an accepted origin', async () => {
       const site = await startTestService({}, { PUBLIC_URL: 'https://app.example.com', WEBAUTHN_RP_ID: 'example.com' });

@@ -153,6 +153,8 @@ export class PasskeysService {
     }
     if (!verified.verified) throw invalidPasskey();
     const { credential, credentialDeviceType, credentialBackedUp } = verified.registrationInfo;
+    // The id the client names must be the one the authenticator signed into authData.
+    if (credential.id !== input.response.id) throw invalidPasskey();
 
     let row;
     try {
