@@ -49,7 +49,6 @@ export const REAUTH_WINDOW_MS = 15 * 60_000;
 export const PASSKEY_AMR = ['swk', 'mfa'] as const;
 
 const NAME_MAX = 64;
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
 
