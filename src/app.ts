@@ -36,6 +36,9 @@ import { LoginThrottle } from './throttling/login-throttle.js';
 import { AuditLog } from './audit/audit-log.js';
 import { auditRoutes } from './audit/routes.js';
 import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.js';
+import { pruneChallenges } from './passkeys/repository.js';
+import { passkeysRoutes } from './passkeys/routes.js';
+import { PasskeysService } from './passkeys/service.js';
 
 export interface BuildAppOptions {
   config: Config;
@@ -175,11 +178,16 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
+  const passkeys = new PasskeysService(db, sessions, audit, await loadOrCreateSecret(db, 'webauthn_user_handle'), {
+    rpId: config.webauthnRpId,
+    origin: config.publicUrl,
+    rpName: config.webauthnRpId,
+  });
 
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
   const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
   }, 10 * 60_000);
   pruner.unref();
   app.addHook('onClose', async () => clearInterval(pruner));
@@ -190,6 +198,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   credentialsRoutes(app, credentials, guard);
   sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
   auditRoutes(app, audit, guard);
+  passkeysRoutes(app, passkeys, guard, refreshCookie, config.rateLimitPerMinute);
   webAppRoutes(app);
 
   await app.ready();

@@ -39,6 +39,8 @@ export interface Config {
   readonly auditRetentionDays: number;
   /** The origin users reach; the default issuer and audience of access tokens. */
   readonly publicUrl: string;
+  /** The WebAuthn relying party id: the host of PUBLIC_URL or a registrable suffix of it. */
+  readonly webauthnRpId: string;
   readonly jwtIssuer: string;
   readonly jwtAudience: string;
   /** Connections per process to a PostgreSQL server. */
@@ -86,6 +88,22 @@ function origin(name: string, raw: string): string {
     throw new ConfigError(`${name} must be an http(s) origin with no path, got "${raw}"`);
   }
   return url.origin;
+}
+
+// WebAuthn §5.1.3 (rp.id): a browser accepts an RP id only if it is the origin's host or a
+// registrable domain suffix of it, and never an IP address. Unset, it is the host of PUBLIC_URL
+// as it is (passkeys then simply do not work in a browser on an IP address).
+function rpId(raw: string | undefined, publicUrl: string): string {
+  const host = new URL(publicUrl).hostname;
+  if (raw === undefined || raw === '') return host;
+  const id = raw.trim().toLowerCase();
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)*$/.test(id) || /^[0-9.]+$/.test(id)) {
+    throw new ConfigError(`WEBAUTHN_RP_ID must be a host name (not an IP address), got "${raw}"`);
+  }
+  if (host !== id && !host.endsWith(`.${id}`)) {
+    throw new ConfigError(`WEBAUTHN_RP_ID must be the host of PUBLIC_URL (${host}) or a domain it belongs to, got "${raw}"`);
+  }
+  return id;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -158,6 +176,7 @@ export function loadConfig(env: Env = process.env): Config {
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
     auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
     publicUrl,
+    webauthnRpId: rpId(env.WEBAUTHN_RP_ID, publicUrl),
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),
     jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),

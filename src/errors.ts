@@ -17,6 +17,10 @@ export const PROBLEMS = {
   unsupported_media_type: { status: 415, title: 'Unsupported Media Type', detail: 'The request body must be application/json.' },
   password_reused: { status: 422, title: 'Unprocessable Content', detail: 'The new password equals one of the last 5 passwords.' },
   too_many_requests: { status: 429, title: 'Too Many Requests', detail: 'Too many attempts; try again later.' },
+  // Passkeys (API-ACCOUNT.md).
+  invalid_passkey: { status: 400, title: 'Bad Request', detail: 'The passkey registration response does not verify.' },
+  passkey_exists: { status: 409, title: 'Conflict', detail: 'That passkey is already registered.' },
+  reauthentication_required: { status: 403, title: 'Forbidden', detail: 'Sign in again: this needs a session opened in the last 15 minutes.' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
   unavailable: { status: 503, title: 'Service Unavailable', detail: 'The service is unavailable; retry the request later.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;

@@ -21,6 +21,10 @@ export const AUDIT_EVENTS = [
   'sessions_revoked_all',
   'user_disabled',
   'user_enabled',
+  'passkey_added',
+  'passkey_removed',
+  'passkey_login',
+  'passkey_login_failed',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 

@@ -110,6 +110,34 @@ export interface AuditEventsTable {
   details: string | null;
 }
 
+export interface UserPasskeysTable {
+  passkey_id: GeneratedAlways<string>;
+  user_id: Id;
+  /** The WebAuthn credential id, base64url; unique across all users. */
+  credential_id: string;
+  /** The COSE public key, base64url. */
+  public_key: string;
+  /** The last signature counter seen (0 for authenticators that keep none). */
+  counter: ColumnType<string, number | string | undefined, number | string>;
+  /** Space-separated transport hints (`internal hybrid usb`...). */
+  transports: ColumnType<string, string | undefined, string>;
+  name: string;
+  /** `singleDevice` or `multiDevice` (WebAuthn backup eligibility). */
+  device_type: string;
+  backed_up: boolean;
+  created_at: DefaultedTimestamp;
+  last_used_at: Timestamp | null;
+}
+
+export interface WebauthnChallengesTable {
+  /** base64url, as it comes back in clientDataJSON. */
+  challenge: string;
+  purpose: 'register' | 'authenticate';
+  /** The user adding a passkey; null for a sign-in challenge. */
+  user_id: Id | null;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;
@@ -117,6 +145,8 @@ export interface Database {
   users: UsersTable;
   user_credentials: UserCredentialsTable;
   user_sessions: UserSessionsTable;
+  user_passkeys: UserPasskeysTable;
+  webauthn_challenges: WebauthnChallengesTable;
   signing_keys: SigningKeysTable;
   service_secrets: ServiceSecretsTable;
 }

@@ -113,6 +113,14 @@ export class SessionsService {
     return pair;
   }
 
+  /**
+   * Opens the session of a sign-in whose credential was checked elsewhere (a passkey, see
+   * passkeys/service.ts); `amr` says how.
+   */
+  async openSession(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
+    return this.#open(user, client, amr);
+  }
+
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
   async #open(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
     const secret = newSecret();

@@ -1,0 +1,109 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from '../db/schema.js';
+
+type Queryable = Kysely<Database> | Transaction<Database>;
+
+export type ChallengePurpose = 'register' | 'authenticate';
+
+const passkeyColumns = ['passkey_id', 'name', 'created_at', 'last_used_at'] as const;
+
+/** How many passkeys the user has (GET /v1/users/me/mfa shows it). */
+export async function countPasskeys(db: Queryable, userId: string): Promise<number> {
+  const row = await db
+    .selectFrom('user_passkeys')
+    .select((eb) => eb.fn.countAll<string | number>().as('n'))
+    .where('user_id', '=', userId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+export function listPasskeys(db: Queryable, userId: string) {
+  return db.selectFrom('user_passkeys').select(passkeyColumns).where('user_id', '=', userId).orderBy('passkey_id').execute();
+}
+
+/** The ids (and transports) of the user's credentials, for excludeCredentials. */
+export function credentialIdsOf(db: Queryable, userId: string) {
+  return db.selectFrom('user_passkeys').select(['credential_id', 'transports']).where('user_id', '=', userId).orderBy('passkey_id').execute();
+}
+
+export function findPasskeyByCredentialId(db: Queryable, credentialId: string) {
+  return db
+    .selectFrom('user_passkeys')
+    .select(['passkey_id', 'user_id', 'credential_id', 'public_key', 'counter', 'transports'])
+    .where('credential_id', '=', credentialId)
+    .executeTakeFirst();
+}
+
+export function insertPasskey(
+  db: Queryable,
+  values: { userId: string; credentialId: string; publicKey: string; counter: number; transports: string; name: string; deviceType: string; backedUp: boolean },
+) {
+  return db
+    .insertInto('user_passkeys')
+    .values({
+      user_id: values.userId,
+      credential_id: values.credentialId,
+      public_key: values.publicKey,
+      counter: values.counter,
+      transports: values.transports,
+      name: values.name,
+      device_type: values.deviceType,
+      backed_up: values.backedUp,
+    })
+    .returning(passkeyColumns)
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Records a sign-in with the passkey, if its counter is still the one that was checked
+ * (compare-and-swap: of two assertions racing with the same counter, one wins). False when it lost.
+ */
+export async function recordPasskeyUse(db: Queryable, passkeyId: string, expectedCounter: string, newCounter: number, backedUp: boolean): Promise<boolean> {
+  const result = await db
+    .updateTable('user_passkeys')
+    .set({ counter: newCounter, backed_up: backedUp, last_used_at: new Date() })
+    .where('passkey_id', '=', passkeyId)
+    .where('counter', '=', expectedCounter)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Deletes one of the user's passkeys; false when the user has no passkey with that id. */
+export async function deletePasskey(db: Queryable, userId: string, passkeyId: string): Promise<boolean> {
+  const result = await db.deleteFrom('user_passkeys').where('passkey_id', '=', passkeyId).where('user_id', '=', userId).executeTakeFirst();
+  return result.numDeletedRows === 1n;
+}
+
+export async function insertChallenge(db: Queryable, values: { challenge: string; purpose: ChallengePurpose; userId: string | null; expiresAt: Date }): Promise<void> {
+  await db
+    .insertInto('webauthn_challenges')
+    .values({ challenge: values.challenge, purpose: values.purpose, user_id: values.userId, expires_at: values.expiresAt })
+    .execute();
+}
+
+/**
+ * Uses up a challenge: deletes it and says whether it was there, unexpired, for this purpose
+ * (and, for adding a passkey, this user). A challenge of the other purpose, or of another user,
+ * is left alone.
+ */
+export async function consumeChallenge(db: Queryable, challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<boolean> {
+  let query = db
+    .deleteFrom('webauthn_challenges')
+    .where('challenge', '=', challenge)
+    .where('purpose', '=', purpose)
+    .where('expires_at', '>', new Date());
+  query = userId === null ? query.where('user_id', 'is', null) : query.where('user_id', '=', userId);
+  // Of two requests racing with the same challenge, exactly one deletes it.
+  const result = await query.executeTakeFirst();
+  return result.numDeletedRows === 1n;
+}
+
+export async function pruneChallenges(db: Queryable): Promise<void> {
+  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date()).execute();
+}
+
+/** When the caller's session was opened (re-authentication: a recent sign-in). */
+export async function sessionOpenedAt(db: Queryable, sessionId: string, userId: string): Promise<Date | undefined> {
+  const row = await db.selectFrom('user_sessions').select('created_at').where('session_id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
+  return row?.created_at;
+}
