@@ -21,6 +21,14 @@ export const AUDIT_EVENTS = [
   'sessions_revoked_all',
   'user_disabled',
   'user_enabled',
+  'reauthentication_failed',
+  'mfa_setup_started',
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_challenge_issued',
+  'mfa_challenge_failed',
+  'recovery_code_used',
+  'mfa_reset_by_admin',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
