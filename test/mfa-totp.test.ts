@@ -329,6 +329,17 @@ describe('TOTP second factor', () => {
       assert.equal(failed.length, 5);
     });
 
+    it('when the same code is sent at once with two mfa_tokens, or one token twice, then exactly one session opens', async () => {
+      const { user, secret } = await userWithTotp();
+      const before = await activeSessions(user.id);
+      const [t1, t2] = [await mfaToken(user), await mfaToken(user)];
+      const code = codeFor(secret, 30);
+      const answers = await Promise.all([secondStep(t1, code), secondStep(t2, code), secondStep(t1, code)]);
+      assert.deepEqual(answers.map((r) => r.statusCode).sort(), [201, 401, 401]);
+      for (const r of answers.filter((a) => a.statusCode === 401)) assert.ok(['invalid_mfa_code', 'invalid_mfa_token'].includes(problem(r).code));
+      assert.equal(await activeSessions(user.id), before + 1);
+    });
+
     it('when a completed second step follows failures, then the count resets', async () => {
       const { user, secret } = await userWithTotp();
       const token = await mfaToken(user);
