@@ -113,6 +113,48 @@ describe('data encryption: keys kept by the service', () => {
   });
 });
 
+describe('data encryption: what the logs say', () => {
+  it('when the service starts without DATA_ENCRYPTION_KEY, then it warns that a dump reveals the secrets, and no secret, code or token of a TOTP flow reaches a log line', async () => {
+    const lines: string[] = [];
+    const db = await openDatabase({ databaseUrl: undefined, pgliteDir: 'memory://' });
+    await migrateToLatest(db.kysely);
+    const app = await buildApp({ config: testConfig(), db, logger: { level: 'trace', stream: { write: (line: string) => lines.push(line) } } });
+    try {
+      assert.ok(lines.some((l) => JSON.parse(l).level === 40 && /DATA_ENCRYPTION_KEY is not set.*dump alone reveals/.test(JSON.parse(l).msg)), 'the warning');
+
+      const user = await registerUser(app);
+      const session = await login(app, user);
+      const setup = (await app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } })).json();
+      const codes: string[] = (await app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code: codeFor(setup.secret) } })).json().recovery_codes;
+      const first = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+      const token = problem(first).mfa_token as string;
+      const wrong = await app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: token, code: '000000' } });
+      assert.equal(wrong.statusCode, 401);
+      const done = await app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: token, code: codes[0] } });
+      assert.equal(done.statusCode, 201);
+
+      const text = lines.join('\n');
+      assert.ok(lines.length > 10, 'requests were logged');
+      for (const secret of [setup.secret, token, codes[0]!, codes[0]!.replace(/-/g, ''), user.password, done.json().refresh_token]) {
+        assert.ok(!text.includes(secret), `a secret reached the log: ${secret.slice(0, 4)}…`);
+      }
+    } finally {
+      await app.close();
+      await db.close();
+    }
+  });
+
+  it('when DATA_ENCRYPTION_KEY is set, then there is no such warning', async () => {
+    const lines: string[] = [];
+    const db = await openDatabase({ databaseUrl: undefined, pgliteDir: 'memory://' });
+    await migrateToLatest(db.kysely);
+    const app = await buildApp({ config: testConfig({}, { DATA_ENCRYPTION_KEY: b64(newKey()) }), db, logger: { level: 'warn', stream: { write: (line: string) => lines.push(line) } } });
+    await app.close();
+    await db.close();
+    assert.ok(!lines.some((l) => l.includes('DATA_ENCRYPTION_KEY')));
+  });
+});
+
 describe('data encryption: plain signing keys from before, and key rotation', () => {
   const apps: App[] = [];
   let svc: TestService;
