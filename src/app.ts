@@ -9,6 +9,10 @@ import { AccessTokens } from './auth/access-tokens.js';
 import { bearerGuard } from './auth/guard.js';
 import { KeyStore } from './auth/keys.js';
 import { loadOrCreateSecret } from './auth/secrets.js';
+import { loadDataCipher } from './crypto/data-encryption.js';
+import { mfaRoutes } from './mfa/routes.js';
+import { MfaService } from './mfa/service.js';
+import { pruneMfaTokens } from './mfa/repository.js';
 import type { Config } from './config.js';
 import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
@@ -68,6 +72,11 @@ export const LOG_REDACT = [
   '*.refresh_token',
   '*.access_token',
   '*.hashed_password',
+  '*.mfa_token',
+  '*.secret',
+  '*.otpauth_url',
+  '*.qr_svg',
+  '*.recovery_codes',
 ];
 
 /** The headers every answer carries (API.md, Headers). */
@@ -148,7 +157,9 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
 
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
   await hasher.warm();
-  const keys = new KeyStore(db);
+  // Secrets at rest (TOTP secrets, private signing keys): DATA_ENCRYPTION_KEY, or a generated key with a warning.
+  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => app.log.warn(message));
+  const keys = new KeyStore(db, cipher);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
   app.decorate('keyStore', keys);
@@ -174,7 +185,8 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     app.decorate('accessTokensForTests', tokens);
   }
   const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength);
-  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config);
+  const mfa = new MfaService(db, hasher, throttle, audit, revocation, cipher, new URL(config.publicUrl).host);
+  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config, mfa);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
   const guard = bearerGuard(tokens, sessions);
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
@@ -187,7 +199,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
   const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db), pruneMfaTokens(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
   }, 10 * 60_000);
   pruner.unref();
   app.addHook('onClose', async () => clearInterval(pruner));
@@ -198,6 +210,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   credentialsRoutes(app, credentials, guard);
   sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
   auditRoutes(app, audit, guard);
+  mfaRoutes(app, mfa, guard);
   passkeysRoutes(app, passkeys, guard, refreshCookie, config.rateLimitPerMinute);
   webAppRoutes(app);
 

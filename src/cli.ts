@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
 import { ConfigError, loadConfig } from './config.js';
+import { GENERATED_KEY_WARNING, loadDataCipher } from './crypto/data-encryption.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
 import { AdminService } from './admin/service.js';
@@ -20,11 +21,15 @@ Commands:
                                   (default 60, so every instance has loaded it), and retire the
                                   current keys once their last tokens have expired
   keys retire <kid>               retire a key now (a suspected leak); its tokens are refused
+  keys re-encrypt                 re-encrypt every secret at rest (private signing keys, TOTP
+                                  secrets) with the first key of DATA_ENCRYPTION_KEY
   users list [--limit N] [--offset N] [--filter TEXT]
                                   users by id, 50 at a time; TEXT matches username or email
   users show <username>           one user, with the number of active sessions
   users disable <username>        the user cannot sign in; all their sessions end at once
   users enable <username>         undo users disable
+  users reset-mfa <username>      remove the user's second factors (TOTP, recovery codes): they
+                                  sign in with their password alone (support; audited)
   sessions revoke --user <username>
                                   end all of a user's sessions, on every instance
   audit tail [--limit N]          the latest security events (default 20)
@@ -33,7 +38,8 @@ Options:
   --json    machine-readable output
   --help    this text
 
-Settings come from the environment, as for the server: DATABASE_URL, DATA_DIR, ACCESS_TOKEN_TTL_S.
+Settings come from the environment, as for the server: DATABASE_URL, DATA_DIR, ACCESS_TOKEN_TTL_S,
+DATA_ENCRYPTION_KEY.
 On the embedded database the server must be stopped first (one process owns DATA_DIR).`;
 
 class UsageError extends Error {}
@@ -91,7 +97,9 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'keys' && sub === 'rotate' && !arg) {
     const raw = values['publish-delay'] ?? '60';
     if (!/^\d+$/.test(raw) || Number(raw) > 86_400) throw new UsageError('--publish-delay must be a whole number of seconds from 0 to 86400');
-    const result = await withDb((db) => rotateKeys(db.kysely, { publishDelayS: Number(raw), accessTokenTtlS: config.accessTokenTtlS }));
+    const result = await withDb(async (db) =>
+      rotateKeys(db.kysely, { publishDelayS: Number(raw), accessTokenTtlS: config.accessTokenTtlS, cipher: await loadDataCipher(db.kysely, config.dataEncryptionKeys) }),
+    );
     print(`New key ${result.kid}: published now, signs from ${result.activatesAt.toISOString()}; the keys it replaces retire at ${result.retiresAt.toISOString()}.`, {
       kid: result.kid,
       activates_at: result.activatesAt.toISOString(),
@@ -114,8 +122,15 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (command === 'keys' && sub === 're-encrypt' && !arg) {
+    if (config.dataEncryptionKeys.length === 0) console.error(`Warning: ${GENERATED_KEY_WARNING}`);
+    const result = await withDb(async (db) => new AdminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
+    print(`Re-encrypted with key ${result.key_id}: ${result.signing_keys} signing key(s), ${result.totp_secrets} TOTP secret(s); the rest already were.`, result);
+    return 0;
+  }
+
   if (command === 'keys' && sub === 'retire' && !arg) throw new UsageError('keys retire needs the kid of the key (see keys list)');
-  if ((command === 'users' && ['show', 'disable', 'enable'].includes(sub ?? '')) && !arg) throw new UsageError(`users ${sub} needs a username`);
+  if ((command === 'users' && ['show', 'disable', 'enable', 'reset-mfa'].includes(sub ?? '')) && !arg) throw new UsageError(`users ${sub} needs a username`);
 
   const count = (name: 'limit' | 'offset', fallback: number, max: number): number => {
     const raw = values[name];
@@ -151,6 +166,13 @@ async function run(argv: string[]): Promise<number> {
     const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, sub === 'disable'));
     if (!result) return noSuchUser(arg);
     print(sub === 'disable' ? `${arg} is disabled; ${result.sessionsEnded} session(s) ended.` : `${arg} is enabled.`, { username: arg, disabled: sub === 'disable', sessions_ended: result.sessionsEnded });
+    return 0;
+  }
+
+  if (command === 'users' && sub === 'reset-mfa' && arg) {
+    const result = await withDb((db) => new AdminService(db.kysely).resetMfa(arg));
+    if (!result) return noSuchUser(arg);
+    print(result.totp ? `${arg}'s second factors are removed: they sign in with their password alone.` : `${arg} had no second factor; nothing to remove.`, { username: arg, totp_removed: result.totp });
     return 0;
   }
 

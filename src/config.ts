@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { parseDataEncryptionKeys } from './crypto/data-encryption.js';
 
 /**
  * Settings come from the environment, are checked once at start and then frozen.
@@ -52,6 +53,8 @@ export interface Config {
   readonly argon2: Argon2Params;
   /** PASSWORD_PEPPER: secrets outside the database; the first peppers new hashes, all verify. */
   readonly passwordPeppers: readonly string[];
+  /** DATA_ENCRYPTION_KEY: 32-byte keys for secrets at rest; the first encrypts, all decrypt. Empty: a generated key in the database. */
+  readonly dataEncryptionKeys: readonly Buffer[];
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -130,6 +133,14 @@ function parseWorkers(env: Env, databaseUrl: string | undefined): number {
   return workers;
 }
 
+function dataEncryptionKeys(raw: string | undefined): Buffer[] {
+  try {
+    return parseDataEncryptionKeys(raw);
+  } catch (err) {
+    throw new ConfigError(`DATA_ENCRYPTION_KEY must list base64 32-byte keys, comma-separated: ${(err as Error).message}`);
+  }
+}
+
 function parsePeppers(raw: string | undefined): string[] {
   const peppers = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
   for (const pepper of peppers) {
@@ -183,6 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers: parseWorkers(env, databaseUrl),
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
     passwordPeppers: parsePeppers(env.PASSWORD_PEPPER),
+    dataEncryptionKeys: dataEncryptionKeys(env.DATA_ENCRYPTION_KEY),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

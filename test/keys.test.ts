@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { decodeProtectedHeader } from 'jose';
 import { listKeys, retireKey, rotateKeys } from '../src/auth/keys.js';
+import { loadDataCipher } from '../src/crypto/data-encryption.js';
 import { bearer, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
 
 const run = promisify(execFile);
@@ -27,7 +28,7 @@ describe('signing keys', () => {
     const oldKid = decodeProtectedHeader(old.accessToken).kid!;
 
     // Published before it signs: with a delay, the JWKS has it but tokens still use the old key.
-    const next = await rotateKeys(svc.db, { publishDelayS: 3600, accessTokenTtlS: svc.config.accessTokenTtlS });
+    const next = await rotateKeys(svc.db, { publishDelayS: 3600, accessTokenTtlS: svc.config.accessTokenTtlS, cipher: await loadDataCipher(svc.db, []) });
     await svc.app.keyStore.reload();
     assert.deepEqual((await jwksKids()).sort(), [oldKid, next.kid].sort());
     assert.equal(decodeProtectedHeader((await login(svc.app, user)).accessToken).kid, oldKid);

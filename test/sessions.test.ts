@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose';
+import { openPrivateJwk } from '../src/auth/keys.js';
+import { loadDataCipher } from '../src/crypto/data-encryption.js';
 import {
   GOOD_PASSWORD,
   JSON_TYPE,
@@ -59,7 +61,7 @@ describe('sessions', () => {
   /** Signs a token with the service's own current private key, read from the signing_keys table. */
   async function signWithServiceKey(claims: { sub: string; sid: string; iat: number; exp: number }): Promise<string> {
     const row = await svc.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').executeTakeFirstOrThrow();
-    const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'EdDSA');
+    const key = await importJWK(JSON.parse(openPrivateJwk(await loadDataCipher(svc.db, []), row)) as JWK, 'EdDSA');
     return new SignJWT({ sid: claims.sid, client_id: 'user-management' })
       .setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: row.kid })
       .setIssuer(svc.config.jwtIssuer)

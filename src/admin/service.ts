@@ -1,5 +1,8 @@
 import { sql, type Kysely } from 'kysely';
 import { AuditLog } from '../audit/audit-log.js';
+import { reencryptSigningKeys } from '../auth/keys.js';
+import type { DataCipher } from '../crypto/data-encryption.js';
+import { MfaService } from '../mfa/service.js';
 import { notifyInvalidated } from '../db/notifications.js';
 import type { Database } from '../db/schema.js';
 import { endSessions } from '../sessions/repository.js';
@@ -99,6 +102,25 @@ export class AdminService {
     });
     await this.#audit.record(disabled ? 'user_disabled' : 'user_enabled', { userId: user.id, ...ADMIN_CONTEXT }, disabled ? { sessions_ended: ended.length } : undefined);
     return { sessionsEnded: ended.length };
+  }
+
+  /**
+   * Support: removes every second factor of the user (TOTP, recovery codes, sign-ins half-way),
+   * so they sign in with their password alone and can set TOTP up again. Audited.
+   */
+  async resetMfa(username: string): Promise<{ totp: boolean } | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    const result = await MfaService.reset(this.db, user.id);
+    await this.#audit.record('mfa_reset_by_admin', { userId: user.id, ...ADMIN_CONTEXT }, { had_totp: result.totp });
+    return result;
+  }
+
+  /** Re-encrypts every secret at rest (private signing keys, TOTP secrets) with the first DATA_ENCRYPTION_KEY. */
+  async reencryptSecrets(cipher: DataCipher): Promise<{ signing_keys: number; totp_secrets: number; key_id: string }> {
+    const signingKeys = await reencryptSigningKeys(this.db, cipher);
+    const totpSecrets = await MfaService.reencryptSecrets(this.db, cipher);
+    return { signing_keys: signingKeys, totp_secrets: totpSecrets, key_id: cipher.currentKeyId };
   }
 
   /** The latest security events of everyone, newest first. */

@@ -25,6 +25,14 @@ export const AUDIT_EVENTS = [
   'passkey_removed',
   'passkey_login',
   'passkey_login_failed',
+  'reauthentication_failed',
+  'mfa_setup_started',
+  'mfa_enabled',
+  'mfa_disabled',
+  'mfa_challenge_issued',
+  'mfa_challenge_failed',
+  'recovery_code_used',
+  'mfa_reset_by_admin',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 

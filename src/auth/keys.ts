@@ -1,5 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
+import type { DataCipher } from '../crypto/data-encryption.js';
 import { withNamedLock } from '../db/locks.js';
 import type { Database } from '../db/schema.js';
 
@@ -38,15 +39,23 @@ export class KeyStore {
   #lastReload = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Private keys are stored encrypted with DATA_ENCRYPTION_KEY. */
+    private readonly cipher: DataCipher,
+  ) {}
 
-  /** Loads the keys, creating the first one (once, under a lock) on a new database. */
+  /**
+   * Loads the keys, creating the first one (once, under a lock) on a new database. Private keys
+   * stored in plain JSON (written before they were encrypted) are encrypted now.
+   */
   async init(): Promise<void> {
+    await reencryptSigningKeys(this.db, this.cipher, { plainOnly: true });
     await this.reload();
     if (!this.#signing()) {
       await withNamedLock(this.db, 'signing_keys', async (trx) => {
         const live = await trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).executeTakeFirst();
-        if (!live) await trx.insertInto('signing_keys').values(await newKeyRow(new Date())).execute();
+        if (!live) await trx.insertInto('signing_keys').values(await newKeyRow(new Date(), this.cipher)).execute();
       });
       await this.reload();
     }
@@ -121,7 +130,7 @@ export class KeyStore {
         kid: row.kid,
         publicJwk,
         publicKey: known?.publicKey ?? ((await importJWK(publicJwk, SIGNING_ALG)) as CryptoKey),
-        privateKey: known?.privateKey ?? ((await importJWK(JSON.parse(row.private_jwk) as JWK, SIGNING_ALG)) as CryptoKey),
+        privateKey: known?.privateKey ?? ((await importJWK(JSON.parse(openPrivateJwk(this.cipher, row)) as JWK, SIGNING_ALG)) as CryptoKey),
         createdAt: row.created_at.getTime(),
         activatesAt: row.activates_at.getTime(),
         retiredAt: row.retired_at?.getTime() ?? null,
@@ -131,11 +140,42 @@ export class KeyStore {
   }
 }
 
-async function newKeyRow(activatesAt: Date) {
+/** What a private key is bound to when encrypted: its own row. */
+const privateKeyContext = (kid: string) => `signing_key:${kid}`;
+
+/** The private JWK JSON of a row: decrypted, or as stored when it predates encryption (plain JSON). */
+export function openPrivateJwk(cipher: DataCipher, row: { kid: string; private_jwk: string }): string {
+  return row.private_jwk.startsWith('{') ? row.private_jwk : cipher.decrypt(row.private_jwk, privateKeyContext(row.kid));
+}
+
+async function newKeyRow(activatesAt: Date, cipher: DataCipher) {
   const { publicKey, privateKey } = await generateKeyPair(SIGNING_ALG, { crv: 'Ed25519', extractable: true });
   const publicJwk = await exportJWK(publicKey);
   const kid = await calculateJwkThumbprint(publicJwk);
-  return { kid, alg: SIGNING_ALG, public_jwk: JSON.stringify(publicJwk), private_jwk: JSON.stringify(await exportJWK(privateKey)), activates_at: activatesAt, retired_at: null };
+  const privateJwk = cipher.encrypt(JSON.stringify(await exportJWK(privateKey)), privateKeyContext(kid));
+  return { kid, alg: SIGNING_ALG, public_jwk: JSON.stringify(publicJwk), private_jwk: privateJwk, activates_at: activatesAt, retired_at: null };
+}
+
+/**
+ * Encrypts every private key with the key that encrypts now: those in plain JSON and, unless
+ * `plainOnly`, those under an older key. Each row is swapped only if nobody changed it meanwhile.
+ * Answers how many rows were rewritten.
+ */
+export async function reencryptSigningKeys(db: Kysely<Database>, cipher: DataCipher, options: { plainOnly?: boolean } = {}): Promise<number> {
+  const rows = await db.selectFrom('signing_keys').select(['kid', 'private_jwk']).execute();
+  let rewritten = 0;
+  for (const row of rows) {
+    if (cipher.isCurrent(row.private_jwk) || (options.plainOnly && !row.private_jwk.startsWith('{'))) continue;
+    const sealed = cipher.encrypt(openPrivateJwk(cipher, row), privateKeyContext(row.kid));
+    const result = await db
+      .updateTable('signing_keys')
+      .set({ private_jwk: sealed })
+      .where('kid', '=', row.kid)
+      .where('private_jwk', '=', row.private_jwk)
+      .executeTakeFirst();
+    rewritten += Number(result.numUpdatedRows);
+  }
+  return rewritten;
 }
 
 export interface KeyInfo {
@@ -167,12 +207,12 @@ export async function listKeys(db: Kysely<Database>, now = Date.now()): Promise<
  * verifier has fetched it first), and schedules the keys in use to retire once the last token
  * they signed has expired (`accessTokenTtlS` after the new key takes over).
  */
-export async function rotateKeys(db: Kysely<Database>, options: { publishDelayS: number; accessTokenTtlS: number }): Promise<{ kid: string; activatesAt: Date; retiresAt: Date }> {
+export async function rotateKeys(db: Kysely<Database>, options: { publishDelayS: number; accessTokenTtlS: number; cipher: DataCipher }): Promise<{ kid: string; activatesAt: Date; retiresAt: Date }> {
   return withNamedLock(db, 'signing_keys', async (trx) => {
     const activatesAt = new Date(Date.now() + options.publishDelayS * 1000);
     const retiresAt = new Date(activatesAt.getTime() + options.accessTokenTtlS * 1000 + 60_000);
     await trx.updateTable('signing_keys').set({ retired_at: retiresAt }).where('retired_at', 'is', null).execute();
-    const row = await newKeyRow(activatesAt);
+    const row = await newKeyRow(activatesAt, options.cipher);
     await trx.insertInto('signing_keys').values(row).execute();
     return { kid: row.kid, activatesAt, retiresAt };
   });

@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004_key_rotation.js';
 import * as m0005 from './migrations/0005_disabled_users.js';
 import * as m0006 from './migrations/0006_throttle_attempts.js';
 import * as m0007 from './migrations/0007_session_amr.js';
+import * as m0009 from './migrations/0009_totp.js';
 import * as m0010 from './migrations/0010_passkeys.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_disabled_users': m0005,
   '0006_throttle_attempts': m0006,
   '0007_session_amr': m0007,
+  '0009_totp': m0009,
   '0010_passkeys': m0010,
 };
 

@@ -138,6 +138,39 @@ export interface WebauthnChallengesTable {
   expires_at: Timestamp;
 }
 
+export interface UserTotpFactorsTable {
+  user_id: Id;
+  /** AES-256-GCM envelope of the base32 secret (see crypto/data-encryption.ts). */
+  secret_encrypted: string;
+  created_at: DefaultedTimestamp;
+  /** Null while the set-up is pending. */
+  confirmed_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** The last accepted time step (RFC 6238 counter): no code of it or an earlier one is accepted again. */
+  last_used_step: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+}
+
+export interface UserRecoveryCodesTable {
+  recovery_code_id: GeneratedAlways<string>;
+  user_id: Id;
+  /** SHA-256 (hex) of the normalised code. */
+  code_hash: string;
+  created_at: DefaultedTimestamp;
+  used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface MfaTokensTable {
+  /** SHA-256 (base64url) of the token. */
+  token_hash: string;
+  user_id: Id;
+  /** The client address the token was given to; it works from there only. */
+  ip: string | null;
+  created_at: DefaultedTimestamp;
+  expires_at: Timestamp;
+  used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Wrong codes tried with this token; at 5 it is dead. */
+  failures: ColumnType<number, number | undefined, number>;
+}
+
 export interface Database {
   audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;
@@ -149,6 +182,9 @@ export interface Database {
   webauthn_challenges: WebauthnChallengesTable;
   signing_keys: SigningKeysTable;
   service_secrets: ServiceSecretsTable;
+  user_totp_factors: UserTotpFactorsTable;
+  user_recovery_codes: UserRecoveryCodesTable;
+  mfa_tokens: MfaTokensTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -3,7 +3,7 @@ import { AppError } from '../errors.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
-import { LoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
+import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
 import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
 
@@ -17,11 +17,28 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
         summary: 'Log in (create_new_session) with username or email and password',
         tags: ['sessions'],
         body: LoginBody,
-        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'mfa_required', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {
       const pair = await sessions.login(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+      return reply.code(201).send(cookie.deliver(request, reply, pair));
+    },
+  );
+
+  app.post(
+    '/v1/sessions/mfa',
+    {
+      config: { rateLimit: perMinute(rateLimitPerMinute) },
+      schema: {
+        summary: 'Second step of a sign-in: the mfa_token of 403 mfa_required and a TOTP or recovery code',
+        tags: ['sessions'],
+        body: MfaLoginBody,
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_mfa_token', 'invalid_mfa_code', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+      },
+    },
+    async (request, reply) => {
+      const pair = await sessions.loginWithMfa(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
       return reply.code(201).send(cookie.deliver(request, reply, pair));
     },
   );

@@ -17,6 +17,13 @@ export type LoginBody = Static<typeof LoginBody>;
 export const RefreshBody = Type.Object({ refresh_token: Type.String() }, { additionalProperties: false });
 export type RefreshBody = Static<typeof RefreshBody>;
 
+// Tokens and codes of the wrong shape are answered as wrong ones (401), not as validation failures.
+export const MfaLoginBody = Type.Object(
+  { mfa_token: Type.String({ maxLength: 256 }), code: Type.String({ maxLength: 64, description: 'A 6-digit TOTP code, or a recovery code.' }) },
+  { additionalProperties: false },
+);
+export type MfaLoginBody = Static<typeof MfaLoginBody>;
+
 export const TokenPair = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),

@@ -5,8 +5,9 @@ import type { PasswordHasher } from '../credentials/hashing.js';
 import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
+import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
 import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
-import { findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
+import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
 import type { LastUseRecorder } from './last-use.js';
@@ -21,7 +22,7 @@ import {
 } from './repository.js';
 import type { SessionRevocation } from './revocation.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
-import type { LoginBody, Session, TokenPair } from './schemas.js';
+import type { LoginBody, MfaLoginBody, Session, TokenPair } from './schemas.js';
 
 export interface SessionSettings {
   sessionTtlS: number;
@@ -57,6 +58,7 @@ export class SessionsService {
     /** Profiles, from the users' cache when it has them. */
     private readonly profiles: { profile(userId: string): Promise<User> },
     private readonly settings: SessionSettings,
+    private readonly mfa: MfaService,
   ) {}
 
   // ASVS 5.0 V7.3.1 (inactivity timeout), V7.3.2 (absolute lifetime).
@@ -79,14 +81,8 @@ export class SessionsService {
     const user = await findUserByLogin(this.db, by, name);
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
-    let attempt: Attempt;
-    try {
-      // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
-      attempt = await this.throttle.begin(subject, client.ip);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', context, { what: 'login' });
-      throw err;
-    }
+    // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
+    const attempt = await this.#beginAttempt(subject, context, 'login');
 
     const credential = user ? await findCurrentCredential(this.db, user.user_id) : undefined;
     const verified = credential
@@ -107,9 +103,67 @@ export class SessionsService {
     if (this.hasher.needsRehash(credential.hashed_password)) {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
-    const pair = await this.#open(user, client, ['pwd']);
+    // A second factor is on: no session yet, and the failure count stays until a sign-in completes.
+    if (await this.mfa.isTotpOn(user.user_id)) {
+      await this.throttle.released(attempt);
+      const mfaToken = await this.mfa.issueChallenge(user.user_id, client.ip);
+      await this.audit.record('mfa_challenge_issued', context, { factors: MFA_FACTORS.join(' ') });
+      throw new AppError('mfa_required', { extensions: { mfa_token: mfaToken, factors: [...MFA_FACTORS] } });
+    }
+    return this.#signIn(user, client, ['pwd'], attempt);
+  }
+
+  /**
+   * The second step of a password sign-in (POST /v1/sessions/mfa): the mfa_token first, then the
+   * code (TOTP or a recovery code). A wrong code counts as a failed login of the account.
+   */
+  async loginWithMfa(input: MfaLoginBody, client: ClientInfo): Promise<TokenPair> {
+    const challenge = await this.mfa.openChallenge(input.mfa_token, client.ip);
+    const user = await findUserById(this.db, challenge.userId);
+    const context = { userId: challenge.userId, ...client };
+    if (!user || user.disabled_at) {
+      // Disabled (or deleted) since the password step: the token dies with the account's sign-ins.
+      await this.mfa.closeChallenge(challenge);
+      await this.audit.record('login_failed', context, { reason: 'disabled' });
+      throw new AppError('invalid_mfa_token');
+    }
+    const attempt = await this.#beginAttempt({ userId: user.user_id }, context, 'login_mfa');
+    let redeemed: Awaited<ReturnType<MfaService['redeem']>>;
+    try {
+      redeemed = await this.mfa.redeem(challenge, input.code);
+    } catch (err) {
+      await this.throttle.released(attempt);
+      throw err;
+    }
+    if (!redeemed) {
+      await this.throttle.failed(attempt);
+      await this.audit.record('mfa_challenge_failed', context, { stage: 'sign_in' });
+      throw new AppError('invalid_mfa_code');
+    }
+    if (redeemed.factor === 'recovery_code') await this.audit.record('recovery_code_used', context, { left: redeemed.recoveryCodesLeft ?? 0 });
+    // RFC 8176: a one-time password on top of the password.
+    return this.#signIn(user, client, ['pwd', 'otp', 'mfa'], attempt, { factor: redeemed.factor });
+  }
+
+  /** Counts a sign-in attempt on the login throttle, or throws 429 (audited). */
+  async #beginAttempt(subject: LoginSubject, context: { userId: string | null; ip: string | null; userAgent: string | null }, what: string): Promise<Attempt> {
+    try {
+      return await this.throttle.begin(subject, context.ip);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', context, { what });
+      throw err;
+    }
+  }
+
+  /**
+   * The one place a sign-in completes, whatever the way (password, password and second factor):
+   * checks that apply to every way of signing in go here, then the session opens and the
+   * account's failure count resets.
+   */
+  async #signIn(user: UserRecord, client: ClientInfo, amr: readonly string[], attempt: Attempt, details?: Record<string, string>): Promise<TokenPair> {
+    const pair = await this.#open(user, client, amr);
     await this.throttle.succeeded(attempt);
-    await this.audit.record('login_succeeded', { ...context, sessionId: pair.session.id });
+    await this.audit.record('login_succeeded', { userId: user.user_id, ...client, sessionId: pair.session.id }, details);
     return pair;
   }
 

@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { createHmac, createPrivateKey, randomUUID, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import type { Kysely } from 'kysely';
+import { openPrivateJwk } from '../../src/auth/keys.js';
+import { loadDataCipher } from '../../src/crypto/data-encryption.js';
 import type { Database } from '../../src/db/schema.js';
 import type { App } from '../../src/http/types.js';
 import { GOOD_PASSWORD, PROBLEM_TYPE, problem, tableCounts, uniqueName, type LoggedIn, type RegisteredUser, type TestService } from '../helpers/app.js';
@@ -144,7 +146,8 @@ export async function serviceSigningKey(db: Db): Promise<ServiceKey> {
   const row = await db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').executeTakeFirstOrThrow();
   return {
     kid: row.kid,
-    privateKey: createPrivateKey({ key: JSON.parse(row.private_jwk), format: 'jwk' }),
+    // Stored encrypted with DATA_ENCRYPTION_KEY (here the generated one).
+    privateKey: createPrivateKey({ key: JSON.parse(openPrivateJwk(await loadDataCipher(db, []), row)), format: 'jwk' }),
     publicJwk: JSON.parse(row.public_jwk),
   };
 }

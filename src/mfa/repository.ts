@@ -1,0 +1,95 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../db/schema.js';
+
+type Queryable = Kysely<Database> | Transaction<Database>;
+
+/** How many tries an mfa_token allows: after this many wrong codes it is dead. */
+export const MFA_TOKEN_MAX_FAILURES = 5;
+
+export function findTotpFactor(db: Queryable, userId: string) {
+  return db.selectFrom('user_totp_factors').selectAll().where('user_id', '=', userId).executeTakeFirst();
+}
+
+export async function isTotpOn(db: Queryable, userId: string): Promise<boolean> {
+  const row = await db.selectFrom('user_totp_factors').select('user_id').where('user_id', '=', userId).where('confirmed_at', 'is not', null).executeTakeFirst();
+  return row !== undefined;
+}
+
+export async function unusedRecoveryCodes(db: Queryable, userId: string): Promise<number> {
+  const row = await db
+    .selectFrom('user_recovery_codes')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('user_id', '=', userId)
+    .where('used_at', 'is', null)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/**
+ * Accepts a TOTP code of `step` once: only if no code of this step or a later one was accepted
+ * before (a compare-and-swap, so two requests with the same code cannot both pass).
+ */
+export async function acceptTotpStep(db: Queryable, userId: string, step: number): Promise<boolean> {
+  const result = await db
+    .updateTable('user_totp_factors')
+    .set({ last_used_step: step })
+    .where('user_id', '=', userId)
+    .where('confirmed_at', 'is not', null)
+    .where((eb) => eb.or([eb('last_used_step', 'is', null), eb('last_used_step', '<', String(step))]))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Uses a recovery code once (compare-and-swap on used_at). */
+export async function useRecoveryCode(db: Queryable, userId: string, codeHash: string): Promise<boolean> {
+  const result = await db
+    .updateTable('user_recovery_codes')
+    .set({ used_at: sql`now()` })
+    .where('user_id', '=', userId)
+    .where('code_hash', '=', codeHash)
+    .where('used_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Everything second-factor of a user: the factor, the recovery codes, the sign-ins half-way. */
+export async function deleteSecondFactors(db: Queryable, userId: string): Promise<{ totp: boolean }> {
+  const factor = await db.deleteFrom('user_totp_factors').where('user_id', '=', userId).executeTakeFirst();
+  await db.deleteFrom('user_recovery_codes').where('user_id', '=', userId).execute();
+  await db.deleteFrom('mfa_tokens').where('user_id', '=', userId).execute();
+  return { totp: factor.numDeletedRows > 0n };
+}
+
+export function findMfaToken(db: Queryable, tokenHash: string) {
+  return db.selectFrom('mfa_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+}
+
+/** Marks the token used, if it still works (compare-and-swap: single use under concurrency). */
+export async function useMfaToken(db: Queryable, tokenHash: string): Promise<boolean> {
+  const result = await db
+    .updateTable('mfa_tokens')
+    .set({ used_at: sql`now()` })
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .where('failures', '<', MFA_TOKEN_MAX_FAILURES)
+    .where('expires_at', '>', new Date())
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+export async function countMfaTokenFailure(db: Queryable, tokenHash: string): Promise<void> {
+  await db
+    .updateTable('mfa_tokens')
+    .set((eb) => ({ failures: eb('failures', '+', 1) }))
+    .where('token_hash', '=', tokenHash)
+    .execute();
+}
+
+/** Drops tokens that expired more than a day ago. */
+export async function pruneMfaTokens(db: Queryable): Promise<void> {
+  await db.deleteFrom('mfa_tokens').where('expires_at', '<', new Date(Date.now() - 86_400_000)).execute();
+}
+
+/**
+ * The user's passkeys, for GET /v1/users/me/mfa.
+ */

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { TOTP } from 'otpauth';
+import type { BrowserContext, Page } from 'playwright-core';
+import { GOOD_PASSWORD, registerUser } from '../helpers/app.js';
+import { expectHeading, screenshotDir, skipWithoutChromium, startBrowserSession } from '../helpers/browser.js';
+
+/**
+ * Second factors in a real browser: an authenticator app set up from the security page, and a
+ * passkey added, used to sign in and removed, with Chromium's virtual authenticator (the
+ * DevTools protocol's WebAuthn domain) standing in for Touch ID or a security key.
+ */
+describe('security page: authenticator app and passkeys (headless Chromium)', { skip: skipWithoutChromium }, () => {
+  let session: Awaited<ReturnType<typeof startBrowserSession>>;
+  let shots: string;
+  before(async () => {
+    session = await startBrowserSession();
+    shots = await screenshotDir();
+  });
+  after(() => session?.close());
+
+  const shot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const fill = (page: Page, label: string, value: string) => page.getByLabel(label, { exact: true }).fill(value);
+
+  async function withVirtualAuthenticator(context: BrowserContext, page: Page): Promise<void> {
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('WebAuthn.enable');
+    await cdp.send('WebAuthn.addVirtualAuthenticator', {
+      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+    });
+  }
+
+  async function passwordSignIn(page: Page, username: string, password: string): Promise<void> {
+    await page.goto(`${session.origin}/sign-in`);
+    await expectHeading(page, 'Sign in');
+    await fill(page, 'Username or email', username);
+    await fill(page, 'Password', password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  }
+
+  async function signOut(page: Page): Promise<void> {
+    await page.getByRole('button', { name: 'Sign out', exact: true }).click();
+    await expectHeading(page, 'Sign in');
+  }
+
+  const sessionAmr = async (userId: string) =>
+    (await session.svc.db.selectFrom('user_sessions').select('amr').where('user_id', '=', userId).orderBy('session_id', 'desc').executeTakeFirstOrThrow()).amr;
+
+  it('when a user turns on the authenticator app, adds a passkey, signs in with each and removes the passkey, then every step shows and the database agrees', async () => {
+    const { svc, browser } = session;
+    const user = await registerUser(svc.app);
+    const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+    const page = await context.newPage();
+    await withVirtualAuthenticator(context, page);
+
+    await passwordSignIn(page, user.username, user.password);
+    await expectHeading(page, 'My profile');
+    await page.getByRole('link', { name: 'Security' }).click();
+    await expectHeading(page, 'Security');
+
+    // Authenticator app: password, QR code, a code from the app, ten recovery codes shown once.
+    await fill(page, 'Password to turn it on', GOOD_PASSWORD);
+    await page.getByRole('button', { name: 'Set up' }).click();
+    await page.getByRole('img', { name: /QR code/ }).waitFor();
+    const secret = (await page.locator('#totp-secret').innerText()).trim();
+    await shot(page, 'totp-setup');
+    const totp = new TOTP({ secret, digits: 6, period: 30, algorithm: 'SHA1' });
+    await fill(page, 'Code from the app', totp.generate());
+    await page.getByRole('button', { name: 'Turn on' }).click();
+    await page.locator('#recovery-codes').waitFor();
+    const codes = (await page.locator('#recovery-codes li').allInnerTexts()).map((c) => c.trim());
+    assert.equal(codes.length, 10);
+    await shot(page, 'recovery-codes');
+    await page.getByRole('button', { name: 'I saved them' }).click();
+    await page.getByText('On. 10 recovery codes left.').waitFor();
+
+    // Passkey: added from the security page with the virtual authenticator.
+    await fill(page, 'Name of the new passkey', 'Test key');
+    await page.getByRole('button', { name: 'Add a passkey' }).click();
+    await page.locator('#passkeys li', { hasText: 'Test key' }).waitFor();
+    const stored = await svc.db.selectFrom('user_passkeys').selectAll().where('user_id', '=', user.id).execute();
+    assert.equal(stored.length, 1);
+    await shot(page, 'security');
+
+    // Sign in with the passkey alone: no password, no second step.
+    await signOut(page);
+    await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
+    await expectHeading(page, 'My profile');
+    assert.equal(await sessionAmr(user.id), 'swk mfa');
+
+    // A password sign-in now asks for the second step; a recovery code gets through, once.
+    await signOut(page);
+    await passwordSignIn(page, user.username, user.password);
+    await page.getByRole('heading', { name: 'Two-step verification' }).waitFor();
+    await shot(page, 'sign-in-second-step');
+    await fill(page, 'Code', codes[0]!);
+    await page.getByRole('button', { name: 'Verify' }).click();
+    await expectHeading(page, 'My profile');
+    assert.equal(await sessionAmr(user.id), 'pwd otp mfa');
+
+    // Remove the passkey (the session is minutes old): gone from the list and the database.
+    await page.getByRole('link', { name: 'Security' }).click();
+    await expectHeading(page, 'Security');
+    await page.getByText('On. 9 recovery codes left.').waitFor();
+    await page.getByRole('button', { name: 'Remove passkey Test key' }).click();
+    await page.getByText('No passkey yet.', { exact: false }).waitFor();
+    assert.equal((await svc.db.selectFrom('user_passkeys').select('user_id').where('user_id', '=', user.id).execute()).length, 0);
+    await context.close();
+  });
+});
