@@ -103,6 +103,8 @@ function confirmTotp(setup: { secret: string; qr_svg: string }, refresh: (focus?
   );
   onSubmit(form, async () => {
     const { recovery_codes } = await call<{ recovery_codes: string[] }>('POST', '/v1/users/me/mfa/totp/confirm', formValues(form));
+    const state = document.getElementById('totp-state');
+    if (state) state.textContent = 'On. Save your recovery codes now: they are shown only once.';
     box.replaceWith(recoveryCodes(recovery_codes, refresh));
     announce('The authenticator app is on. Save your recovery codes now.');
   });
