@@ -88,6 +88,8 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await page.getByRole('button', { name: 'Sign in with a passkey' }).click();
     await expectHeading(page, 'My profile');
     assert.equal(await sessionAmr(user.id), 'swk mfa');
+    await page.reload(); // the passkey sign-in set the refresh cookie too
+    await expectHeading(page, 'My profile');
 
     // A password sign-in now asks for the second step; a recovery code gets through, once.
     await signOut(page);
@@ -98,6 +100,8 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await page.getByRole('button', { name: 'Verify' }).click();
     await expectHeading(page, 'My profile');
     assert.equal(await sessionAmr(user.id), 'pwd otp mfa');
+    await page.reload(); // and so did the second step
+    await expectHeading(page, 'My profile');
 
     // Remove the passkey (the session is minutes old): gone from the list and the database.
     await page.getByRole('link', { name: 'Security' }).click();
