@@ -6,10 +6,13 @@
 export const PROBLEMS = {
   validation_failed: { status: 400, title: 'Bad Request', detail: 'The request is not valid.' },
   weak_password: { status: 400, title: 'Bad Request', detail: 'The password does not meet the password rules.' },
+  invalid_verification_token: { status: 400, title: 'Bad Request', detail: 'The verification link is invalid, used, expired or superseded.' },
+  invalid_reset_token: { status: 400, title: 'Bad Request', detail: 'The password reset link is invalid, used, expired or superseded.' },
   invalid_credentials: { status: 401, title: 'Unauthorized', detail: 'The username, email or password is wrong.' },
   invalid_token: { status: 401, title: 'Unauthorized', detail: 'The access token is missing, invalid, expired or revoked.' },
   invalid_refresh_token: { status: 401, title: 'Unauthorized', detail: 'The refresh token is invalid, expired, used or revoked.' },
   wrong_current_password: { status: 403, title: 'Forbidden', detail: 'The current password is wrong.' },
+  email_not_verified: { status: 403, title: 'Forbidden', detail: 'Verify your email address first: follow the link in the mail we sent.' },
   not_found: { status: 404, title: 'Not Found', detail: 'There is nothing here.' },
   username_taken: { status: 409, title: 'Conflict', detail: 'That username is already taken.' },
   email_taken: { status: 409, title: 'Conflict', detail: 'That email is already in use.' },

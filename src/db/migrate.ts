@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004_key_rotation.js';
 import * as m0005 from './migrations/0005_disabled_users.js';
 import * as m0006 from './migrations/0006_throttle_attempts.js';
 import * as m0007 from './migrations/0007_session_amr.js';
+import * as m0008 from './migrations/0008_account_mail.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_disabled_users': m0005,
   '0006_throttle_attempts': m0006,
   '0007_session_amr': m0007,
+  '0008_account_mail': m0008,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

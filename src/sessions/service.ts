@@ -20,6 +20,7 @@ import {
   type SessionState,
 } from './repository.js';
 import type { SessionRevocation } from './revocation.js';
+import { assertMaySignIn } from './sign-in-policy.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { LoginBody, Session, TokenPair } from './schemas.js';
 
@@ -27,6 +28,7 @@ export interface SessionSettings {
   sessionTtlS: number;
   sessionIdleTtlS: number;
   refreshRetryS: number;
+  requireEmailVerification: boolean;
 }
 
 export interface ClientInfo {
@@ -102,6 +104,15 @@ export class SessionsService {
       await this.throttle.failed(attempt);
       await this.audit.record('login_failed', context, { reason: 'disabled' });
       throw invalidCredentials();
+    }
+    // Only now, with the credentials checked: the refusal tells nothing to anyone without them.
+    try {
+      assertMaySignIn(user, this.settings);
+    } catch (err) {
+      // No failure (the password was right), and no reset of the count either: no sign-in happened.
+      await this.throttle.released(attempt);
+      await this.audit.record('login_failed', context, { reason: err instanceof AppError ? err.code : 'refused' });
+      throw err;
     }
 
     if (this.hasher.needsRehash(credential.hashed_password)) {
