@@ -220,3 +220,363 @@ describe('REQUIRE_EMAIL_VERIFICATION', () => {
     }
   });
 });
+
+const askReset = (svc: TestService, email: unknown, headers: Record<string, string> = {}) => svc.app.inject({ method: 'POST', url: '/v1/password-resets', payload: { email }, headers });
+const completeReset = (svc: TestService, token: unknown, new_password: unknown) => svc.app.inject({ method: 'POST', url: '/v1/password-resets/complete', payload: { token, new_password } });
+
+function credentialRows(svc: TestService, userId: string) {
+  return svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', userId).orderBy('credentials_id').execute();
+}
+
+describe('password reset', () => {
+  let svc: TestService;
+  const outbox = new Outbox();
+  before(async () => {
+    svc = await startTestService({ outboxDir: outbox.dir, loginMaxFailures: 3 });
+  });
+  after(async () => {
+    await svc.close();
+    outbox.remove();
+  });
+
+  async function resetToken(email: string): Promise<string> {
+    await mailSettled(svc.app);
+    const mails = (await outbox.messages(email)).filter((m) => m.subject === 'Reset your password');
+    return tokenFrom(mails.at(-1)!, 'reset-password');
+  }
+
+  it('when a known and an unknown address ask for a reset, then both answer the same 202; only the known one gets a 30-minute link, and only it is audited (with no token)', async () => {
+    const user = await registerUser(svc.app);
+    const known = await askReset(svc, user.email.toUpperCase());
+    const unknown = await askReset(svc, `${uniqueName('nobody')}@example.com`);
+    assert.equal(known.statusCode, 202);
+    assert.equal(unknown.statusCode, 202);
+    assert.equal(known.body, unknown.body);
+    assert.deepEqual(known.headers['content-type'], unknown.headers['content-type']);
+    const token = await resetToken(user.email);
+    assert.match(token, /^[A-Za-z0-9_-]{43}$/);
+    const [row] = (await tokenRows(svc, user.id)).filter((r) => r.kind === 'password_reset');
+    assert.equal(row!.token_hash, hashSecret(token));
+    const ttl = row!.expires_at.getTime() - row!.created_at.getTime();
+    assert.ok(Math.abs(ttl - 30 * 60_000) < 5000, `30 minutes, got ${ttl} ms`);
+    const requested = await events(svc, user.id, 'password_reset_requested');
+    assert.equal(requested.length, 1);
+    assert.ok(!requested[0]!.details?.includes(token));
+    const all = await svc.db.selectFrom('audit_events').select('user_id').where('event', '=', 'password_reset_requested').execute();
+    assert.equal(all.length, 1, 'no event for the unknown address');
+  });
+
+  it('when the reset is completed, then 204: every session is revoked (access and refresh tokens refused), only the new password works, the token is used up and the email verified', async () => {
+    const user = await registerUser(svc.app);
+    const a = await login(svc.app, user);
+    const b = await login(svc.app, user);
+    assert.equal((await me(svc, a.accessToken)).statusCode, 200); // cached now
+    await askReset(svc, user.email);
+    const token = await resetToken(user.email);
+
+    const res = await completeReset(svc, token, 'a fresh reset passphrase 1');
+    assert.equal(res.statusCode, 204);
+    for (const session of [a, b]) {
+      assert.equal((await me(svc, session.accessToken)).statusCode, 401);
+      const refresh = await svc.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+      assert.equal(refresh.statusCode, 401);
+      assert.equal(problem(refresh).code, 'invalid_refresh_token');
+    }
+    const sessions = await svc.db.selectFrom('user_sessions').selectAll().where('user_id', '=', user.id).execute();
+    assert.ok(sessions.every((s) => !s.is_active && s.end_reason === 'password_reset'));
+    const creds = await credentialRows(svc, user.id);
+    assert.deepEqual(creds.map((c) => c.is_current), [false, true]);
+    assert.equal((await userRow(svc, user.id))!.email_verified, true);
+    assert.ok((await tokenRows(svc, user.id)).find((r) => r.kind === 'password_reset')!.used_at);
+    assert.equal((await events(svc, user.id, 'password_reset_completed')).length, 1);
+
+    const old = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+    assert.equal(old.statusCode, 401);
+    await login(svc.app, { username: user.username, password: 'a fresh reset passphrase 1' });
+
+    const again = await completeReset(svc, token, 'another reset passphrase 2');
+    assert.equal(again.statusCode, 400);
+    assert.equal(problem(again).code, 'invalid_reset_token');
+  });
+
+  it("when the account's logins are throttled, then a completed reset clears the throttle", async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 3; i++) {
+      await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: 'wrong password guess' } });
+    }
+    const locked = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+    assert.equal(locked.statusCode, 429);
+    await askReset(svc, user.email);
+    assert.equal((await completeReset(svc, await resetToken(user.email), 'unlocked passphrase 77')).statusCode, 204);
+    const rows = await svc.db.selectFrom('login_throttles').select('throttle_key').where('throttle_key', 'like', `%account:${user.id}|%`).execute();
+    assert.deepEqual(rows, []);
+    await login(svc.app, { username: user.username, password: 'unlocked passphrase 77' });
+  });
+
+  it('when the new password is weak or one of the last 5, then 400 weak_password or 422 password_reused, nothing changes, and the token still works', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    await askReset(svc, user.email);
+    const token = await resetToken(user.email);
+    const before = await credentialRows(svc, user.id);
+
+    const weak = await completeReset(svc, token, 'short');
+    assert.equal(weak.statusCode, 400);
+    assert.equal(problem(weak).code, 'weak_password');
+    assert.equal(problem(weak).errors?.[0]?.field, 'new_password');
+    const reused = await completeReset(svc, token, user.password);
+    assert.equal(reused.statusCode, 422);
+    assert.equal(problem(reused).code, 'password_reused');
+    assert.deepEqual(await credentialRows(svc, user.id), before);
+    assert.equal((await me(svc, session.accessToken)).statusCode, 200, 'sessions untouched');
+    assert.equal((await tokenRows(svc, user.id)).find((r) => r.kind === 'password_reset')!.used_at, null);
+
+    assert.equal((await completeReset(svc, token, 'finally a good one 99')).statusCode, 204);
+  });
+
+  it('when the token is unknown, malformed, expired or superseded, then 400 invalid_reset_token and nothing changes', async () => {
+    const user = await registerUser(svc.app);
+    await askReset(svc, user.email);
+    const first = await resetToken(user.email);
+    await askReset(svc, user.email);
+    const second = await resetToken(user.email);
+    assert.notEqual(first, second);
+    const before = await credentialRows(svc, user.id);
+    for (const bad of [first, 'x', 'B'.repeat(43), `${second}=`, '']) {
+      const res = await completeReset(svc, bad, 'never applied passphrase');
+      assert.equal(res.statusCode, 400, bad);
+      assert.equal(problem(res).code, 'invalid_reset_token', bad);
+    }
+    await svc.db.updateTable('account_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', user.id).execute();
+    const expired = await completeReset(svc, second, 'never applied passphrase');
+    assert.equal(problem(expired).code, 'invalid_reset_token');
+    assert.deepEqual(await credentialRows(svc, user.id), before);
+    assert.equal((await userRow(svc, user.id))!.email_verified, false);
+    const missing = await svc.app.inject({ method: 'POST', url: '/v1/password-resets/complete', payload: { token: second } });
+    assert.equal(problem(missing).code, 'validation_failed');
+    const notEmail = await askReset(svc, 'not an email');
+    assert.equal(problem(notEmail).code, 'validation_failed');
+  });
+
+  it('when an address asks for a sixth reset within the hour, then still 202 but no sixth mail', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 6; i++) assert.equal((await askReset(svc, user.email)).statusCode, 202);
+    await mailSettled(svc.app);
+    const mails = (await outbox.messages(user.email)).filter((m) => m.subject === 'Reset your password');
+    assert.equal(mails.length, 5);
+    assert.equal((await tokenRows(svc, user.id)).filter((r) => r.kind === 'password_reset').length, 5);
+    const requested = await events(svc, user.id, 'password_reset_requested');
+    assert.deepEqual(requested.map((e) => JSON.parse(e.details!).sent), [true, true, true, true, true, false]);
+  });
+});
+
+describe('password reset: per-address limit', () => {
+  let svc: TestService;
+  const outbox = new Outbox();
+  before(async () => {
+    svc = await startTestService({ outboxDir: outbox.dir, rateLimitPerMinute: 2 });
+  });
+  after(async () => {
+    await svc.close();
+    outbox.remove();
+  });
+
+  it('when a client address asks more than RATE_LIMIT_PER_MINUTE times, then still 202, and nothing is sent for the requests past it', async () => {
+    const a = await registerUser(svc.app, {});
+    const b = await registerUser(svc.app, { username: uniqueName(), });
+    const headers = { 'x-forwarded-for': '203.0.113.9' }; // ignored (no TRUST_PROXY): every inject comes from 127.0.0.1
+    assert.equal((await askReset(svc, a.email, headers)).statusCode, 202);
+    assert.equal((await askReset(svc, a.email, headers)).statusCode, 202);
+    const third = await askReset(svc, b.email, headers);
+    assert.equal(third.statusCode, 202);
+    await mailSettled(svc.app);
+    assert.equal((await outbox.messages(a.email)).filter((m) => m.subject === 'Reset your password').length, 2);
+    assert.equal((await outbox.messages(b.email)).filter((m) => m.subject === 'Reset your password').length, 0);
+  });
+});
+
+describe('self-service deletion', () => {
+  let svc: TestService;
+  const outbox = new Outbox();
+  before(async () => {
+    svc = await startTestService({ outboxDir: outbox.dir });
+  });
+  after(async () => {
+    await svc.close();
+    outbox.remove();
+  });
+  const deleteMe = (accessToken: string, payload: unknown) => svc.app.inject({ method: 'DELETE', url: '/v1/users/me', headers: bearer(accessToken), payload: payload as object });
+
+  async function rowsOf(userId: string) {
+    const count = async (table: 'users' | 'user_credentials' | 'user_sessions' | 'account_tokens') =>
+      (await svc.db.selectFrom(table).select('user_id').where('user_id', '=', userId).execute()).length;
+    return { users: await count('users'), user_credentials: await count('user_credentials'), user_sessions: await count('user_sessions'), account_tokens: await count('account_tokens') };
+  }
+
+  it('when the current password is wrong, then 403 invalid_credentials, counted as a failed login, and nothing is deleted', async () => {
+    const user = await registerUser(svc.app);
+    const { accessToken } = await login(svc.app, user);
+    const before = await rowsOf(user.id);
+    const res = await deleteMe(accessToken, { current_password: 'not my password at all' });
+    assert.equal(res.statusCode, 403);
+    assert.equal(problem(res).code, 'invalid_credentials');
+    assert.deepEqual(await rowsOf(user.id), before);
+    const throttle = await svc.db.selectFrom('login_throttles').select('failures').where('throttle_key', 'like', `account:${user.id}|%`).execute();
+    assert.deepEqual(throttle.map((r) => r.failures), [1]);
+    assert.equal((await events(svc, user.id, 'account_deletion_failed')).length, 1);
+    assert.equal((await me(svc, accessToken)).statusCode, 200);
+    const missing = await deleteMe(accessToken, {});
+    assert.equal(problem(missing).code, 'validation_failed');
+  });
+
+  it('when the password is right, then 204: every session ends at once, every row of the user is gone, the audit log keeps only a pseudonym, and the username and email are free again', async () => {
+    const user = await registerUser(svc.app);
+    const a = await login(svc.app, user);
+    const b = await login(svc.app, user);
+    assert.equal((await me(svc, b.accessToken)).statusCode, 200); // cached now
+    await askReset(svc, user.email);
+    await mailSettled(svc.app);
+    assert.ok((await rowsOf(user.id)).account_tokens >= 2);
+
+    const res = await deleteMe(a.accessToken, { current_password: user.password });
+    assert.equal(res.statusCode, 204);
+    assert.equal(res.body, '');
+    assert.deepEqual(await rowsOf(user.id), { users: 0, user_credentials: 0, user_sessions: 0, account_tokens: 0 });
+    for (const session of [a, b]) {
+      assert.equal((await me(svc, session.accessToken)).statusCode, 401);
+      const refresh = await svc.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+      assert.equal(refresh.statusCode, 401);
+    }
+    const linked = await svc.db.selectFrom('audit_events').select('event_id').where('user_id', '=', user.id).execute();
+    assert.deepEqual(linked, [], 'no event names the user id any more');
+    const pseudonymous = await svc.db.selectFrom('audit_events').selectAll().where('subject_pseudonym', 'is not', null).execute();
+    const pseudonyms = new Set(pseudonymous.map((e) => e.subject_pseudonym));
+    assert.equal(pseudonyms.size, 1, 'one pseudonym for all of the user’s events');
+    const [pseudonym] = [...pseudonyms];
+    assert.match(pseudonym!, /^deleted:[A-Za-z0-9_-]{32}$/);
+    assert.ok(!pseudonym!.includes(user.id));
+    const kinds = pseudonymous.map((e) => e.event);
+    for (const kind of ['user_registered', 'login_succeeded', 'password_reset_requested', 'account_deleted']) assert.ok(kinds.includes(kind), kind);
+    assert.ok(!JSON.stringify(pseudonymous).includes(user.username) && !JSON.stringify(pseudonymous).includes(user.email));
+
+    const again = await registerUser(svc.app, { username: user.username, email: user.email });
+    assert.notEqual(again.id, user.id);
+  });
+});
+
+describe('admin command line: users verify-email', () => {
+  it('when an operator verifies a user, then the row and the user object show it, and it is audited once', async () => {
+    const { AdminService } = await import('../src/admin/service.js');
+    const svc = await startTestService();
+    try {
+      const user = await registerUser(svc.app);
+      const { accessToken } = await login(svc.app, user);
+      assert.equal((await me(svc, accessToken)).json().email_verified, false);
+      const admin = new AdminService(svc.db);
+      assert.deepEqual(await admin.verifyEmail(user.username.toUpperCase()), { alreadyVerified: false });
+      assert.deepEqual(await admin.verifyEmail(user.username), { alreadyVerified: true });
+      assert.equal(await admin.verifyEmail('nobody_at_all'), undefined);
+      assert.equal((await userRow(svc, user.id))!.email_verified, true);
+      assert.equal((await admin.findUser(user.username))!.email_verified, true);
+      const audited = await events(svc, user.id, 'email_verified');
+      assert.deepEqual(audited.map((e) => JSON.parse(e.details!)), [{ via: 'admin' }]);
+      // The running instance hears of it (LISTEN/NOTIFY) and drops its cached profile.
+      const end = Date.now() + 2000;
+      while ((await me(svc, accessToken)).json().email_verified !== true) {
+        assert.ok(Date.now() < end, 'the cached profile was not refreshed within 2 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe('mail through a real SMTP server', () => {
+  it('when SMTP_URL is set, then the verification mail arrives there from MAIL_FROM, and its link verifies', async () => {
+    const smtp = await startSmtpServer();
+    const svc = await startTestService({}, { SMTP_URL: smtp.url, MAIL_FROM: 'Accounts <accounts@example.net>' });
+    try {
+      const user = await registerUser(svc.app);
+      await mailSettled(svc.app);
+      assert.equal(smtp.messages.length, 1);
+      const [mail] = smtp.messages;
+      assert.equal(mail!.to, user.email);
+      assert.match(mail!.from, /accounts@example\.net/);
+      assert.equal((await verifyEmail(svc, tokenFrom(mail!, 'verify-email'))).statusCode, 204);
+      await askReset(svc, user.email);
+      await mailSettled(svc.app);
+      assert.equal(smtp.messages.length, 2);
+      assert.equal(smtp.messages[1]!.subject, 'Reset your password');
+      assert.equal((await completeReset(svc, tokenFrom(smtp.messages[1]!, 'reset-password'), 'smtp delivered passphrase')).statusCode, 204);
+    } finally {
+      await svc.close();
+      await smtp.close();
+    }
+  });
+
+  it('when the SMTP server refuses the first tries, then the mail is retried with backoff and arrives, and the request did not wait for it', async () => {
+    const smtp = await startSmtpServer({ refuse: 2 });
+    const svc = await startTestService({ mailRetryBaseMs: 20 }, { SMTP_URL: smtp.url });
+    try {
+      const started = Date.now();
+      const user = await registerUser(svc.app);
+      assert.ok(Date.now() - started < 2000);
+      await mailSettled(svc.app);
+      assert.equal(smtp.attempts(), 3);
+      assert.equal(smtp.messages.length, 1);
+      assert.equal(smtp.messages[0]!.to, user.email);
+    } finally {
+      await svc.close();
+      await smtp.close();
+    }
+  });
+
+  it('when the SMTP server is down, then registration and reset requests answer at once, and the mail is given up after 3 retries', async () => {
+    const smtp = await startSmtpServer();
+    const deadUrl = smtp.url;
+    await smtp.close(); // nothing listens there now
+    const svc = await startTestService({ mailRetryBaseMs: 10 }, { SMTP_URL: deadUrl });
+    try {
+      const started = Date.now();
+      const user = await registerUser(svc.app);
+      assert.equal((await askReset(svc, user.email)).statusCode, 202);
+      assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
+      assert.ok(svc.app.mailer.pending > 0);
+      await mailSettled(svc.app); // 1 try + 3 retries each, then given up
+      assert.equal(svc.app.mailer.pending, 0);
+      assert.equal((await userRow(svc, user.id))!.email_verified, false);
+    } finally {
+      await svc.close();
+    }
+  });
+});
+
+describe('the outbox transport', () => {
+  it('when no SMTP_URL is set, then each message is one .eml file, readable by its owner only, and one log line names the file but never the link', async () => {
+    const { Mailer, outboxTransport } = await import('../src/mail/mailer.js');
+    const { passwordResetMessage } = await import('../src/mail/templates.js');
+    const outbox = new Outbox();
+    const lines: Array<{ obj: object; msg: string }> = [];
+    const log = { info: (obj: object, msg: string) => lines.push({ obj, msg }), warn: (obj: object, msg: string) => lines.push({ obj, msg }), error: (obj: object, msg: string) => lines.push({ obj, msg }) };
+    const mailer = new Mailer(outboxTransport(outbox.dir), { from: 'no-reply@localhost', retryBaseMs: 10 }, log);
+    try {
+      const token = 'T'.repeat(43);
+      mailer.send(passwordResetMessage('ada@example.com', 'Ada <script>', `http://localhost:3000/reset-password#token=${token}`));
+      await mailer.idle();
+      const [mail, ...more] = await outbox.messages();
+      assert.equal(more.length, 0);
+      assert.equal(tokenFrom(mail!, 'reset-password'), token);
+      assert.ok(mail!.html.includes('Ada &#60;script&#62;'), 'names are escaped in HTML');
+      assert.equal(lines.length, 1);
+      const { readdirSync, statSync } = await import('node:fs');
+      const [file] = readdirSync(outbox.dir);
+      assert.ok(lines[0]!.msg.includes(file!), lines[0]!.msg);
+      assert.ok(!JSON.stringify(lines).includes(token));
+      assert.equal(statSync(`${outbox.dir}/${file}`).mode & 0o077, 0);
+    } finally {
+      await mailer.close();
+      outbox.remove();
+    }
+  });
+});
