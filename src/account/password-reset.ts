@@ -36,16 +36,18 @@ export class PasswordReset {
 
   /**
    * POST /v1/password-resets. The answer is the same 202, in the same time, for every address:
-   * the request path only counts the client address (the same work for all) and queues the rest;
-   * the look-up, the hourly cap per address and the mail happen after the answer has gone.
+   * the request path only counts the client address (the same work for all). The look-up, the
+   * hourly cap per address and the mail are the work this answers; call it once the answer has
+   * gone (on the embedded database a query runs on the same thread, so work started before
+   * the answer is written would delay it, for known addresses only).
    */
-  async request(email: string, client: ClientInfo): Promise<void> {
+  async request(email: string, client: ClientInfo): Promise<() => void> {
     // Counted like the other per-address limits (rate_limit_hits, shared by all instances); past
-    // it nothing is queued, and the answer is still 202, so a throttle tells nothing.
+    // it nothing is done, and the answer is still 202, so a throttle tells nothing.
     const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
     const hits = await incrementRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart));
-    if (hits > this.settings.rateLimitPerMinute) return;
-    this.jobs.run(() => this.#mailReset(email, client));
+    if (hits > this.settings.rateLimitPerMinute) return () => {};
+    return () => this.jobs.run(() => this.#mailReset(email, client));
   }
 
   async #mailReset(email: string, client: ClientInfo): Promise<void> {

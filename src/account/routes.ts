@@ -65,9 +65,17 @@ export function accountRoutes(
     },
   );
 
+  // The work a reset request answers for starts only once its answer has gone (see PasswordReset.request).
+  const afterResponse = new WeakMap<object, () => void>();
   app.post(
     '/v1/password-resets',
     {
+      onResponse: async (request) => {
+        const work = afterResponse.get(request);
+        afterResponse.delete(request);
+        // After the events that deliver the answer, too.
+        if (work) setImmediate(work);
+      },
       schema: {
         summary: 'Ask for a password reset mail; the same 202 whether or not the address has an account',
         tags: ['account'],
@@ -76,7 +84,7 @@ export function accountRoutes(
       },
     },
     async (request, reply) => {
-      await services.reset.request(request.body.email, client(request));
+      afterResponse.set(request, await services.reset.request(request.body.email, client(request)));
       return reply.code(202).send(ACCEPTED);
     },
   );

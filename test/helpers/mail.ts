@@ -24,6 +24,8 @@ async function parse(raw: Buffer): Promise<ReceivedMail> {
 
 /** Waits until the service has sent everything it queued (after its answers). */
 export async function mailSettled(app: App): Promise<void> {
+  // Reset requests start their work just after their answer has gone: let it start first.
+  await new Promise((resolve) => setTimeout(resolve, 10));
   await app.accountJobs.idle();
   await app.mailer.idle();
 }
