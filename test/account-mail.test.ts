@@ -580,3 +580,78 @@ describe('the outbox transport', () => {
     }
   });
 });
+
+describe('password reset: the same token twice at once', () => {
+  it('when two completions race with one token, then exactly one 204 and one 400 invalid_reset_token, and one new credential', async () => {
+    const outbox = new Outbox();
+    const svc = await startTestService({ outboxDir: outbox.dir });
+    try {
+      const user = await registerUser(svc.app);
+      await askReset(svc, user.email);
+      await mailSettled(svc.app);
+      const token = tokenFrom((await outbox.messages(user.email)).find((m) => m.subject === 'Reset your password')!, 'reset-password');
+      const answers = await Promise.all([completeReset(svc, token, 'racing passphrase one'), completeReset(svc, token, 'racing passphrase two')]);
+      assert.deepEqual(answers.map((r) => r.statusCode).sort(), [204, 400]);
+      assert.equal(problem(answers.find((r) => r.statusCode === 400)!).code, 'invalid_reset_token');
+      const creds = await credentialRows(svc, user.id);
+      assert.deepEqual(creds.map((c) => c.is_current), [false, true]);
+    } finally {
+      await svc.close();
+      outbox.remove();
+    }
+  });
+});
+
+describe('mail settings', () => {
+  it('when SMTP_URL, MAIL_FROM or REQUIRE_EMAIL_VERIFICATION is bad, then the start stops with a line naming it (and never echoing an SMTP password)', async () => {
+    const { ConfigError, loadConfig } = await import('../src/config.js');
+    const config = loadConfig({ PUBLIC_URL: 'https://accounts.example.com' });
+    assert.equal(config.mailFrom, 'no-reply@accounts.example.com');
+    assert.equal(config.smtpUrl, undefined);
+    assert.equal(config.requireEmailVerification, false);
+    assert.equal(loadConfig({ REQUIRE_EMAIL_VERIFICATION: 'true' }).requireEmailVerification, true);
+    assert.equal(loadConfig({ SMTP_URL: 'smtps://u:p@mail.example.com:465' }).smtpUrl, 'smtps://u:p@mail.example.com:465');
+    assert.match(loadConfig({ DATA_DIR: '/srv/ums' }).outboxDir, /^\/srv\/ums\/outbox$/);
+    for (const [env, name] of [
+      [{ SMTP_URL: 'http://u:secretpass@mail.example.com' }, 'SMTP_URL'],
+      [{ SMTP_URL: 'not a url secretpass' }, 'SMTP_URL'],
+      [{ MAIL_FROM: 'nobody' }, 'MAIL_FROM'],
+      [{ MAIL_FROM: 'a@b.c\r\nBcc: x@y.z' }, 'MAIL_FROM'],
+      [{ REQUIRE_EMAIL_VERIFICATION: 'yes please' }, 'REQUIRE_EMAIL_VERIFICATION'],
+    ] as const) {
+      assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && err.message.startsWith(name) && !err.message.includes('secretpass'), JSON.stringify(env));
+    }
+  });
+});
+
+describe('admin command line: users verify-email (process)', () => {
+  it('when run on a database, then it verifies, says so as text and JSON, and a second run says it was already', { timeout: 120_000 }, async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { openDatabase } = await import('../src/db/create-db.js');
+    const { migrateToLatest } = await import('../src/db/migrate.js');
+    const { createServerDatabase, serverUrl } = await import('./helpers/app.js');
+    const run = promisify(execFile);
+    const dir = mkdtempSync(join(tmpdir(), 'ums-cli-mail-'));
+    const server = serverUrl ? await createServerDatabase(serverUrl) : undefined;
+    try {
+      const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: dir });
+      await migrateToLatest(db.kysely);
+      await db.kysely.insertInto('users').values({ username: 'Ada_L', name: 'Ada', dob: '1990-12-10', email: 'ada@example.com' }).execute();
+      await db.close();
+      const env = { ...process.env, DATABASE_URL: server?.url ?? '', DATA_DIR: dir, WORKERS: '1' };
+      const cli = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { env });
+      assert.match((await cli('users', 'verify-email', 'ada_l')).stdout, /ada_l's email is verified\./);
+      assert.deepEqual(JSON.parse((await cli('users', 'verify-email', 'Ada_L', '--json')).stdout), { username: 'Ada_L', email_verified: true, already_verified: true });
+      assert.equal(JSON.parse((await cli('users', 'show', 'ada_l', '--json')).stdout).email_verified, true);
+      const tail = JSON.parse((await cli('audit', 'tail', '--json')).stdout);
+      assert.deepEqual(tail.events.map((e: { event: string; details: unknown }) => [e.event, e.details]), [['email_verified', { via: 'admin' }]]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      await server?.drop();
+    }
+  });
+});

@@ -19,7 +19,7 @@ export interface MailMessage {
 }
 
 export interface MailTransport {
-  /** Delivers one message; answers what to name in the log (a file, a message id). */
+  /** Delivers one message; answers where it went, for the log ("written to <file>", "sent by SMTP as <id>"). */
   deliver(message: MailMessage & { from: string }): Promise<string>;
   close(): void;
 }
@@ -38,7 +38,7 @@ export function smtpTransport(url: string): MailTransport {
   return {
     async deliver(message) {
       const info = (await transport.sendMail(message)) as { messageId?: string };
-      return `SMTP message ${info.messageId ?? ''}`.trim();
+      return `sent by SMTP${info.messageId ? ` as ${info.messageId}` : ''}`;
     },
     close: () => transport.close(),
   };
@@ -55,7 +55,7 @@ export function outboxTransport(dir: string): MailTransport {
       const file = join(dir, `${stamp}-${randomBytes(4).toString('hex')}.eml`);
       // The file holds a live link: readable by the service's user only.
       await writeFile(file, info.message, { mode: 0o600 });
-      return file;
+      return `written to ${file}`;
     },
     close: () => composer.close(),
   };
@@ -157,7 +157,7 @@ export class Mailer {
     try {
       const where = await this.transport.deliver({ ...message, from: this.options.from });
       // Names the file or message, never the link in it.
-      this.log.info({ mail: where, subject: message.subject }, `mail sent: ${where}`);
+      this.log.info({ subject: message.subject }, `mail ${where}`);
     } catch (err) {
       job.attempt += 1;
       const reason = (err as Error).message;
