@@ -76,12 +76,17 @@ export class PasswordReset {
   async complete(token: string, newPassword: string, client: ClientInfo): Promise<void> {
     const live = await findLiveToken(this.db, 'password_reset', token);
     if (!live) throw new AppError('invalid_reset_token');
-    const revoked = await this.credentials.replacePassword(live.user_id, newPassword, async (trx) => {
-      if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
-        throw new AppError('invalid_reset_token');
-      }
-      await this.invalidation.publish(trx, 'user', [live.user_id]);
-    });
+    const revoked = await this.credentials
+      .replacePassword(live.user_id, newPassword, async (trx) => {
+        if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
+          throw new AppError('invalid_reset_token');
+        }
+        await this.invalidation.publish(trx, 'user', [live.user_id]);
+      })
+      .catch((err: unknown) => {
+        // The account was deleted since the token was found: the token went with it.
+        throw err instanceof AppError && err.code === 'not_found' ? new AppError('invalid_reset_token') : err;
+      });
     this.invalidation.forget('user', [live.user_id]);
     // The owner proved control of the mailbox: the failures counted against the account are forgiven.
     await this.throttle.clearAccount(live.user_id);
