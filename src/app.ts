@@ -43,6 +43,13 @@ import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.j
 import { pruneChallenges } from './passkeys/repository.js';
 import { passkeysRoutes } from './passkeys/routes.js';
 import { PasskeysService } from './passkeys/service.js';
+import { Mailer, outboxTransport, smtpTransport } from './mail/mailer.js';
+import { BackgroundJobs } from './account/background.js';
+import { EmailVerification } from './account/email-verification.js';
+import { PasswordReset } from './account/password-reset.js';
+import { AccountDeletion } from './account/deletion.js';
+import { pruneTokens } from './account/tokens.js';
+import { accountRoutes } from './account/routes.js';
 
 export interface BuildAppOptions {
   config: Config;
@@ -184,10 +191,24 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     app.decorate('sessionCacheForTests', sessionCache);
     app.decorate('accessTokensForTests', tokens);
   }
-  const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength);
+  // Mail leaves through SMTP_URL, or lands in DATA_DIR/outbox; always off the request path.
+  const mailer = new Mailer(config.smtpUrl ? smtpTransport(config.smtpUrl) : outboxTransport(config.outboxDir), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, app.log);
+  const accountJobs = new BackgroundJobs(app.log);
+  app.decorate('mailer', mailer);
+  app.decorate('accountJobs', accountJobs);
+  app.addHook('onClose', async () => {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([accountJobs.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
+    clearTimeout(timer);
+    await mailer.close();
+  });
+  const verification = new EmailVerification(db, mailer, audit, invalidation, config.publicUrl, app.log);
+  const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength, verification);
   const mfa = new MfaService(db, hasher, throttle, audit, revocation, cipher, new URL(config.publicUrl).host);
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config, mfa);
   const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
+  const reset = new PasswordReset(db, credentials, throttle, mailer, accountJobs, audit, invalidation, config);
+  const deletion = new AccountDeletion(db, credentials, revocation, invalidation, throttle, audit, await loadOrCreateSecret(db, 'audit_pseudonym'));
   const guard = bearerGuard(tokens, sessions);
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
   const passkeys = new PasskeysService(db, sessions, audit, await loadOrCreateSecret(db, 'webauthn_user_handle'), {
@@ -199,7 +220,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   await registerRateLimit(app, db, audit);
   // Throttling state that no longer matters is dropped now and then, off the request path.
   const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db), pruneMfaTokens(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
+    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db), pruneMfaTokens(db), pruneTokens(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
   }, 10 * 60_000);
   pruner.unref();
   app.addHook('onClose', async () => clearInterval(pruner));
@@ -210,6 +231,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   credentialsRoutes(app, credentials, guard);
   sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
   auditRoutes(app, audit, guard);
+  accountRoutes(app, { verification, reset, deletion }, guard, config.rateLimitPerMinute);
   mfaRoutes(app, mfa, guard);
   passkeysRoutes(app, passkeys, guard, refreshCookie, config.rateLimitPerMinute);
   webAppRoutes(app);

@@ -30,6 +30,8 @@ Commands:
   users enable <username>         undo users disable
   users reset-mfa <username>      remove the user's second factors (TOTP, recovery codes): they
                                   sign in with their password alone (support; audited)
+  users verify-email <username>   mark the user's email verified (the address was confirmed
+                                  another way); audited
   sessions revoke --user <username>
                                   end all of a user's sessions, on every instance
   audit tail [--limit N]          the latest security events (default 20)
@@ -130,7 +132,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'keys' && sub === 'retire' && !arg) throw new UsageError('keys retire needs the kid of the key (see keys list)');
-  if ((command === 'users' && ['show', 'disable', 'enable', 'reset-mfa'].includes(sub ?? '')) && !arg) throw new UsageError(`users ${sub} needs a username`);
+  if ((command === 'users' && ['show', 'disable', 'enable', 'reset-mfa', 'verify-email'].includes(sub ?? '')) && !arg) throw new UsageError(`users ${sub} needs a username`);
 
   const count = (name: 'limit' | 'offset', fallback: number, max: number): number => {
     const raw = values[name];
@@ -156,7 +158,7 @@ async function run(argv: string[]): Promise<number> {
     const user = await withDb((db) => new AdminService(db.kysely).findUser(arg));
     if (!user) return noSuchUser(arg);
     print(
-      [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
+      [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `email verified: ${user.email_verified ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
       user,
     );
     return 0;
@@ -173,6 +175,13 @@ async function run(argv: string[]): Promise<number> {
     const result = await withDb((db) => new AdminService(db.kysely).resetMfa(arg));
     if (!result) return noSuchUser(arg);
     print(result.totp ? `${arg}'s second factors are removed: they sign in with their password alone.` : `${arg} had no second factor; nothing to remove.`, { username: arg, totp_removed: result.totp });
+    return 0;
+  }
+
+  if (command === 'users' && sub === 'verify-email' && arg) {
+    const result = await withDb((db) => new AdminService(db.kysely).verifyEmail(arg));
+    if (!result) return noSuchUser(arg);
+    print(result.alreadyVerified ? `${arg}'s email was verified already.` : `${arg}'s email is verified.`, { username: arg, email_verified: true, already_verified: result.alreadyVerified });
     return 0;
   }
 

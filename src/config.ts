@@ -1,4 +1,5 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseDataEncryptionKeys } from './crypto/data-encryption.js';
 
 /**
@@ -55,6 +56,15 @@ export interface Config {
   readonly passwordPeppers: readonly string[];
   /** DATA_ENCRYPTION_KEY: 32-byte keys for secrets at rest; the first encrypts, all decrypt. Empty: a generated key in the database. */
   readonly dataEncryptionKeys: readonly Buffer[];
+  /** SMTP_URL (smtp:// or smtps://); undefined writes mail to outboxDir as .eml files. */
+  readonly smtpUrl: string | undefined;
+  readonly mailFrom: string;
+  /** Where mail goes without SMTP_URL: DATA_DIR/outbox. */
+  readonly outboxDir: string;
+  /** The first wait before a failed mail is tried again; each further wait is 4 times longer. */
+  readonly mailRetryBaseMs: number;
+  /** REQUIRE_EMAIL_VERIFICATION: no sign-in until the email is verified. */
+  readonly requireEmailVerification: boolean;
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -107,6 +117,39 @@ function rpId(raw: string | undefined, publicUrl: string): string {
     throw new ConfigError(`WEBAUTHN_RP_ID must be the host of PUBLIC_URL (${host}) or a domain it belongs to, got "${raw}"`);
   }
   return id;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === '') return def;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(`${name} must be true or false, got "${env[name]}"`);
+}
+
+function smtpUrl(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError('SMTP_URL must be an smtp:// or smtps:// URL');
+  }
+  // The URL may hold a password: never echo it.
+  if ((url.protocol !== 'smtp:' && url.protocol !== 'smtps:') || !url.hostname) throw new ConfigError('SMTP_URL must be an smtp:// or smtps:// URL with a host');
+  return raw;
+}
+
+function mailFrom(raw: string | undefined, publicUrl: string): string {
+  const from = raw === undefined || raw === '' ? `no-reply@${new URL(publicUrl).hostname}` : raw.trim();
+  // One address, optionally with a display name: "Service <no-reply@example.com>". No line breaks (header injection).
+  if (/[\r\n]/.test(from) || !/^([^<>]*<)?[^\s@<>]+@[^\s@<>]+>?$/.test(from)) throw new ConfigError(`MAIL_FROM must be an email address, got "${from}"`);
+  return from;
+}
+
+/** DATA_DIR/outbox; an in-memory DATA_DIR (memory://) has no disk, so the system's temporary directory. */
+function outboxDir(dataDir: string): string {
+  return dataDir.startsWith('memory://') ? join(tmpdir(), 'user-management-outbox') : join(dataDir, 'outbox');
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -195,6 +238,11 @@ export function loadConfig(env: Env = process.env): Config {
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
     passwordPeppers: parsePeppers(env.PASSWORD_PEPPER),
     dataEncryptionKeys: dataEncryptionKeys(env.DATA_ENCRYPTION_KEY),
+    smtpUrl: smtpUrl(env.SMTP_URL),
+    mailFrom: mailFrom(env.MAIL_FROM, publicUrl),
+    outboxDir: outboxDir(str(env, 'DATA_DIR', './data')),
+    mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
+    requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

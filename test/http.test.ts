@@ -96,7 +96,7 @@ describe('http layer', () => {
       ['PUT', '/v1/users'],
       ['GET', '/v1/users'],
       ['POST', '/v1/users/me'],
-      ['DELETE', '/v1/users/me'],
+      ['PUT', '/v1/users/me'], // DELETE /v1/users/me exists since self-service deletion (API-ACCOUNT.md)
       ['GET', '/v1/users/me/password'],
       ['GET', '/v1/sessions/current'],
       ['PATCH', '/v1/sessions'],

@@ -24,7 +24,7 @@ import {
 const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const TOKEN_PAIR_KEYS = ['access_token', 'expires_in', 'refresh_token', 'session', 'token_type', 'user'];
 const SESSION_KEYS = ['created_at', 'current', 'expires_at', 'id', 'ip', 'is_active', 'last_used_at', 'user_agent'];
-const USER_KEYS = ['created_at', 'dob', 'email', 'id', 'name', 'updated_at', 'username'];
+const USER_KEYS = ['created_at', 'dob', 'email', 'email_verified', 'id', 'name', 'updated_at', 'username'];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

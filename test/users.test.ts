@@ -21,7 +21,8 @@ describe('users', () => {
     assert.equal(res.headers['content-type'], JSON_TYPE);
     assert.equal(res.headers['cache-control'], 'no-store');
     const body = res.json();
-    assert.deepEqual(Object.keys(body).sort(), ['created_at', 'dob', 'email', 'id', 'name', 'updated_at', 'username']);
+    assert.deepEqual(Object.keys(body).sort(), ['created_at', 'dob', 'email', 'email_verified', 'id', 'name', 'updated_at', 'username']);
+    assert.equal(body.email_verified, false);
     assert.match(body.id, /^[0-9]+$/);
     assert.equal(body.username, username, 'kept as typed');
     assert.equal(body.name, 'Ada Lovelace', 'trimmed');

@@ -22,11 +22,12 @@ export interface AdminUser {
   created_at: string;
   updated_at: string;
   disabled: boolean;
+  email_verified: boolean;
 }
 
-const columns = ['user_id', 'username', 'name', 'email', 'dob', 'created_at', 'updated_at', 'disabled_at'] as const;
+const columns = ['user_id', 'username', 'name', 'email', 'dob', 'created_at', 'updated_at', 'disabled_at', 'email_verified'] as const;
 
-function toAdminUser(row: { user_id: string; username: string; name: string; email: string; dob: string; created_at: Date; updated_at: Date; disabled_at: Date | null }): AdminUser {
+function toAdminUser(row: { user_id: string; username: string; name: string; email: string; dob: string; created_at: Date; updated_at: Date; disabled_at: Date | null; email_verified: boolean }): AdminUser {
   return {
     id: row.user_id,
     username: row.username,
@@ -36,6 +37,7 @@ function toAdminUser(row: { user_id: string; username: string; name: string; ema
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
     disabled: row.disabled_at !== null,
+    email_verified: row.email_verified,
   };
 }
 
@@ -121,6 +123,23 @@ export class AdminService {
     const signingKeys = await reencryptSigningKeys(this.db, cipher);
     const totpSecrets = await MfaService.reencryptSecrets(this.db, cipher);
     return { signing_keys: signingKeys, totp_secrets: totpSecrets, key_id: cipher.currentKeyId };
+  }
+
+  /**
+   * Marks the user's email verified (an operator confirmed the address another way). Answers
+   * whether it already was, or undefined for no such user.
+   */
+  async verifyEmail(username: string): Promise<{ alreadyVerified: boolean } | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    if (user.email_verified) return { alreadyVerified: true };
+    await this.db.transaction().execute(async (trx) => {
+      await trx.updateTable('users').set({ email_verified: true }).where('user_id', '=', user.id).execute();
+      // Running instances drop their cached profile, so the user object shows it at once.
+      await notifyInvalidated(trx, 'user', [user.id]);
+    });
+    await this.#audit.record('email_verified', { userId: user.id, ...ADMIN_CONTEXT }, { via: 'admin' });
+    return { alreadyVerified: false };
   }
 
   /** The latest security events of everyone, newest first. */

@@ -33,6 +33,12 @@ export const AUDIT_EVENTS = [
   'mfa_challenge_failed',
   'recovery_code_used',
   'mfa_reset_by_admin',
+  'email_verification_sent',
+  'email_verified',
+  'password_reset_requested',
+  'password_reset_completed',
+  'account_deleted',
+  'account_deletion_failed',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
@@ -41,6 +47,8 @@ export interface AuditContext {
   sessionId?: string | null;
   ip: string | null;
   userAgent: string | null;
+  /** In place of userId, for a user who deleted their account. */
+  pseudonym?: string | null;
 }
 
 export interface AuditEvent {
@@ -66,6 +74,7 @@ export class AuditLog {
         ip: context.ip,
         user_agent: context.userAgent?.slice(0, 512) ?? null,
         details: details ? JSON.stringify(details) : null,
+        ...(context.pseudonym ? { subject_pseudonym: context.pseudonym } : {}),
       })
       .execute();
   }

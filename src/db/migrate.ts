@@ -6,6 +6,7 @@ import * as m0004 from './migrations/0004_key_rotation.js';
 import * as m0005 from './migrations/0005_disabled_users.js';
 import * as m0006 from './migrations/0006_throttle_attempts.js';
 import * as m0007 from './migrations/0007_session_amr.js';
+import * as m0008 from './migrations/0008_account_mail.js';
 import * as m0009 from './migrations/0009_totp.js';
 import * as m0010 from './migrations/0010_passkeys.js';
 
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005_disabled_users': m0005,
   '0006_throttle_attempts': m0006,
   '0007_session_amr': m0007,
+  '0008_account_mail': m0008,
   '0009_totp': m0009,
   '0010_passkeys': m0010,
 };

@@ -27,6 +27,8 @@ export interface UsersTable {
   updated_at: DefaultedTimestamp;
   /** Set while an administrator has disabled the user: no sign-in. */
   disabled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  /** The email address was shown to reach the user (a verification link or a completed reset). */
+  email_verified: Generated<boolean>;
 }
 
 export interface UserCredentialsTable {
@@ -108,6 +110,23 @@ export interface AuditEventsTable {
   user_agent: string | null;
   /** JSON text of event-specific details; never a secret. */
   details: string | null;
+  /** Set in place of user_id once the user deleted their account: a keyed HMAC of the old id. */
+  subject_pseudonym: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export type AccountTokenKind = 'verify_email' | 'password_reset';
+
+export interface AccountTokensTable {
+  token_id: GeneratedAlways<string>;
+  /** SHA-256 (base64url) of the token sent by mail. */
+  token_hash: string;
+  user_id: Id;
+  kind: AccountTokenKind;
+  /** The address the token was sent to; it works only while that is still the user's email. */
+  email: string;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  created_at: DefaultedTimestamp;
 }
 
 export interface UserPasskeysTable {
@@ -172,6 +191,7 @@ export interface MfaTokensTable {
 }
 
 export interface Database {
+  account_tokens: AccountTokensTable;
   audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;
   rate_limit_hits: RateLimitHitsTable;

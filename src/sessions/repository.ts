@@ -3,7 +3,7 @@ import type { Database, SessionRow } from '../db/schema.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
-export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed' | 'refresh_reuse' | 'mfa_enabled';
+export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed' | 'refresh_reuse' | 'mfa_enabled' | 'password_reset' | 'account_deleted';
 
 /** What a request needs to know about its session. */
 export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;

@@ -21,6 +21,7 @@ import {
   type SessionState,
 } from './repository.js';
 import type { SessionRevocation } from './revocation.js';
+import { assertMaySignIn } from './sign-in-policy.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { LoginBody, MfaLoginBody, Session, TokenPair } from './schemas.js';
 
@@ -28,6 +29,7 @@ export interface SessionSettings {
   sessionTtlS: number;
   sessionIdleTtlS: number;
   refreshRetryS: number;
+  requireEmailVerification: boolean;
 }
 
 export interface ClientInfo {
@@ -161,6 +163,13 @@ export class SessionsService {
    * account's failure count resets.
    */
   async #signIn(user: UserRecord, client: ClientInfo, amr: readonly string[], attempt: Attempt, details?: Record<string, string>): Promise<TokenPair> {
+    try {
+      await this.#assertMaySignIn(user, client);
+    } catch (err) {
+      // No failure (the credentials were right), and no reset of the count either: no sign-in happened.
+      await this.throttle.released(attempt);
+      throw err;
+    }
     const pair = await this.#open(user, client, amr);
     await this.throttle.succeeded(attempt);
     await this.audit.record('login_succeeded', { userId: user.user_id, ...client, sessionId: pair.session.id }, details);
@@ -172,7 +181,21 @@ export class SessionsService {
    * passkeys/service.ts); `amr` says how.
    */
   async openSession(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
+    await this.#assertMaySignIn(user, client);
     return this.#open(user, client, amr);
+  }
+
+  /**
+   * Rules for every way of signing in, checked only once its credentials checked out, so a
+   * refusal tells nothing to anyone without them (REQUIRE_EMAIL_VERIFICATION).
+   */
+  async #assertMaySignIn(user: UserRecord, client: ClientInfo): Promise<void> {
+    try {
+      assertMaySignIn(user, this.settings);
+    } catch (err) {
+      await this.audit.record('login_failed', { userId: user.user_id, ...client }, { reason: err instanceof AppError ? err.code : 'refused' });
+      throw err;
+    }
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */

@@ -100,6 +100,18 @@ export class LoginThrottle {
     await addToCounter(this.db, attempt.ceilingKey, -1);
   }
 
+  /**
+   * Forgets every failure counted against the account, from every address, and its hourly
+   * ceiling (a completed password reset: the owner proved control of the mailbox).
+   */
+  async clearAccount(userId: string): Promise<void> {
+    // Ids are digits, so `account:12|%` never matches account 123.
+    await this.db
+      .deleteFrom('login_throttles')
+      .where((eb) => eb.or([eb('throttle_key', 'like', `account:${userId}|%`), eb('throttle_key', 'like', `ceiling:account:${userId}|%`)]))
+      .execute();
+  }
+
   /** Seconds to wait after `failures` failures in a row: the base, doubling, up to the maximum. */
   #waitAfter(failures: number): number {
     return Math.min(this.settings.baseWaitS * 2 ** (failures - this.settings.maxFailures), this.settings.maxWaitS);

@@ -4,7 +4,7 @@ import type { User } from './schemas.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
-export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'created_at', 'updated_at', 'disabled_at'] as const;
+export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'email_verified', 'created_at', 'updated_at', 'disabled_at'] as const;
 export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
 
 // ASVS 5.0 V15.3.1: only the public fields, picked one by one.
@@ -25,6 +25,7 @@ export function toUser(row: UserRecord): User {
     name: row.name,
     dob: row.dob,
     email: row.email,
+    email_verified: row.email_verified,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
   };
@@ -77,7 +78,7 @@ export function insertUser(trx: Queryable, values: { username: string; name: str
 export function updateUser(
   db: Queryable,
   userId: string,
-  changes: { username?: string; name?: string; dob?: string; email?: string },
+  changes: { username?: string; name?: string; dob?: string; email?: string; email_verified?: boolean },
 ): Promise<UserRecord | undefined> {
   return db
     .updateTable('users')

@@ -29,6 +29,7 @@ export const User = Type.Object({
   name: Type.String(),
   dob: Type.String({ format: 'date' }),
   email: Type.String(),
+  email_verified: Type.Boolean({ description: 'The email address was shown to reach the user (a verification link or a completed password reset).' }),
   created_at: Timestamp,
   updated_at: Timestamp,
 });

@@ -9,7 +9,7 @@ import { insertCurrentCredential } from '../credentials/repository.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError } from '../errors.js';
-import { findUserById, insertUser, takenFields, toUser, updateUser } from './repository.js';
+import { findUserById, insertUser, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
 const CONTROL_CHARACTERS = /\p{Cc}/u;
@@ -54,6 +54,15 @@ function conflictFromConstraint(err: unknown): AppError | undefined {
   return undefined;
 }
 
+/**
+ * What happens after a registration or an email change (the verification mail, the notice to the
+ * old address). Never throws: the change has been made whatever becomes of its mail.
+ */
+export interface EmailEvents {
+  registered(user: UserRecord, client: ClientInfo): Promise<void>;
+  emailChanged(user: UserRecord, oldEmail: string, caller: Caller): Promise<void>;
+}
+
 export class UsersService {
   constructor(
     private readonly db: Kysely<Database>,
@@ -62,6 +71,7 @@ export class UsersService {
     private readonly invalidation: Invalidation,
     private readonly cache: InvalidatedCache<User>,
     private readonly passwordMinLength: number,
+    private readonly emailEvents?: EmailEvents,
   ) {}
 
   /** create_new_user: the profile and its first, current credential, in one transaction. */
@@ -84,6 +94,7 @@ export class UsersService {
         return user;
       });
       await this.audit.record('user_registered', { userId: row.user_id, ...client });
+      await this.emailEvents?.registered(row, client);
       return toUser(row);
     } catch (err) {
       throw conflictFromConstraint(err) ?? err;
@@ -106,7 +117,7 @@ export class UsersService {
   async updateProfile(caller: Caller, input: UpdateProfileBody): Promise<User> {
     const { userId } = caller;
     const errors: FieldError[] = [];
-    const changes: { username?: string; name?: string; dob?: string; email?: string } = {};
+    const changes: { username?: string; name?: string; dob?: string; email?: string; email_verified?: boolean } = {};
     if (input.username !== undefined) changes.username = input.username;
     if (input.email !== undefined) changes.email = input.email;
     if (input.name !== undefined) changes.name = checkName(input.name, errors);
@@ -119,14 +130,18 @@ export class UsersService {
     const taken = await takenFields(this.db, changes, userId);
     if (taken.length) throw conflict(taken);
     try {
-      const row = await this.db.transaction().execute(async (trx) => {
-        const updated = await updateUser(trx, userId, changes);
+      const { row, oldEmail } = await this.db.transaction().execute(async (trx) => {
+        const before = await trx.selectFrom('users').select('email').where('user_id', '=', userId).forUpdate().executeTakeFirst();
+        // A new address is unverified until its own link is followed; a change of case only is the same address.
+        const emailChanged = before !== undefined && changes.email !== undefined && lookupKey(changes.email) !== lookupKey(before.email);
+        const updated = await updateUser(trx, userId, emailChanged ? { ...changes, email_verified: false } : changes);
         await this.invalidation.publish(trx, 'user', [userId]);
-        return updated;
+        return { row: updated, oldEmail: emailChanged ? before.email : undefined };
       });
       this.invalidation.forget('user', [userId]);
       if (!row) throw new AppError('not_found');
       await this.audit.record('profile_updated', caller, { fields: Object.keys(changes).sort().join(',') });
+      if (oldEmail !== undefined) await this.emailEvents?.emailChanged(row, oldEmail, caller);
       return toUser(row);
     } catch (err) {
       throw conflictFromConstraint(err) ?? err;

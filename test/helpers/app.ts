@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Kysely } from 'kysely';
 import pg from 'pg';
@@ -27,8 +29,11 @@ export const TEST_ARGON2 = Object.freeze({ memoryCost: 1024, timeCost: 1, parall
 
 export const serverUrl = process.env.TEST_DATABASE_URL || undefined;
 
+/** Mail of tests that do not read it lands here, never in the working tree's data/outbox. */
+const TEST_OUTBOX = join(tmpdir(), `ums-test-outbox-${process.pid}`);
+
 export function testConfig(overrides: Partial<Config> = {}, env: Record<string, string> = {}): Config {
-  return Object.freeze({ ...loadConfig({ PUBLIC_URL: 'http://localhost:3000', ...env }), argon2: TEST_ARGON2, ...overrides });
+  return Object.freeze({ ...loadConfig({ PUBLIC_URL: 'http://localhost:3000', ...env }), argon2: TEST_ARGON2, outboxDir: TEST_OUTBOX, ...overrides });
 }
 
 /** Creates a database of its own on the test server and returns its URL and how to drop it. */

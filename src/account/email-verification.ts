@@ -1,0 +1,80 @@
+import type { Kysely } from 'kysely';
+import type { AuditContext, AuditLog } from '../audit/audit-log.js';
+import type { Invalidation } from '../cache/invalidation.js';
+import type { Database } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import type { MailLog, Mailer } from '../mail/mailer.js';
+import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
+import type { Caller, ClientInfo } from '../sessions/service.js';
+import { findUserById, type UserRecord } from '../users/repository.js';
+import type { EmailEvents } from '../users/service.js';
+import { consumeToken, findLiveToken, HOUR_MS, issueToken, markEmailVerified } from './tokens.js';
+
+/** API-ACCOUNT.md, Email verification. */
+export const VERIFICATION_TTL_MS = 24 * HOUR_MS;
+/** Verification mails an hour per user, the one sent at registration included. */
+export const VERIFICATION_MAILS_PER_HOUR = 5;
+
+export class EmailVerification implements EmailEvents {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly mailer: Mailer,
+    private readonly audit: AuditLog,
+    private readonly invalidation: Invalidation,
+    private readonly publicUrl: string,
+    private readonly log: MailLog,
+  ) {}
+
+  /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
+  async #send(user: UserRecord, context: AuditContext, reason: string): Promise<{ retryAfterS?: number }> {
+    const issued = await issueToken(this.db, { userId: user.user_id, kind: 'verify_email', email: user.email, ttlMs: VERIFICATION_TTL_MS, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
+    if ('retryAfterS' in issued) return { retryAfterS: issued.retryAfterS };
+    if ('noUser' in issued) return {};
+    // The token travels in the fragment, so it never reaches a server's access log.
+    this.mailer.send(verifyEmailMessage(user.email, user.name, `${this.publicUrl}/verify-email#token=${issued.token}`));
+    await this.audit.record('email_verification_sent', context, { reason });
+    return {};
+  }
+
+  async registered(user: UserRecord, client: ClientInfo): Promise<void> {
+    await this.#send(user, { userId: user.user_id, ...client }, 'registered').catch((err: unknown) => this.log.error({ err }, 'verification mail after registration failed'));
+  }
+
+  async emailChanged(user: UserRecord, oldEmail: string, caller: Caller): Promise<void> {
+    try {
+      // ASVS 5.0 V6.3.7: the old address hears of the change.
+      this.mailer.send(emailChangedMessage(oldEmail, user.name, user.email));
+      await this.#send(user, caller, 'email_changed');
+    } catch (err) {
+      this.log.error({ err }, 'mail after an email change failed');
+    }
+  }
+
+  /** POST /v1/users/me/email-verification: a new link; the sixth mail in an hour is 429. */
+  async requestNew(caller: Caller): Promise<void> {
+    const user = await findUserById(this.db, caller.userId);
+    if (!user) throw new AppError('invalid_token');
+    // Already verified: there is nothing to confirm, so no mail (the answer is the same).
+    if (user.email_verified) return;
+    const { retryAfterS } = await this.#send(user, caller, 'requested');
+    if (retryAfterS !== undefined) {
+      await this.audit.record('throttled', caller, { what: 'email_verification' });
+      throw new AppError('too_many_requests', { headers: { 'retry-after': String(retryAfterS) } });
+    }
+  }
+
+  /** POST /v1/email-verifications: the link's token marks the email verified, once. */
+  async verify(token: string, client: ClientInfo): Promise<void> {
+    const live = await findLiveToken(this.db, 'verify_email', token);
+    if (!live) throw new AppError('invalid_verification_token');
+    await this.db.transaction().execute(async (trx) => {
+      // Both or neither: the token used up, and the address it went to (still the user's) verified.
+      if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
+        throw new AppError('invalid_verification_token');
+      }
+      await this.invalidation.publish(trx, 'user', [live.user_id]);
+    });
+    this.invalidation.forget('user', [live.user_id]);
+    await this.audit.record('email_verified', { userId: live.user_id, ...client }, { via: 'link' });
+  }
+}

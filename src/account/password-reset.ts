@@ -1,0 +1,96 @@
+import type { Kysely } from 'kysely';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { Invalidation } from '../cache/invalidation.js';
+import type { CredentialsService } from '../credentials/service.js';
+import { incrementRateLimitHits } from '../db/counters.js';
+import type { Database } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import type { Mailer } from '../mail/mailer.js';
+import { passwordResetMessage } from '../mail/templates.js';
+import type { ClientInfo } from '../sessions/service.js';
+import type { LoginThrottle } from '../throttling/login-throttle.js';
+import { findUserByLogin } from '../users/repository.js';
+import type { BackgroundJobs } from './background.js';
+import { consumeToken, findLiveToken, HOUR_MS, issueToken, markEmailVerified } from './tokens.js';
+
+/** API-ACCOUNT.md, Password reset. */
+export const RESET_TTL_MS = 30 * 60_000;
+export const RESET_MAILS_PER_HOUR = 5;
+
+export interface PasswordResetSettings {
+  publicUrl: string;
+  rateLimitPerMinute: number;
+}
+
+export class PasswordReset {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly credentials: CredentialsService,
+    private readonly throttle: LoginThrottle,
+    private readonly mailer: Mailer,
+    private readonly jobs: BackgroundJobs,
+    private readonly audit: AuditLog,
+    private readonly invalidation: Invalidation,
+    private readonly settings: PasswordResetSettings,
+  ) {}
+
+  /**
+   * POST /v1/password-resets. The answer is the same 202, in the same time, for every address:
+   * the request path only counts the client address (the same work for all). The look-up, the
+   * hourly cap per address and the mail are the work this answers; call it once the answer has
+   * gone (on the embedded database a query runs on the same thread, so work started before
+   * the answer is written would delay it, for known addresses only).
+   */
+  async request(email: string, client: ClientInfo): Promise<() => void> {
+    // Counted like the other per-address limits (rate_limit_hits, shared by all instances); past
+    // it nothing is done, and the answer is still 202, so a throttle tells nothing.
+    const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
+    const hits = await incrementRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart));
+    if (hits > this.settings.rateLimitPerMinute) return () => {};
+    return () => this.jobs.run(() => this.#mailReset(email, client));
+  }
+
+  async #mailReset(email: string, client: ClientInfo): Promise<void> {
+    const user = await findUserByLogin(this.db, 'email', email);
+    if (!user) return; // no account, no mail, no event
+    const context = { userId: user.user_id, ...client };
+    if (user.disabled_at) {
+      await this.audit.record('password_reset_requested', context, { sent: false, reason: 'disabled' });
+      return;
+    }
+    const issued = await issueToken(this.db, { userId: user.user_id, kind: 'password_reset', email: user.email, ttlMs: RESET_TTL_MS, maxPerHour: RESET_MAILS_PER_HOUR, perAddress: true });
+    if ('noUser' in issued) return;
+    if ('retryAfterS' in issued) {
+      await this.audit.record('password_reset_requested', context, { sent: false, reason: 'throttled' });
+      return;
+    }
+    this.mailer.send(passwordResetMessage(user.email, user.name, `${this.settings.publicUrl}/reset-password#token=${issued.token}`));
+    await this.audit.record('password_reset_requested', context, { sent: true });
+  }
+
+  /**
+   * POST /v1/password-resets/complete: a new current password (policy and last-5 rule), every
+   * session ended, the login throttle of the account cleared, the token used up and the email
+   * verified (the mail reached it). A refused password leaves the token usable.
+   */
+  async complete(token: string, newPassword: string, client: ClientInfo): Promise<void> {
+    const live = await findLiveToken(this.db, 'password_reset', token);
+    if (!live) throw new AppError('invalid_reset_token');
+    const revoked = await this.credentials
+      .replacePassword(live.user_id, newPassword, async (trx) => {
+        if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
+          throw new AppError('invalid_reset_token');
+        }
+        await this.invalidation.publish(trx, 'user', [live.user_id]);
+      })
+      .catch((err: unknown) => {
+        // The account was deleted since the token was found: the token went with it.
+        throw err instanceof AppError && err.code === 'not_found' ? new AppError('invalid_reset_token') : err;
+      });
+    this.invalidation.forget('user', [live.user_id]);
+    // The owner proved control of the mailbox: the failures counted against the account are forgiven.
+    await this.throttle.clearAccount(live.user_id);
+    await this.audit.record('password_reset_completed', { userId: live.user_id, ...client }, { revoked_sessions: revoked.length });
+  }
+}
+

@@ -1,0 +1,117 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { AccountTokenKind, Database } from '../db/schema.js';
+import { hashSecret, newSecret } from '../sessions/refresh-tokens.js';
+import { lookupKey } from '../users/repository.js';
+
+/**
+ * Single-use tokens sent by mail (email verification, password reset). A token is 256 random
+ * bits, base64url; only its SHA-256 is stored. It works once, until it expires, while it is the
+ * newest of its kind for its user (a newer one supersedes it) and while the user's email is still
+ * the address it was sent to.
+ */
+
+type Queryable = Kysely<Database> | Transaction<Database>;
+
+/** What a token looks like; anything else is answered like an unknown token, without a lookup. */
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+export const HOUR_MS = 3_600_000;
+
+export type Issued = { token: string } | { retryAfterS: number } | { noUser: true };
+
+/**
+ * Makes a new token for the user, unless `maxPerHour` tokens of this kind (to this address, when
+ * `perAddress`) were made in the last hour. The user's row is locked meanwhile, so requests at
+ * the same moment cannot both slip under the cap.
+ */
+export async function issueToken(
+  db: Kysely<Database>,
+  input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; maxPerHour: number; perAddress: boolean },
+): Promise<Issued> {
+  const token = newSecret();
+  return db.transaction().execute(async (trx): Promise<Issued> => {
+    const user = await trx.selectFrom('users').select('user_id').where('user_id', '=', input.userId).forUpdate().executeTakeFirst();
+    if (!user) return { noUser: true };
+    const since = new Date(Date.now() - HOUR_MS);
+    let recent = trx
+      .selectFrom('account_tokens')
+      .select('created_at')
+      .where('user_id', '=', input.userId)
+      .where('kind', '=', input.kind)
+      .where('created_at', '>', since)
+      .orderBy('created_at', 'asc');
+    if (input.perAddress) recent = recent.where(sql<string>`lower(email)`, '=', lookupKey(input.email));
+    const rows = await recent.execute();
+    if (rows.length >= input.maxPerHour) {
+      const oldest = rows[rows.length - input.maxPerHour]!.created_at.getTime();
+      return { retryAfterS: Math.max(1, Math.ceil((oldest + HOUR_MS - Date.now()) / 1000)) };
+    }
+    await trx
+      .insertInto('account_tokens')
+      .values({ token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(Date.now() + input.ttlMs) })
+      .execute();
+    return { token };
+  });
+}
+
+export interface LiveToken {
+  token_id: string;
+  user_id: string;
+  /** The address it was sent to (still the user's email when it was found). */
+  email: string;
+}
+
+/** The token if it works now (see above), else undefined. */
+export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token: string): Promise<LiveToken | undefined> {
+  if (!TOKEN_SHAPE.test(token)) return undefined;
+  const row = await db
+    .selectFrom('account_tokens as t')
+    .innerJoin('users as u', 'u.user_id', 't.user_id')
+    .select(['t.token_id', 't.user_id', 't.email as sent_to', 'u.email'])
+    .where('t.token_hash', '=', hashSecret(token))
+    .where('t.kind', '=', kind)
+    .where('t.used_at', 'is', null)
+    .where('t.expires_at', '>', new Date())
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('account_tokens as newer')
+            .select('newer.token_id')
+            .whereRef('newer.user_id', '=', 't.user_id')
+            .whereRef('newer.kind', '=', 't.kind')
+            .whereRef('newer.token_id', '>', 't.token_id'),
+        ),
+      ),
+    )
+    .executeTakeFirst();
+  if (!row || lookupKey(row.sent_to) !== lookupKey(row.email)) return undefined;
+  return { token_id: row.token_id, user_id: row.user_id, email: row.sent_to };
+}
+
+/** Uses the token up; false when it was used (or expired) meanwhile. */
+export async function consumeToken(trx: Queryable, tokenId: string): Promise<boolean> {
+  const result = await trx
+    .updateTable('account_tokens')
+    .set({ used_at: sql`now()` })
+    .where('token_id', '=', tokenId)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', new Date())
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Marks the email verified, if it is still the address the token went to; false if not. */
+export async function markEmailVerified(trx: Queryable, userId: string, email: string): Promise<boolean> {
+  const result = await trx
+    .updateTable('users')
+    .set({ email_verified: true })
+    .where('user_id', '=', userId)
+    .where('email_key', '=', lookupKey(email))
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}
+
+/** Drops tokens that expired over a day ago (they no longer count against any cap either). */
+export async function pruneTokens(db: Kysely<Database>): Promise<void> {
+  await db.deleteFrom('account_tokens').where('expires_at', '<', new Date(Date.now() - 24 * HOUR_MS)).execute();
+}
