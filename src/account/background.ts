@@ -8,6 +8,8 @@ import type { MailLog } from '../mail/mailer.js';
 export class BackgroundJobs {
   readonly #queue: Array<() => Promise<void>> = [];
   #running = 0;
+  /** Jobs promised but not started yet (they start once an answer has gone). */
+  #reserved = 0;
   #idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -19,15 +21,42 @@ export class BackgroundJobs {
   run(job: () => Promise<void>): void {
     if (this.#queue.length >= this.maxQueued) {
       this.log.error({}, 'background job dropped: the queue is full');
+      this.#settle();
       return;
     }
     this.#queue.push(job);
     this.#pump();
   }
 
+  /**
+   * Holds a place for a job that starts later (after its answer has gone), so `idle()` waits for
+   * it from now on, not only once it starts. Call the returned function once to start it.
+   */
+  reserve(): (job: () => Promise<void>) => void {
+    this.#reserved += 1;
+    let started = false;
+    return (job) => {
+      if (started) return;
+      started = true;
+      this.#reserved -= 1;
+      this.run(job);
+    };
+  }
+
   idle(): Promise<void> {
-    if (this.#running === 0 && this.#queue.length === 0) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    return this.#running === 0 && this.#queue.length === 0 && this.#reserved === 0;
+  }
+
+  #settle(): void {
+    if (!this.#isIdle()) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #pump(): void {
@@ -39,11 +68,7 @@ export class BackgroundJobs {
         .finally(() => {
           this.#running -= 1;
           this.#pump();
-          if (this.#running === 0 && this.#queue.length === 0) {
-            const waiters = this.#idleWaiters;
-            this.#idleWaiters = [];
-            for (const resolve of waiters) resolve();
-          }
+          this.#settle();
         });
     }
   }

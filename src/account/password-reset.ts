@@ -47,7 +47,8 @@ export class PasswordReset {
     const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
     const hits = await incrementRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart));
     if (hits > this.settings.rateLimitPerMinute) return () => {};
-    return () => this.jobs.run(() => this.#mailReset(email, client));
+    const start = this.jobs.reserve();
+    return () => start(() => this.#mailReset(email, client));
   }
 
   async #mailReset(email: string, client: ClientInfo): Promise<void> {

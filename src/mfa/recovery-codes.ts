@@ -1,14 +1,15 @@
 import { createHash, randomInt } from 'node:crypto';
 
 /**
- * Recovery codes: 10 per set-up, each 16 characters of an unambiguous alphabet (80 bits, so a
- * plain SHA-256 is a fine way to store them, like refresh tokens), shown as xxxx-xxxx-xxxx-xxxx.
- * Typed back, case, spaces and hyphens do not matter.
+ * Recovery codes: 10 per set-up, each 24 characters of an unambiguous alphabet (120 bits: at
+ * 112 bits or more a plain SHA-256 is an approved way to store a look-up secret, ASVS 5.0
+ * V6.5.2, like refresh tokens), shown as six groups of four. Typed back, case, spaces and hyphens
+ * do not matter.
  */
 export const RECOVERY_CODE_COUNT = 10;
 // Crockford's base32 alphabet, lower case: no i, l, o or u to misread. 32 symbols, 5 bits each.
 const ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz';
-const LENGTH = 16;
+const LENGTH = 24;
 
 export function newRecoveryCodes(count = RECOVERY_CODE_COUNT): string[] {
   return Array.from({ length: count }, () => {

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { TOTP } from 'otpauth';
 import type { BrowserContext, Page } from 'playwright-core';
 import { GOOD_PASSWORD, registerUser } from '../helpers/app.js';
+import { mailSettled, Outbox, tokenFrom } from '../helpers/mail.js';
 import { expectHeading, screenshotDir, skipWithoutChromium, startBrowserSession } from '../helpers/browser.js';
 
 /**
@@ -14,11 +15,15 @@ import { expectHeading, screenshotDir, skipWithoutChromium, startBrowserSession 
 describe('security page: authenticator app and passkeys (headless Chromium)', { skip: skipWithoutChromium }, () => {
   let session: Awaited<ReturnType<typeof startBrowserSession>>;
   let shots: string;
+  const outbox = new Outbox();
   before(async () => {
-    session = await startBrowserSession();
+    session = await startBrowserSession({}, { outboxDir: outbox.dir });
     shots = await screenshotDir();
   });
-  after(() => session?.close());
+  after(async () => {
+    await session?.close();
+    outbox.remove();
+  });
 
   const shot = (page: Page, name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
   const fill = (page: Page, label: string, value: string) => page.getByLabel(label, { exact: true }).fill(value);
@@ -110,6 +115,58 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await page.getByRole('button', { name: 'Remove passkey Test key' }).click();
     await page.getByText('No passkey yet.', { exact: false }).waitFor();
     assert.equal((await svc.db.selectFrom('user_passkeys').select('user_id').where('user_id', '=', user.id).execute()).length, 0);
+    await context.close();
+  });
+
+  it('when a user verifies the email from the mail, forgets the password, resets it from the mailed link and deletes the account, then each page shows it and the database agrees', async () => {
+    const { svc, origin, browser } = session;
+    const user = await registerUser(svc.app);
+    const context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    const page = await context.newPage();
+    const latestLink = async (kind: 'verify-email' | 'reset-password') => {
+      await mailSettled(svc.app);
+      const mails = await outbox.messages(user.email);
+      return `${origin}/${kind}#token=${tokenFrom(mails.at(-1)!, kind, origin)}`;
+    };
+
+    // The verification link of the registration mail.
+    await page.goto(await latestLink('verify-email'));
+    await expectHeading(page, 'Verify email');
+    await page.getByText('Your email address is verified.').waitFor();
+    assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
+    const verified = await svc.db.selectFrom('users').select('email_verified').where('user_id', '=', user.id).executeTakeFirstOrThrow();
+    assert.equal(verified.email_verified, true);
+
+    // Forgot password: the same answer for any address; the link comes by mail.
+    await page.goto(`${origin}/sign-in`);
+    await page.getByRole('link', { name: 'Forgot your password?' }).click();
+    await expectHeading(page, 'Forgot password');
+    await fill(page, 'Email', user.email);
+    await page.getByRole('button', { name: 'Send the link' }).click();
+    await page.getByText('If an account uses that address').waitFor();
+    await shot(page, 'forgot-password');
+    await page.goto(await latestLink('reset-password'));
+    await expectHeading(page, 'Choose a new password');
+    assert.equal(new URL(page.url()).hash, '');
+    await fill(page, 'New password', user.password);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.locator('#f-new_password-error').filter({ hasText: /\w/ }).waitFor(); // the last-5 rule, next to its field
+    const newPassword = 'harbour violet engine 5521';
+    await fill(page, 'New password', newPassword);
+    await shot(page, 'reset-password');
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByText('Your password is changed.').waitFor();
+    await page.getByRole('link', { name: 'Sign in with it' }).click();
+    await passwordSignIn(page, user.username, newPassword);
+    await expectHeading(page, 'My profile');
+
+    // Delete the account: signed out, every row gone, the username free.
+    await fill(page, 'Password to confirm', newPassword);
+    await page.getByRole('button', { name: 'Delete my account' }).click();
+    await expectHeading(page, 'Sign in');
+    const left = await svc.db.selectFrom('users').select('user_id').where('user_id', '=', user.id).execute();
+    assert.deepEqual(left, []);
+    assert.equal((await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', user.id).execute()).length, 0);
     await context.close();
   });
 });

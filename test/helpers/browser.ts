@@ -3,6 +3,7 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Config } from '../../src/config.js';
 import { startTestService, type TestService } from './app.js';
 
 /** Debian's Chromium (`apt-get install chromium`); .ci/run installs it when missing. */
@@ -34,10 +35,10 @@ async function freePort(): Promise<number> {
  * The service listening on a real port, reached as http://localhost:<port> (a host name, as
  * WebAuthn wants), and a headless Chromium to drive it.
  */
-export async function startBrowserSession(env: Record<string, string> = {}): Promise<{ svc: TestService; origin: string; browser: Browser; close(): Promise<void> }> {
+export async function startBrowserSession(env: Record<string, string> = {}, overrides: Partial<Config> = {}): Promise<{ svc: TestService; origin: string; browser: Browser; close(): Promise<void> }> {
   const port = await freePort();
   const origin = `http://localhost:${port}`;
-  const svc = await startTestService({}, { PUBLIC_URL: origin, ...env });
+  const svc = await startTestService(overrides, { PUBLIC_URL: origin, ...env });
   await svc.app.listen({ port, host: '127.0.0.1' });
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
