@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import type { Config } from '../../src/config.js';
 import { startTestService, type TestService } from './app.js';
+import { freePort } from './processes.js';
 
 /** Debian's Chromium (`apt-get install chromium`); .ci/run installs it when missing. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -18,17 +18,6 @@ export async function screenshotDir(): Promise<string> {
   const dir = process.env.SCREENSHOTS ?? join(process.env.TMPDIR ?? '/tmp', 'ums-screenshots');
   await mkdir(dir, { recursive: true });
   return dir;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 /**
