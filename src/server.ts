@@ -37,7 +37,9 @@ async function open(config: Config): Promise<Db> {
 function announce(config: Config, port: number, kind: string, workers: number): void {
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   const where = kind === 'pglite' ? (config.dataDir.startsWith('memory://') ? 'embedded PGlite in memory (DATA_DIR=memory://: nothing is kept)' : `embedded PGlite in ${join(config.dataDir, 'pglite')}`) : 'PostgreSQL server (DATABASE_URL)';
-  console.log(`User management service listening on ${base}\n  API docs: ${base}/docs\n  Database: ${where}\n  Workers: ${workers}`);
+  console.log(
+    `User management service listening on ${base}\n  Web app: ${config.publicUrl}/ (PUBLIC_URL)\n  API docs: ${config.publicUrl}/docs\n  Database: ${where}\n  Workers: ${workers}`,
+  );
 }
 
 /** One server process: what a worker runs, and the whole service when WORKERS=1. */

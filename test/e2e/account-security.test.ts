@@ -78,7 +78,7 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     assert.equal(codes.length, 10);
     await shot(page, 'recovery-codes');
     await page.getByRole('button', { name: 'I saved them' }).click();
-    await page.getByText('On. 10 recovery codes left.').waitFor();
+    await page.locator('#main').getByText('On. 10 recovery codes left.').waitFor();
 
     // Passkey: added from the security page with the virtual authenticator.
     await fill(page, 'Name of the new passkey', 'Test key');
@@ -111,9 +111,9 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     // Remove the passkey (the session is minutes old): gone from the list and the database.
     await page.getByRole('link', { name: 'Security' }).click();
     await expectHeading(page, 'Security');
-    await page.getByText('On. 9 recovery codes left.').waitFor();
+    await page.locator('#main').getByText('On. 9 recovery codes left.').waitFor();
     await page.getByRole('button', { name: 'Remove passkey Test key' }).click();
-    await page.getByText('No passkey yet.', { exact: false }).waitFor();
+    await page.locator('#main').getByText('No passkey yet.', { exact: false }).waitFor();
     assert.equal((await svc.db.selectFrom('user_passkeys').select('user_id').where('user_id', '=', user.id).execute()).length, 0);
     await context.close();
   });
@@ -132,7 +132,7 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     // The verification link of the registration mail.
     await page.goto(await latestLink('verify-email'));
     await expectHeading(page, 'Verify email');
-    await page.getByText('Your email address is verified.').waitFor();
+    await page.locator('#main').getByText('Your email address is verified.').waitFor();
     assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
     const verified = await svc.db.selectFrom('users').select('email_verified').where('user_id', '=', user.id).executeTakeFirstOrThrow();
     assert.equal(verified.email_verified, true);
@@ -143,7 +143,7 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await expectHeading(page, 'Forgot password');
     await fill(page, 'Email', user.email);
     await page.getByRole('button', { name: 'Send the link' }).click();
-    await page.getByText('If an account uses that address').waitFor();
+    await page.locator('#main').getByText('If an account uses that address').waitFor();
     await shot(page, 'forgot-password');
     await page.goto(await latestLink('reset-password'));
     await expectHeading(page, 'Choose a new password');
@@ -155,7 +155,7 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await fill(page, 'New password', newPassword);
     await shot(page, 'reset-password');
     await page.getByRole('button', { name: 'Set new password' }).click();
-    await page.getByText('Your password is changed.').waitFor();
+    await page.locator('#main').getByText('Your password is changed.').waitFor();
     await page.getByRole('link', { name: 'Sign in with it' }).click();
     await passwordSignIn(page, user.username, newPassword);
     await expectHeading(page, 'My profile');

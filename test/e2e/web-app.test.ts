@@ -81,7 +81,7 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     // Edit the profile.
     await fill(page, 'Full name', 'Ada King');
     await page.getByRole('button', { name: 'Save changes' }).click();
-    await page.getByText('Saved.').waitFor();
+    await page.locator('#main').getByText('Saved.').waitFor();
     assert.match(await page.locator('#profile').innerText(), /Ada King/);
     const edited = await svc.db.selectFrom('users').select('name').where('user_id', '=', user.user_id).executeTakeFirstOrThrow();
     assert.equal(edited.name, 'Ada King');
@@ -98,7 +98,7 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     await fill(page, 'Current password', GOOD_PASSWORD);
     await fill(page, 'New password', newPassword);
     await page.getByRole('button', { name: 'Change password' }).click();
-    await page.getByText('Password changed.').waitFor();
+    await page.locator('#main').getByText('Password changed.').waitFor();
     await shot(page, 'password');
     const credentials = await svc.db.selectFrom('user_credentials').select('is_current').where('user_id', '=', user.user_id).execute();
     assert.equal(credentials.length, 2);
@@ -114,7 +114,7 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     await page.getByRole('link', { name: 'Sessions' }).click();
     await expectHeading(page, 'My sessions');
     const items = page.locator('ul.sessions > li');
-    await page.getByText('2 active sessions.').waitFor();
+    await page.locator('#main').getByText('2 active sessions.').waitFor();
     assert.equal(await items.count(), 2);
     assert.equal(await page.locator('.badge', { hasText: 'This device' }).count(), 1);
     await shot(page, 'sessions');
