@@ -66,9 +66,14 @@ async function seed(target: { databaseUrl?: string; dataDir?: string }, count: n
   }
 }
 
+/** Where a server-database run keeps its outbox (registrations send a verification mail), not ./data. */
+const scratchDataDir = mkdtempSync(join(tmpdir(), 'ums-bench-data-'));
+process.on('exit', () => rmSync(scratchDataDir, { recursive: true, force: true }));
+
 async function startService(env: Record<string, string>): Promise<Child> {
   return startChild(['dist/src/server.js'], {
     WORKERS: '1',
+    DATA_DIR: scratchDataDir,
     LOG_LEVEL: 'warn',
     // The per-address limits would stop a load generator on one address; throttling itself is tested elsewhere.
     RATE_LIMIT_PER_MINUTE: '1000000',
