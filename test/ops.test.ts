@@ -361,7 +361,9 @@ describe('server process', { timeout: 300_000 }, () => {
     const port = await freePort();
     const server = startServer({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn' });
     await server.waitFor(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}\\b`));
-    assert.match(server.output(), new RegExp(`http://127\\.0\\.0\\.1:${port}/docs`));
+    // The web app and docs at PUBLIC_URL (a host name, as passkeys want), by default localhost:PORT.
+    assert.match(server.output(), new RegExp(`Web app: http://localhost:${port}/ `));
+    assert.match(server.output(), new RegExp(`API docs: http://localhost:${port}/docs`));
 
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
