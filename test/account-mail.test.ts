@@ -166,6 +166,27 @@ describe('email verification (mail written to the outbox)', () => {
     assert.equal((await userRow(svc, user.id))!.email_verified, true);
   });
 
+  it('when the email keeps changing, then past the hourly cap of verification mails (registration counts) the change is 429 with Retry-After, the address stays, and no more mail goes out', async () => {
+    const user = await registerUser(svc.app, { name: 'Click https://evil.example now' });
+    const { accessToken } = await login(svc.app, user);
+    const change = (email: string) => svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(accessToken), payload: { email } });
+    const addresses = [1, 2, 3, 4].map((n) => `${uniqueName(`hop${n}`)}@example.org`);
+    for (const email of addresses) assert.equal((await change(email)).statusCode, 200, email);
+    await mailSettled(svc.app);
+    const sentBefore = (await Promise.all([user.email, ...addresses].map((a) => outbox.messages(a)))).flat().length;
+
+    const refused = await change(`${uniqueName('hop5')}@example.org`);
+    assert.equal(refused.statusCode, 429);
+    assert.equal(problem(refused).code, 'too_many_requests');
+    assert.match(String(refused.headers['retry-after']), /^\d+$/);
+    assert.equal((await userRow(svc, user.id))!.email, addresses[3], 'the address did not change');
+    await mailSettled(svc.app);
+    const sentAfter = (await Promise.all([user.email, ...addresses].map((a) => outbox.messages(a)))).flat();
+    assert.equal(sentAfter.length, sentBefore, 'no notice and no link for the refused change');
+    assert.ok(sentAfter.every((m) => !m.text.includes('evil.example')), 'the name a user typed is in no mail');
+    assert.equal((await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(accessToken), payload: { name: 'Still Editable' } })).statusCode, 200, 'other fields still change');
+  });
+
   it('when only the case of the email changes, then it stays verified and no mail is sent', async () => {
     const user = await registerUser(svc.app);
     const { accessToken } = await login(svc.app, user);
@@ -395,6 +416,38 @@ describe('password reset', () => {
     assert.equal(problem(notEmail).code, 'validation_failed');
   });
 
+  it('when a token is far longer than any real one, then it is answered as an unknown token (400 invalid_*_token), not as a validation failure', async () => {
+    const long = 'A'.repeat(5000);
+    const verify = await verifyEmail(svc, long);
+    assert.equal(verify.statusCode, 400);
+    assert.equal(problem(verify).code, 'invalid_verification_token');
+    const reset = await completeReset(svc, long, 'a completely new passphrase 9');
+    assert.equal(reset.statusCode, 400);
+    assert.equal(problem(reset).code, 'invalid_reset_token');
+    const mfa = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: long, code: '123456' } });
+    assert.equal(mfa.statusCode, 401);
+    assert.equal(problem(mfa).code, 'invalid_mfa_token');
+  });
+
+  it('when a reset completes while a sign-in waits at its second step, then that mfa_token is dead', async () => {
+    const user = await registerUser(svc.app);
+    const { accessToken } = await login(svc.app, user);
+    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(accessToken), payload: { current_password: user.password } });
+    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+    assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(accessToken), payload: { code: totpAt(-30) } })).statusCode, 200);
+    const halfway = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+    assert.equal(problem(halfway).code, 'mfa_required');
+
+    await askReset(svc, user.email);
+    await mailSettled(svc.app);
+    const mail = (await outbox.messages(user.email)).filter((m) => m.subject === 'Reset your password').at(-1)!;
+    assert.equal((await completeReset(svc, tokenFrom(mail, 'reset-password'), 'a completely new passphrase 7')).statusCode, 204);
+
+    const late = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: problem(halfway).mfa_token, code: totpAt(30) } });
+    assert.equal(late.statusCode, 401);
+    assert.equal(problem(late).code, 'invalid_mfa_token');
+  });
+
   it('when an address asks for a sixth reset within the hour, then still 202 but no sixth mail', async () => {
     const user = await registerUser(svc.app);
     for (let i = 0; i < 6; i++) assert.equal((await askReset(svc, user.email)).statusCode, 202);
@@ -592,19 +645,19 @@ describe('mail through a real SMTP server', () => {
 describe('the outbox transport', () => {
   it('when no SMTP_URL is set, then each message is one .eml file, readable by its owner only, and one log line names the file but never the link', async () => {
     const { Mailer, outboxTransport } = await import('../src/mail/mailer.js');
-    const { passwordResetMessage } = await import('../src/mail/templates.js');
+    const { emailChangedMessage, passwordResetMessage } = await import('../src/mail/templates.js');
     const outbox = new Outbox();
     const lines: Array<{ obj: object; msg: string }> = [];
     const log = { info: (obj: object, msg: string) => lines.push({ obj, msg }), warn: (obj: object, msg: string) => lines.push({ obj, msg }), error: (obj: object, msg: string) => lines.push({ obj, msg }) };
     const mailer = new Mailer(outboxTransport(outbox.dir), { from: 'no-reply@localhost', retryBaseMs: 10 }, log);
     try {
       const token = 'T'.repeat(43);
-      mailer.send(passwordResetMessage('ada@example.com', 'Ada <script>', `http://localhost:3000/reset-password#token=${token}`));
+      mailer.send(passwordResetMessage('ada@example.com', `http://localhost:3000/reset-password#token=${token}`));
       await mailer.idle();
       const [mail, ...more] = await outbox.messages();
       assert.equal(more.length, 0);
       assert.equal(tokenFrom(mail!, 'reset-password'), token);
-      assert.ok(mail!.html.includes('Ada &#60;script&#62;'), 'names are escaped in HTML');
+      assert.ok(emailChangedMessage('ada@example.com', 'a<script>@example.com').html.includes('a&#60;script&#62;@example.com'), 'text is escaped in HTML');
       assert.equal(lines.length, 1);
       const { readdirSync, statSync } = await import('node:fs');
       const [file] = readdirSync(outbox.dir);

@@ -239,6 +239,19 @@ describe('passkeys', () => {
   });
 
   describe('signing in with a passkey', () => {
+    it('when a passkey sign-in completes, then the account\'s failed password logins from that address are forgiven, as after any completed sign-in', async () => {
+      const { user, auth } = await userWithPasskey();
+      for (let i = 0; i < 2; i++) {
+        const wrong = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: 'not the password at all' } });
+        assert.equal(wrong.statusCode, 401);
+      }
+      const throttleRow = () => svc.db.selectFrom('login_throttles').select('failures').where('throttle_key', '=', `account:${user.id}|127.0.0.1`).executeTakeFirst();
+      assert.equal((await throttleRow())?.failures, 2);
+      const res = await signIn(auth.assert(await freshChallenge()));
+      assert.equal(res.statusCode, 201, res.body);
+      assert.equal(await throttleRow(), undefined);
+    });
+
     it('when the assertion verifies, then 201 with the login body, amr swk mfa in the token (kept across refresh), the counter and last use stored, and the challenge used up', async () => {
       const { user, auth, passkey } = await userWithPasskey();
       const optionsRes = await requestOptions();

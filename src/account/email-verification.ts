@@ -8,7 +8,7 @@ import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
 import type { Caller, ClientInfo } from '../sessions/service.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 import type { EmailEvents } from '../users/service.js';
-import { consumeToken, findLiveToken, HOUR_MS, issueToken, markEmailVerified } from './tokens.js';
+import { consumeToken, findLiveToken, HOUR_MS, hourlyCapWait, issueToken, markEmailVerified } from './tokens.js';
 
 /** API-ACCOUNT.md, Email verification. */
 export const VERIFICATION_TTL_MS = 24 * HOUR_MS;
@@ -31,7 +31,7 @@ export class EmailVerification implements EmailEvents {
     if ('retryAfterS' in issued) return { retryAfterS: issued.retryAfterS };
     if ('noUser' in issued) return {};
     // The token travels in the fragment, so it never reaches a server's access log.
-    this.mailer.send(verifyEmailMessage(user.email, user.name, `${this.publicUrl}/verify-email#token=${issued.token}`));
+    this.mailer.send(verifyEmailMessage(user.email, `${this.publicUrl}/verify-email#token=${issued.token}`));
     await this.audit.record('email_verification_sent', context, { reason });
     return {};
   }
@@ -40,10 +40,22 @@ export class EmailVerification implements EmailEvents {
     await this.#send(user, { userId: user.user_id, ...client }, 'registered').catch((err: unknown) => this.log.error({ err }, 'verification mail after registration failed'));
   }
 
+  /**
+   * An email change sends two mails (the new address's link, the old address's notice), so it
+   * shares the hourly cap of verification mails: past it the change is refused (429) rather than
+   * made without its mails, and a changing address can never mail anyone without limit.
+   */
+  async assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void> {
+    const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
+    if (waitS === undefined) return;
+    await this.audit.record('throttled', caller, { what: 'email_change' });
+    throw new AppError('too_many_requests', { headers: { 'retry-after': String(waitS) } });
+  }
+
   async emailChanged(user: UserRecord, oldEmail: string, caller: Caller): Promise<void> {
     try {
       // ASVS 5.0 V6.3.7: the old address hears of the change.
-      this.mailer.send(emailChangedMessage(oldEmail, user.name, user.email));
+      this.mailer.send(emailChangedMessage(oldEmail, user.email));
       await this.#send(user, caller, 'email_changed');
     } catch (err) {
       this.log.error({ err }, 'mail after an email change failed');

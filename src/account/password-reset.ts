@@ -65,7 +65,7 @@ export class PasswordReset {
       await this.audit.record('password_reset_requested', context, { sent: false, reason: 'throttled' });
       return;
     }
-    this.mailer.send(passwordResetMessage(user.email, user.name, `${this.settings.publicUrl}/reset-password#token=${issued.token}`));
+    this.mailer.send(passwordResetMessage(user.email, `${this.settings.publicUrl}/reset-password#token=${issued.token}`));
     await this.audit.record('password_reset_requested', context, { sent: true });
   }
 
@@ -82,6 +82,8 @@ export class PasswordReset {
         if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
           throw new AppError('invalid_reset_token');
         }
+        // A sign-in half-way (an mfa_token from the old password) dies with the old password.
+        await trx.deleteFrom('mfa_tokens').where('user_id', '=', live.user_id).execute();
         await this.invalidation.publish(trx, 'user', [live.user_id]);
       })
       .catch((err: unknown) => {

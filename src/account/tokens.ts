@@ -32,26 +32,37 @@ export async function issueToken(
   return db.transaction().execute(async (trx): Promise<Issued> => {
     const user = await trx.selectFrom('users').select('user_id').where('user_id', '=', input.userId).forUpdate().executeTakeFirst();
     if (!user) return { noUser: true };
-    const since = new Date(Date.now() - HOUR_MS);
-    let recent = trx
-      .selectFrom('account_tokens')
-      .select('created_at')
-      .where('user_id', '=', input.userId)
-      .where('kind', '=', input.kind)
-      .where('created_at', '>', since)
-      .orderBy('created_at', 'asc');
-    if (input.perAddress) recent = recent.where(sql<string>`lower(email)`, '=', lookupKey(input.email));
-    const rows = await recent.execute();
-    if (rows.length >= input.maxPerHour) {
-      const oldest = rows[rows.length - input.maxPerHour]!.created_at.getTime();
-      return { retryAfterS: Math.max(1, Math.ceil((oldest + HOUR_MS - Date.now()) / 1000)) };
-    }
+    const waitS = await hourlyCapWait(trx, input);
+    if (waitS !== undefined) return { retryAfterS: waitS };
     await trx
       .insertInto('account_tokens')
       .values({ token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(Date.now() + input.ttlMs) })
       .execute();
     return { token };
   });
+}
+
+/**
+ * Seconds until one more token of this kind may be issued under the hourly cap (per user, or per
+ * address with `perAddress`), or undefined when one may be issued now.
+ */
+export async function hourlyCapWait(
+  db: Queryable,
+  input: { userId: string; kind: AccountTokenKind; email: string; maxPerHour: number; perAddress: boolean },
+): Promise<number | undefined> {
+  const since = new Date(Date.now() - HOUR_MS);
+  let recent = db
+    .selectFrom('account_tokens')
+    .select('created_at')
+    .where('user_id', '=', input.userId)
+    .where('kind', '=', input.kind)
+    .where('created_at', '>', since)
+    .orderBy('created_at', 'asc');
+  if (input.perAddress) recent = recent.where(sql<string>`lower(email)`, '=', lookupKey(input.email));
+  const rows = await recent.execute();
+  if (rows.length < input.maxPerHour) return undefined;
+  const oldest = rows[rows.length - input.maxPerHour]!.created_at.getTime();
+  return Math.max(1, Math.ceil((oldest + HOUR_MS - Date.now()) / 1000));
 }
 
 export interface LiveToken {

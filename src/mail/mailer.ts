@@ -47,12 +47,15 @@ export function smtpTransport(url: string): MailTransport {
 /** Writes each message as an .eml file (RFC 5322) that any mail program opens. */
 export function outboxTransport(dir: string): MailTransport {
   const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  // Names sort in the order the messages were sent, even within one millisecond.
+  let sequence = 0;
   return {
     async deliver(message) {
       const info = (await composer.sendMail(message)) as { message: Buffer };
       await mkdir(dir, { recursive: true, mode: 0o700 });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-      const file = join(dir, `${stamp}-${randomBytes(4).toString('hex')}.eml`);
+      sequence += 1;
+      const file = join(dir, `${stamp}-${String(sequence).padStart(6, '0')}-${randomBytes(4).toString('hex')}.eml`);
       // The file holds a live link: readable by the service's user only.
       await writeFile(file, info.message, { mode: 0o600 });
       return `written to ${file}`;

@@ -24,26 +24,26 @@ function compose(to: string, subject: string, paragraphs: Array<string | { link:
   return { to, subject, text, html };
 }
 
-export function verifyEmailMessage(to: string, name: string, link: string): MailMessage {
+export function verifyEmailMessage(to: string, link: string): MailMessage {
   return compose(to, 'Confirm your email address', [
-    `Hello ${name},`,
+    'Hello,',
     `please confirm that ${to} is your email address.`,
     { label: 'Confirm my email address', link },
     'The link works once, for 24 hours. If you did not sign up or change your email, you can ignore this message.',
   ]);
 }
 
-export function emailChangedMessage(to: string, name: string, newEmail: string): MailMessage {
+export function emailChangedMessage(to: string, newEmail: string): MailMessage {
   return compose(to, 'Your email address was changed', [
-    `Hello ${name},`,
+    'Hello,',
     `the email address of your account was changed from ${to} to ${newEmail}. Mail for the account now goes to the new address.`,
     'If you did not make this change, reset your password and contact us at once: someone else may have signed in to your account.',
   ]);
 }
 
-export function passwordResetMessage(to: string, name: string, link: string): MailMessage {
+export function passwordResetMessage(to: string, link: string): MailMessage {
   return compose(to, 'Reset your password', [
-    `Hello ${name},`,
+    'Hello,',
     'someone (we hope you) asked to reset the password of your account.',
     { label: 'Choose a new password', link },
     'The link works once, for 30 minutes. Setting a new password signs you out everywhere. If you did not ask for this, ignore this message: your password stays as it is.',

@@ -19,7 +19,7 @@ export type RefreshBody = Static<typeof RefreshBody>;
 
 // Tokens and codes of the wrong shape are answered as wrong ones (401), not as validation failures.
 export const MfaLoginBody = Type.Object(
-  { mfa_token: Type.String({ maxLength: 256 }), code: Type.String({ maxLength: 64, description: 'A 6-digit TOTP code, or a recovery code.' }) },
+  { mfa_token: Type.String({ description: 'A token of the wrong shape is answered as an unknown one (401 invalid_mfa_token).' }), code: Type.String({ maxLength: 64, description: 'A 6-digit TOTP code, or a recovery code.' }) },
   { additionalProperties: false },
 );
 export type MfaLoginBody = Static<typeof MfaLoginBody>;

@@ -170,7 +170,13 @@ export class SessionsService {
       await this.throttle.released(attempt);
       throw err;
     }
-    const pair = await this.#open(user, client, amr);
+    let pair: TokenPair;
+    try {
+      pair = await this.#open(user, client, amr);
+    } catch (err) {
+      await this.throttle.released(attempt); // disabled or deleted meanwhile: no sign-in, no failure
+      throw err;
+    }
     await this.throttle.succeeded(attempt);
     await this.audit.record('login_succeeded', { userId: user.user_id, ...client, sessionId: pair.session.id }, details);
     return pair;
@@ -182,7 +188,9 @@ export class SessionsService {
    */
   async openSession(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
     await this.#assertMaySignIn(user, client);
-    return this.#open(user, client, amr);
+    const pair = await this.#open(user, client, amr);
+    await this.throttle.signedIn(user.user_id, client.ip); // a completed sign-in resets the count (API.md)
+    return pair;
   }
 
   /**

@@ -94,6 +94,11 @@ export class LoginThrottle {
     await addToCounter(this.db, attempt.ceilingKey, -1);
   }
 
+  /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
+  async signedIn(userId: string, ip: string | null): Promise<void> {
+    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', `account:${userId}|${ip ?? 'unknown'}`).execute();
+  }
+
   /** A re-authentication that checked out: no failure, but the count of failures stays (only a sign-in resets it). */
   async released(attempt: Attempt): Promise<void> {
     await endAttempt(this.db, attempt.key, false);

@@ -61,6 +61,8 @@ function conflictFromConstraint(err: unknown): AppError | undefined {
 export interface EmailEvents {
   registered(user: UserRecord, client: ClientInfo): Promise<void>;
   emailChanged(user: UserRecord, oldEmail: string, caller: Caller): Promise<void>;
+  /** Throws 429 when the user may not change the email now (its mails are capped). */
+  assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void>;
 }
 
 export class UsersService {
@@ -126,6 +128,10 @@ export class UsersService {
       changes.dob = input.dob;
     }
     if (errors.length) throw validationFailed(errors);
+    if (changes.email !== undefined && this.emailEvents) {
+      const current = await this.profile(userId).catch(() => undefined);
+      if (current && lookupKey(current.email) !== lookupKey(changes.email)) await this.emailEvents.assertMayChangeEmail(caller, changes.email);
+    }
 
     const taken = await takenFields(this.db, changes, userId);
     if (taken.length) throw conflict(taken);
