@@ -41,7 +41,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
         tags: ['users'],
         security: bearerAuth,
         body: UpdateProfileBody,
-        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'username_taken', 'payload_too_large', 'unsupported_media_type') },
+        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'username_taken', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request) => users.updateProfile(callerOf(request), request.body),
