@@ -69,3 +69,11 @@ const mysql: SchemaDialect = {
 export function schemaDialect(db: Kysely<any>): SchemaDialect {
   return isMysql(db) ? mysql : postgres;
 }
+
+/**
+ * The database's current time, for SET clauses: now() on PostgreSQL; current_timestamp(3) on
+ * MySQL, whose now() drops the milliseconds.
+ */
+export function dbNow(db: Kysely<any>): RawBuilder<Date> {
+  return isMysql(db) ? sql<Date>`current_timestamp(3)` : sql<Date>`now()`;
+}

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { schemaDialect } from '../dialect.js';
 
 // Frozen in time: this migration never imports today's table types.
