@@ -101,7 +101,17 @@ export function openMysql(url: string, options: OpenDatabaseOptions): Db {
   const timeoutMs = options.timeoutMs ?? 5000;
   const settings = connectionOptions(url);
   const pool: Pool = createPool({ ...settings, connectionLimit: options.poolMax ?? 10, connectTimeout: timeoutMs, waitForConnections: true, queueLimit: 0 });
-  pool.on('connection', (conn) => initConnection(conn, timeoutMs));
+  pool.on('connection', (conn) => {
+    initConnection(conn, timeoutMs);
+    // The server ends a statement that runs too long; the client gives up a little later (a
+    // server that went silent answers nothing), and drops that connection: an answer may still come.
+    const query = conn.query.bind(conn) as (options: object, cb: (err: { code?: string } | null, ...rest: unknown[]) => void) => unknown;
+    (conn as unknown as { query: unknown }).query = (sqlText: string, values: unknown[], cb: (err: unknown, ...rest: unknown[]) => void) =>
+      query({ sql: sqlText, values, timeout: timeoutMs + 1000 }, (err, ...rest) => {
+        if (err?.code === 'PROTOCOL_SEQUENCE_TIMEOUT') conn.destroy();
+        cb(err, ...rest);
+      });
+  });
   const kysely = new RetryingKysely<Database>({ dialect: new MysqlDialect({ pool: pool as never }) });
   let poller: PromisePool | undefined;
   return {

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { isMysqlUrl, openDatabase, type Db } from '../../src/db/create-db.js';
+import { isMysql } from '../../src/db/dialect.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Database } from '../../src/db/schema.js';
 import type { App } from '../../src/http/types.js';
@@ -29,6 +30,14 @@ export interface TestService {
 export const TEST_ARGON2 = Object.freeze({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
 
 export const serverUrl = process.env.TEST_DATABASE_URL || undefined;
+/** The test server is MySQL or MariaDB (a mysql:// or mariadb:// TEST_DATABASE_URL). */
+export const mysqlServer = serverUrl !== undefined && isMysqlUrl(serverUrl);
+
+/** The name of the database `db` works in. */
+export async function currentDatabaseName(db: Kysely<Database>): Promise<string> {
+  const fn = isMysql(db) ? 'database' : 'current_database';
+  return (await db.selectNoFrom((eb) => eb.fn<string>(fn, []).as('n')).executeTakeFirstOrThrow()).n;
+}
 
 /** Mail of tests that do not read it lands here, never in the working tree's data/outbox. */
 const TEST_OUTBOX = join(tmpdir(), `ums-test-outbox-${process.pid}`);
