@@ -19,7 +19,10 @@ export type DatabaseKind = 'pglite' | 'postgres' | 'mysql';
 export interface Db {
   readonly kysely: Kysely<Database>;
   readonly kind: DatabaseKind;
-  /** Subscribes to a notification channel (PostgreSQL LISTEN/NOTIFY; PGlite has it in-process). */
+  /**
+   * Subscribes to a notification channel (PostgreSQL LISTEN/NOTIFY; PGlite has it in-process;
+   * MySQL/MariaDB polls the invalidation_log table, src/db/mysql.ts).
+   */
   listen(channel: string, handlers: ListenHandlers): Promise<Listener>;
   close(): Promise<void>;
 }
