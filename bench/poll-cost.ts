@@ -3,7 +3,8 @@
  * MySQL/MariaDB (docs/databases.md). Opens `instances` pollers on one fresh database (as that many
  * service instances would), lets them poll for `seconds` with no revocations, and reports per
  * instance and per second: polls, client CPU, and the MariaDB server's CPU (from /proc, so run it
- * on a quiet machine with the server local). Then the same with 100 revocations a second.
+ * on a quiet machine with the server local). Then the same with up to 100 revocations a second
+ * (written one at a time, so a slow server writes fewer; the line says how many were sent).
  */
 import { readFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
