@@ -8,11 +8,13 @@ import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { OWASP_ARGON2 } from '../src/config.js';
 import { createServerDatabase } from '../test/helpers/app.js';
 import { PasswordHasher } from '../src/credentials/hashing.js';
 import { openDatabase } from '../src/db/create-db.js';
+import { isMysql } from '../src/db/dialect.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { argon2Ceilings, joseVerifyCeiling } from './lib/ceilings.js';
 import { renderChart } from './lib/chart.js';
@@ -44,6 +46,20 @@ async function serverDatabaseUrl(): Promise<string | undefined> {
   }
 }
 
+/** The MySQL/MariaDB server for the MariaDB column: BENCH_MYSQL_URL, or the local one if it answers. */
+async function mysqlDatabaseUrl(): Promise<string | undefined> {
+  const candidate = process.env.BENCH_MYSQL_URL || 'mysql://root@127.0.0.1:3306/mysql';
+  const u = new URL(candidate);
+  try {
+    const c = await mysql.createConnection({ host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) || undefined, connectTimeout: 2000 });
+    await c.end();
+    return candidate;
+  } catch {
+    if (process.env.BENCH_MYSQL_URL) throw new Error(`BENCH_MYSQL_URL is not reachable: ${candidate}`);
+    return undefined;
+  }
+}
+
 /** Seeds users straight into the database: one real Argon2id hash (same parameters), shared. */
 async function seed(target: { databaseUrl?: string; dataDir?: string }, count: number): Promise<void> {
   const db = await openDatabase({ databaseUrl: target.databaseUrl, pgliteDir: target.dataDir });
@@ -55,7 +71,10 @@ async function seed(target: { databaseUrl?: string; dataDir?: string }, count: n
         const n = start + i;
         return { username: `bench_${n}`, name: `Bench User ${n}`, dob: '1990-01-01', email: `bench_${n}@example.com` };
       });
-      const ids = await db.kysely.insertInto('users').values(batch).returning('user_id').execute();
+      const ids = isMysql(db.kysely)
+        ? (await db.kysely.insertInto('users').values(batch).execute(),
+          await db.kysely.selectFrom('users').select('user_id').where('username', 'in', batch.map((u) => u.username)).execute())
+        : await db.kysely.insertInto('users').values(batch).returning('user_id').execute();
       await db.kysely
         .insertInto('user_credentials')
         .values(ids.map((r) => ({ user_id: r.user_id, hashed_password: phc, is_current: true })))
@@ -225,7 +244,7 @@ async function main(): Promise<void> {
   log(`jose EdDSA verify, 64 in flight: ${jose}/s`);
 
   const serverUrl = await serverDatabaseUrl();
-  const results: { server?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult } = {};
+  const results: { server?: RouteRuns; mysql?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult } = {};
 
   if (serverUrl) {
     const database = await createServerDatabase(serverUrl);
@@ -245,6 +264,27 @@ async function main(): Promise<void> {
     }
   } else {
     log('No PostgreSQL server reachable (BENCH_DATABASE_URL or 127.0.0.1:5432): PGlite only.');
+  }
+
+  const mysqlUrl = await mysqlDatabaseUrl();
+  if (mysqlUrl) {
+    const database = await createServerDatabase(mysqlUrl);
+    try {
+      log(`MySQL/MariaDB server: seeding ${USERS} users...`);
+      await seed({ databaseUrl: database.url }, USERS);
+      const service = await startService({ DATABASE_URL: database.url });
+      try {
+        results.mysql = await driveRoutes(service, true);
+      } finally {
+        await service.stop();
+      }
+      for (const r of Object.values(results.mysql)) if (typeof r === 'object') log(`  MariaDB ${r.route}: ${fmt(r)}`);
+      log(`  RSS after the run: ${results.mysql.rss} MiB`);
+    } finally {
+      await database.drop();
+    }
+  } else {
+    log('No MySQL/MariaDB server reachable (BENCH_MYSQL_URL or 127.0.0.1:3306): no MariaDB column.');
   }
 
   const dataDir = mkdtempSync(join(tmpdir(), 'ums-bench-'));
@@ -288,6 +328,15 @@ async function main(): Promise<void> {
       add('GET /v1/users/me during a login flood', `${fmt(s.meDuringLogins)} (logins ${s.loginFlood.rps}/s)`, '-', undefined, 'p99 ≤ 25 ms, no errors', s.meDuringLogins.p99 <= 25 && s.meDuringLogins.errors + s.meDuringLogins.non2xx === 0);
     }
     add('RSS after the run (server)', `${s.rss} MiB`, '-', undefined, '≤ 150 MiB', s.rss <= 150);
+  }
+  if (results.mysql) {
+    // The MariaDB column: the same routes, beside the PostgreSQL figures (no target of its own yet).
+    const m = results.mysql;
+    for (const key of ['me', 'login', 'register', 'refresh'] as const) {
+      const r = s ? ratio(m[key].rps, s[key].rps) : undefined;
+      add(`${m[key].route} on MariaDB`, fmt(m[key]), s ? `PostgreSQL ${s[key].rps}/s` : '-', r, '-', undefined);
+    }
+    add('RSS after the run (MariaDB)', `${m.rss} MiB`, '-', undefined, '≤ 150 MiB', m.rss <= 150);
   }
   if (results.pglite) {
     const p = results.pglite.me;

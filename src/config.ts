@@ -18,7 +18,7 @@ export interface Argon2Params {
 export interface Config {
   readonly port: number;
   readonly host: string;
-  /** A postgres:// URL; undefined means the embedded PGlite database under dataDir. */
+  /** A postgres:// or mysql:// (mariadb://) URL; undefined means the embedded PGlite database under dataDir. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly logLevel: string;
@@ -195,8 +195,8 @@ function parsePeppers(raw: string | undefined): string[] {
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 3000, 0, 65535);
   const databaseUrl = env.DATABASE_URL || undefined;
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    throw new ConfigError('DATABASE_URL must be a postgres:// or postgresql:// URL');
+  if (databaseUrl !== undefined && !/^(postgres(ql)?|mysql|mariadb):\/\//.test(databaseUrl)) {
+    throw new ConfigError('DATABASE_URL must be a postgres://, postgresql://, mysql:// or mariadb:// URL');
   }
   const logLevel = str(env, 'LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);

@@ -9,6 +9,7 @@ import { AdminService } from '../src/admin/service.js';
 import { openDatabase } from '../src/db/create-db.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { bearer, createServerDatabase, login, problem, registerUser, serverUrl, startTestService, type TestService } from './helpers/app.js';
+import { insertUser } from '../src/users/repository.js';
 
 const run = promisify(execFile);
 
@@ -94,7 +95,7 @@ describe('admin command line', () => {
     // A user to manage, written the way the service writes one.
     const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: dir });
     await migrateToLatest(db.kysely);
-    const [row] = await db.kysely.insertInto('users').values({ username: 'Grace_H', name: 'Grace Hopper', dob: '1906-12-09', email: 'grace@example.com' }).returning('user_id').execute();
+    const row = await insertUser(db.kysely, { username: 'Grace_H', name: 'Grace Hopper', dob: '1906-12-09', email: 'grace@example.com' });
     await db.kysely.insertInto('user_credentials').values({ user_id: row!.user_id, hashed_password: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g', is_current: true }).execute();
     await db.close();
   });

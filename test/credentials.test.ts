@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { PasswordHasher } from '../src/credentials/hashing.js';
 import { OWASP_ARGON2 } from '../src/config.js';
 import { GOOD_PASSWORD, bearer, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
+import { uniqueViolation } from '../src/db/errors.js';
 
 const changePassword = (svc: TestService, token: string, current_password: string, new_password: string) =>
   svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(token), payload: { current_password, new_password } });
@@ -92,11 +93,11 @@ describe('credentials', () => {
     assert.equal(rows.length, 1 + statuses.filter((s) => s === 204).length);
   });
 
-  it('when the database is asked for a second current row, then it refuses (partial unique index)', async () => {
+  it('when the database is asked for a second current row, then it refuses (partial unique index; a unique generated column on MySQL)', async () => {
     const user = await registerUser(svc.app);
     await assert.rejects(
       svc.db.insertInto('user_credentials').values({ user_id: user.id, hashed_password: 'x', is_current: true }).execute(),
-      (err: { code?: string }) => err.code === '23505',
+      (err) => uniqueViolation(err) === 'user_credentials_one_current',
     );
   });
 

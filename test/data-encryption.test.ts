@@ -18,6 +18,7 @@ import { migrateToLatest } from '../src/db/migrate.js';
 import type { Database } from '../src/db/schema.js';
 import type { App } from '../src/http/types.js';
 import { bearer, createServerDatabase, login, problem, registerUser, serverUrl, startTestService, testConfig, type RegisteredUser, type TestService } from './helpers/app.js';
+import { insertUser } from '../src/users/repository.js';
 
 const run = promisify(execFile);
 
@@ -269,7 +270,7 @@ describe('data encryption and second factors: command line', () => {
     // A user with TOTP on (under the generated key) and a signing key from before encryption.
     await withDb(async (db) => {
       await migrateToLatest(db);
-      const [row] = await db.insertInto('users').values({ username: 'Ada_L', name: 'Ada Lovelace', dob: '1990-12-10', email: 'ada@example.com' }).returning('user_id').execute();
+      const row = await insertUser(db, { username: 'Ada_L', name: 'Ada Lovelace', dob: '1990-12-10', email: 'ada@example.com' });
       userId = row!.user_id;
       await db.insertInto('user_credentials').values({ user_id: userId, hashed_password: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g', is_current: true }).execute();
       const cipher = await loadDataCipher(db, []);

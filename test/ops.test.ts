@@ -219,7 +219,7 @@ describe('configuration', () => {
       ['PASSWORD_MIN_LENGTH', '65'],
       ['REFRESH_RETRY_S', '61'],
       ['REFRESH_RETRY_S', '-1'],
-      ['DATABASE_URL', 'mysql://x'],
+      ['DATABASE_URL', 'sqlite://x'],
       ['CORS_ORIGINS', '*'],
       ['CORS_ORIGINS', 'not a url'],
       ['LOG_LEVEL', 'loud'],

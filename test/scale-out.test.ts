@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { openDatabase } from '../src/db/create-db.js';
 import { createServerDatabase, GOOD_PASSWORD, serverUrl, uniqueName } from './helpers/app.js';
 import { startServer, type ServerProcess } from './helpers/processes.js';
 
 /**
- * Three instances (separate processes and ports) on one fresh PostgreSQL database, started at
+ * Three instances (separate processes and ports) on one fresh PostgreSQL or MySQL/MariaDB database, started at
  * once. Needs a server database: runs when TEST_DATABASE_URL is set (as .ci/run does).
  */
-describe('scale-out: three instances on one database', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL server)' }, () => {
+describe('scale-out: three instances on one database', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL or MySQL/MariaDB server)' }, () => {
   let database: { url: string; drop: () => Promise<void> };
   let instances: ServerProcess[] = [];
   const PUBLIC_URL = 'http://localhost:3000';
@@ -55,14 +57,16 @@ describe('scale-out: three instances on one database', { skip: serverUrl ? false
   }
 
   it('when three instances start at once, then the migrations ran once and all serve the same JWKS', async () => {
-    const { default: pg } = await import('pg');
-    const client = new pg.Client({ connectionString: database.url });
-    await client.connect();
-    const { rows } = await client.query('select name, count(*)::int as n from schema_migrations group by name');
-    const keys = await client.query('select count(*)::int as n from signing_keys');
-    await client.end();
-    assert.ok(rows.length >= 4 && rows.every((r: { n: number }) => r.n === 1));
-    assert.equal(keys.rows[0].n, 1, 'one signing key, made once under a lock');
+    const db = await openDatabase({ databaseUrl: database.url });
+    const rows = await db.kysely
+      .selectFrom('schema_migrations' as 'users')
+      .select((eb) => [sql<string>`name`.as('name'), eb.fn.countAll<string>().as('n')])
+      .groupBy(sql`name`)
+      .execute();
+    const keys = await db.kysely.selectFrom('signing_keys').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    await db.close();
+    assert.ok(rows.length >= 4 && rows.every((r) => Number(r.n) === 1));
+    assert.equal(Number(keys.n), 1, 'one signing key, made once under a lock');
     const jwks = await Promise.all([0, 1, 2].map((i) => call(i, 'GET', '/.well-known/jwks.json')));
     assert.deepEqual(jwks[1]!.json, jwks[0]!.json);
     assert.deepEqual(jwks[2]!.json, jwks[0]!.json);

@@ -4,14 +4,14 @@ import { after, before, describe, it } from 'node:test';
 import { buildApp } from '../src/app.js';
 import { openDatabase, type Db } from '../src/db/create-db.js';
 import type { App } from '../src/http/types.js';
-import { bearer, login, registerUser, serverUrl, startTestService, type TestService } from './helpers/app.js';
+import { bearer, currentDatabaseName, login, mysqlServer, registerUser, serverUrl, startTestService, type TestService } from './helpers/app.js';
 
-/** A TCP relay to PostgreSQL that can go silent: data stops both ways, and nothing is closed. */
+/** A TCP relay to the database server that can go silent: data stops both ways, and nothing is closed. */
 async function relay(target: URL) {
   const pairs: Array<[Socket, Socket]> = [];
   let frozen = false;
   const server = createServer((inbound) => {
-    const outbound = connect(Number(target.port || 5432), target.hostname);
+    const outbound = connect(Number(target.port || (mysqlServer ? 3306 : 5432)), target.hostname);
     pairs.push([inbound, outbound]);
     inbound.on('data', (d) => frozen || outbound.write(d));
     outbound.on('data', (d) => frozen || inbound.write(d));
@@ -32,12 +32,12 @@ async function relay(target: URL) {
   };
 }
 
-describe('a notification channel that dies without a word', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL server)' }, () => {
+describe('a notification channel that dies without a word', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL or MySQL/MariaDB server)' }, () => {
   let svc: TestService;
   let proxied: { app: App; db: Db; relay: Awaited<ReturnType<typeof relay>> };
   before(async () => {
     svc = await startTestService({ dbTimeoutMs: 1000 });
-    const dbName = (await svc.db.selectNoFrom((eb) => eb.fn<string>('current_database', []).as('n')).executeTakeFirstOrThrow()).n;
+    const dbName = await currentDatabaseName(svc.db);
     const target = new URL(serverUrl!);
     const r = await relay(target);
     const url = new URL(serverUrl!);

@@ -12,7 +12,7 @@ function workersOf(pid: number): number[] {
   }
 }
 
-describe('WORKERS: one instance, several processes', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL server)' }, () => {
+describe('WORKERS: one instance, several processes', { skip: serverUrl ? false : 'needs TEST_DATABASE_URL (a PostgreSQL or MySQL/MariaDB server)' }, () => {
   let database: { url: string; drop: () => Promise<void> };
   let server: ServerProcess;
   before(async () => {

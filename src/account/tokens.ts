@@ -2,6 +2,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AccountTokenKind, Database } from '../db/schema.js';
 import { hashSecret, newSecret } from '../sessions/refresh-tokens.js';
 import { lookupKey } from '../users/repository.js';
+import { dbNow } from '../db/dialect.js';
 
 /**
  * Single-use tokens sent by mail (email verification, password reset). A token is 256 random
@@ -103,7 +104,7 @@ export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token
 export async function consumeToken(trx: Queryable, tokenId: string): Promise<boolean> {
   const result = await trx
     .updateTable('account_tokens')
-    .set({ used_at: sql`now()` })
+    .set({ used_at: dbNow(trx) })
     .where('token_id', '=', tokenId)
     .where('used_at', 'is', null)
     .where('expires_at', '>', new Date())

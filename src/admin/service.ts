@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import { AuditLog } from '../audit/audit-log.js';
 import { reencryptSigningKeys } from '../auth/keys.js';
 import type { DataCipher } from '../crypto/data-encryption.js';
@@ -7,6 +7,7 @@ import { notifyInvalidated } from '../db/notifications.js';
 import type { Database } from '../db/schema.js';
 import { endSessions } from '../sessions/repository.js';
 import { lookupKey } from '../users/repository.js';
+import { dbNow } from '../db/dialect.js';
 
 /**
  * What the admin command line does to users and sessions. Sessions ended here are announced like
@@ -94,7 +95,7 @@ export class AdminService {
     const ended = await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('users')
-        .set({ disabled_at: disabled ? sql<Date>`now()` : null })
+        .set({ disabled_at: disabled ? dbNow(trx) : null })
         .where('user_id', '=', user.id)
         .execute();
       if (!disabled) return [];

@@ -3,21 +3,26 @@ import { join, resolve } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { openMysql } from './mysql.js';
 import { PGlitePool } from './pglite-pool.js';
 import type { Database } from './schema.js';
 
 /**
  * The one driver switch: PGlite (embedded, in-process) or a PostgreSQL server through a `pg`
- * pool. Both go through Kysely's PostgresDialect, so the SQL, the schema and the migrations
- * are the same.
+ * pool, both through Kysely's PostgresDialect; or MySQL 8 / MariaDB 10.11+ through `mysql2` and
+ * Kysely's MysqlDialect (src/db/mysql.ts). The query code is the same; what differs per dialect
+ * lives in src/db/ (dialect.ts for the schema, counters, locks, notifications, errors).
  */
 
-export type DatabaseKind = 'pglite' | 'postgres';
+export type DatabaseKind = 'pglite' | 'postgres' | 'mysql';
 
 export interface Db {
   readonly kysely: Kysely<Database>;
   readonly kind: DatabaseKind;
-  /** Subscribes to a notification channel (PostgreSQL LISTEN/NOTIFY; PGlite has it in-process). */
+  /**
+   * Subscribes to a notification channel (PostgreSQL LISTEN/NOTIFY; PGlite has it in-process;
+   * MySQL/MariaDB polls the invalidation_log table, src/db/mysql.ts).
+   */
   listen(channel: string, handlers: ListenHandlers): Promise<Listener>;
   close(): Promise<void>;
 }
@@ -35,7 +40,7 @@ export interface Listener {
 }
 
 export interface OpenDatabaseOptions {
-  /** A postgres:// URL; unset opens PGlite. */
+  /** A postgres:// or mysql:// (mariadb://) URL; unset opens PGlite. */
   databaseUrl?: string | undefined;
   /** Where PGlite keeps its files; 'memory://' keeps nothing (tests). */
   pgliteDir?: string;
@@ -50,7 +55,12 @@ const OID_DATE = 1082;
 // ids stay strings (as in the API), dates stay 'YYYY-MM-DD' (no time zone shift).
 const keepText = (value: string) => value;
 
+export function isMysqlUrl(url: string): boolean {
+  return /^(mysql|mariadb):\/\//i.test(url);
+}
+
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Db> {
+  if (options.databaseUrl && isMysqlUrl(options.databaseUrl)) return openMysql(options.databaseUrl, options);
   if (options.databaseUrl) return openServer(options.databaseUrl, options);
   return openEmbedded(options.pgliteDir ?? 'memory://');
 }

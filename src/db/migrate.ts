@@ -9,6 +9,7 @@ import * as m0007 from './migrations/0007_session_amr.js';
 import * as m0008 from './migrations/0008_account_mail.js';
 import * as m0009 from './migrations/0009_totp.js';
 import * as m0010 from './migrations/0010_passkeys.js';
+import * as m0011 from './migrations/0011_invalidation_log.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0008_account_mail': m0008,
   '0009_totp': m0009,
   '0010_passkeys': m0010,
+  '0011_invalidation_log': m0011,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };
@@ -32,7 +34,9 @@ function migrator(db: Kysely<any>): Migrator {
 
 /**
  * Applies pending migrations. Safe when several instances start at once: Kysely takes a
- * database lock (an advisory lock on PostgreSQL), so exactly one of them runs each migration.
+ * database lock (an advisory lock on PostgreSQL, GET_LOCK on MySQL/MariaDB), so exactly one of
+ * them runs each migration. MySQL cannot roll DDL back: a migration that fails half-way there
+ * leaves what it did, and is not recorded as applied.
  */
 export async function migrateToLatest(db: Kysely<any>): Promise<string[]> {
   const { error, results } = await migrator(db).migrateToLatest();

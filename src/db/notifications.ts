@@ -1,9 +1,11 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { isMysql } from './dialect.js';
 import type { Database } from './schema.js';
 
 /**
  * Fan-out of "these rows changed" to every instance sharing the database, so their caches
- * forget them. PostgreSQL-only (NOTIFY); the one place another dialect supplies its own fan-out.
+ * forget them. The one place each dialect supplies its fan-out: PostgreSQL NOTIFY; MySQL/MariaDB
+ * a row in invalidation_log, which every instance polls (src/db/mysql.ts).
  * Sent inside a transaction, the notification is delivered when it commits, never before.
  */
 
@@ -17,10 +19,13 @@ const MAX_PAYLOAD = 7000;
 
 /** Payload: `<kind>:<id>,<id>,…`. */
 export async function notifyInvalidated(db: Kysely<Database> | Transaction<Database>, kind: InvalidationKind, ids: readonly string[]): Promise<void> {
+  const mysql = isMysql(db);
   let chunk: string[] = [];
   let length = 0;
   const flush = async () => {
-    if (chunk.length) await sql`select pg_notify(${INVALIDATION_CHANNEL}, ${`${kind}:${chunk.join(',')}`})`.execute(db);
+    const payload = `${kind}:${chunk.join(',')}`;
+    if (chunk.length && mysql) await sql`insert into invalidation_log (payload) values (${payload})`.execute(db);
+    else if (chunk.length) await sql`select pg_notify(${INVALIDATION_CHANNEL}, ${payload})`.execute(db);
     chunk = [];
     length = 0;
   };

@@ -1,5 +1,6 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
+import { dbNow } from '../db/dialect.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -44,7 +45,7 @@ export async function acceptTotpStep(db: Queryable, userId: string, step: number
 export async function useRecoveryCode(db: Queryable, userId: string, codeHash: string): Promise<boolean> {
   const result = await db
     .updateTable('user_recovery_codes')
-    .set({ used_at: sql`now()` })
+    .set({ used_at: dbNow(db) })
     .where('user_id', '=', userId)
     .where('code_hash', '=', codeHash)
     .where('used_at', 'is', null)
@@ -68,7 +69,7 @@ export function findMfaToken(db: Queryable, tokenHash: string) {
 export async function useMfaToken(db: Queryable, tokenHash: string): Promise<boolean> {
   const result = await db
     .updateTable('mfa_tokens')
-    .set({ used_at: sql`now()` })
+    .set({ used_at: dbNow(db) })
     .where('token_hash', '=', tokenHash)
     .where('used_at', 'is', null)
     .where('failures', '<', MFA_TOKEN_MAX_FAILURES)

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import { isMysql } from '../db/dialect.js';
 import type { Database } from '../db/schema.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
@@ -34,11 +35,11 @@ export function findPasskeyByCredentialId(db: Queryable, credentialId: string) {
     .executeTakeFirst();
 }
 
-export function insertPasskey(
+export async function insertPasskey(
   db: Queryable,
   values: { userId: string; credentialId: string; publicKey: string; counter: number; transports: string; name: string; deviceType: string; backedUp: boolean },
 ) {
-  return db
+  const insert = db
     .insertInto('user_passkeys')
     .values({
       user_id: values.userId,
@@ -49,9 +50,13 @@ export function insertPasskey(
       name: values.name,
       device_type: values.deviceType,
       backed_up: values.backedUp,
-    })
-    .returning(passkeyColumns)
-    .executeTakeFirstOrThrow();
+    });
+  if (isMysql(db)) {
+    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
+    const { insertId } = await insert.executeTakeFirstOrThrow();
+    return db.selectFrom('user_passkeys').select(passkeyColumns).where('passkey_id', '=', String(insertId)).executeTakeFirstOrThrow();
+  }
+  return insert.returning(passkeyColumns).executeTakeFirstOrThrow();
 }
 
 /**

@@ -1,5 +1,7 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
+import { sql } from 'kysely';
+import { dbNow, isMysql } from '../db/dialect.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -12,11 +14,12 @@ export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_activ
  * Opens a session, in the same statement that checks the user still exists and is not disabled,
  * so a user disabled while their login was being checked never gets a session. Undefined if not.
  */
-export function insertSession(
+export async function insertSession(
   db: Queryable,
   values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[] },
 ): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at' | 'amr'> | undefined> {
-  return db
+  const mysql = isMysql(db);
+  const insert = db
     .insertInto('user_sessions')
     .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
     .expression((eb) =>
@@ -32,11 +35,17 @@ export function insertSession(
         ])
         .where('user_id', '=', values.userId)
         .where('disabled_at', 'is', null)
-        // Waits for a disable in progress, then sees it.
-        .forShare(),
-    )
-    .returning(['session_id', 'created_at', 'expires_at', 'amr'])
-    .executeTakeFirst();
+        // Waits for a disable in progress, then sees it (MariaDB spells FOR SHARE the old way).
+        .$if(!mysql, (q) => q.forShare())
+        .$if(mysql, (q) => q.modifyEnd(sql`lock in share mode`)),
+    );
+  if (mysql) {
+    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
+    const { insertId, numInsertedOrUpdatedRows } = await insert.executeTakeFirstOrThrow();
+    if (!numInsertedOrUpdatedRows || insertId === undefined) return undefined;
+    return db.selectFrom('user_sessions').select(['session_id', 'created_at', 'expires_at', 'amr']).where('session_id', '=', String(insertId)).executeTakeFirst();
+  }
+  return insert.returning(['session_id', 'created_at', 'expires_at', 'amr']).executeTakeFirst();
 }
 
 export function findSessionState(db: Queryable, sessionId: string): Promise<SessionState | undefined> {
@@ -77,9 +86,9 @@ export async function rotateRefreshToken(db: Queryable, sessionId: string, prese
     .set((eb) => ({
       previous_refresh_token_hash: presentedHash,
       refresh_token_hash: nextHash,
-      refresh_rotated_at: sql`now()`,
+      refresh_rotated_at: dbNow(db),
       refresh_generation: eb('refresh_generation', '+', 1),
-      last_used_at: sql`now()`,
+      last_used_at: dbNow(db),
     }))
     .where('session_id', '=', sessionId)
     .where('refresh_token_hash', '=', presentedHash)
@@ -94,9 +103,28 @@ export async function endSessions(
   where: { userId: string; sessionId?: string; exceptSessionId?: string },
   reason: EndReason,
 ): Promise<string[]> {
+  if (isMysql(db)) {
+    // No UPDATE … RETURNING on MySQL/MariaDB: lock the rows, then end them, in one transaction.
+    const run = async (trx: Queryable) => {
+      let select = trx.selectFrom('user_sessions').select('session_id').where('user_id', '=', where.userId).where('is_active', '=', true);
+      if (where.sessionId !== undefined) select = select.where('session_id', '=', where.sessionId);
+      if (where.exceptSessionId !== undefined) select = select.where('session_id', '!=', where.exceptSessionId);
+      const ids = (await select.forUpdate().execute()).map((r) => r.session_id);
+      if (ids.length) {
+        await trx
+          .updateTable('user_sessions')
+          .set({ is_active: false, ended_at: dbNow(trx), end_reason: reason })
+          .where('session_id', 'in', ids)
+          .where('is_active', '=', true)
+          .execute();
+      }
+      return ids;
+    };
+    return db.isTransaction ? run(db) : (db as Kysely<Database>).transaction().execute(run);
+  }
   let query = db
     .updateTable('user_sessions')
-    .set({ is_active: false, ended_at: sql`now()`, end_reason: reason })
+    .set({ is_active: false, ended_at: dbNow(db), end_reason: reason })
     .where('user_id', '=', where.userId)
     .where('is_active', '=', true);
   if (where.sessionId !== undefined) query = query.where('session_id', '=', where.sessionId);

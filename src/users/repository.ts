@@ -1,6 +1,7 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, UserRow } from '../db/schema.js';
 import type { User } from './schemas.js';
+import { dbNow, isMysql } from '../db/dialect.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -71,19 +72,28 @@ export async function takenFields(
   return taken;
 }
 
-export function insertUser(trx: Queryable, values: { username: string; name: string; dob: string; email: string }): Promise<UserRecord> {
+export async function insertUser(trx: Queryable, values: { username: string; name: string; dob: string; email: string }): Promise<UserRecord> {
+  if (isMysql(trx)) {
+    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
+    const { insertId } = await trx.insertInto('users').values(values).executeTakeFirstOrThrow();
+    return trx.selectFrom('users').select(userColumns).where('user_id', '=', String(insertId)).executeTakeFirstOrThrow();
+  }
   return trx.insertInto('users').values(values).returning(userColumns).executeTakeFirstOrThrow();
 }
 
-export function updateUser(
+export async function updateUser(
   db: Queryable,
   userId: string,
   changes: { username?: string; name?: string; dob?: string; email?: string; email_verified?: boolean },
 ): Promise<UserRecord | undefined> {
-  return db
+  const update = db
     .updateTable('users')
-    .set({ ...changes, updated_at: sql`now()` })
-    .where('user_id', '=', userId)
-    .returning(userColumns)
-    .executeTakeFirst();
+    .set({ ...changes, updated_at: dbNow(db) })
+    .where('user_id', '=', userId);
+  if (isMysql(db)) {
+    // No UPDATE … RETURNING on MySQL/MariaDB: the row is read back (in the caller's transaction, it is ours).
+    const { numUpdatedRows } = await update.executeTakeFirst();
+    return numUpdatedRows === 0n ? undefined : findUserById(db, userId);
+  }
+  return update.returning(userColumns).executeTakeFirst();
 }

@@ -3,17 +3,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Kysely } from 'kysely';
+import mysql from 'mysql2/promise';
 import pg from 'pg';
 import { buildApp } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { openDatabase, type Db } from '../../src/db/create-db.js';
+import { isMysqlUrl, openDatabase, type Db } from '../../src/db/create-db.js';
+import { isMysql } from '../../src/db/dialect.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Database } from '../../src/db/schema.js';
 import type { App } from '../../src/http/types.js';
 
 /**
  * A fresh service on a fresh database, per test file (or per call): PGlite in memory by default,
- * a new database on the PostgreSQL server named by TEST_DATABASE_URL when it is set.
+ * a new database on the PostgreSQL or MySQL/MariaDB server named by TEST_DATABASE_URL when it is set.
  */
 export interface TestService {
   app: App;
@@ -28,6 +30,14 @@ export interface TestService {
 export const TEST_ARGON2 = Object.freeze({ memoryCost: 1024, timeCost: 1, parallelism: 1 });
 
 export const serverUrl = process.env.TEST_DATABASE_URL || undefined;
+/** The test server is MySQL or MariaDB (a mysql:// or mariadb:// TEST_DATABASE_URL). */
+export const mysqlServer = serverUrl !== undefined && isMysqlUrl(serverUrl);
+
+/** The name of the database `db` works in. */
+export async function currentDatabaseName(db: Kysely<Database>): Promise<string> {
+  const fn = isMysql(db) ? 'database' : 'current_database';
+  return (await db.selectNoFrom((eb) => eb.fn<string>(fn, []).as('n')).executeTakeFirstOrThrow()).n;
+}
 
 /** Mail of tests that do not read it lands here, never in the working tree's data/outbox. */
 const TEST_OUTBOX = join(tmpdir(), `ums-test-outbox-${process.pid}`);
@@ -39,6 +49,7 @@ export function testConfig(overrides: Partial<Config> = {}, env: Record<string, 
 /** Creates a database of its own on the test server and returns its URL and how to drop it. */
 export async function createServerDatabase(baseUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `ums_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  if (isMysqlUrl(baseUrl)) return createMysqlDatabase(baseUrl, name);
   const admin = new pg.Client({ connectionString: baseUrl });
   await admin.connect();
   await admin.query(`create database ${name}`);
@@ -52,6 +63,29 @@ export async function createServerDatabase(baseUrl: string): Promise<{ url: stri
       await c.connect();
       await c.query(`drop database if exists ${name} with (force)`);
       await c.end();
+    },
+  };
+}
+
+async function createMysqlDatabase(baseUrl: string, name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const u = new URL(baseUrl);
+  const admin = () =>
+    mysql.createConnection({
+      host: u.hostname,
+      port: u.port ? Number(u.port) : 3306,
+      user: decodeURIComponent(u.username) || 'root',
+      password: decodeURIComponent(u.password) || undefined,
+    });
+  const c = await admin();
+  await c.query(`create database ${name} character set utf8mb4 collate utf8mb4_bin`);
+  await c.end();
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const d = await admin();
+      await d.query(`drop database if exists ${name}`);
+      await d.end();
     },
   };
 }

@@ -1,13 +1,15 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { schemaDialect } from '../dialect.js';
 
 // Frozen in time: this migration never imports today's table types.
 
 export async function up(db: Kysely<any>): Promise<void> {
+  const d = schemaDialect(db);
   // Security events (ASVS 5.0 V16). No foreign key on user_id: the record outlives the user.
   await db.schema
-    .createTable('audit_events')
-    .addColumn('event_id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
-    .addColumn('occurred_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .createTable('audit_events').$call(d.table)
+    .addColumn('event_id', 'bigint', d.identity)
+    .addColumn('occurred_at', d.timestamp, (c) => c.notNull().defaultTo(d.now))
     .addColumn('event', 'text', (c) => c.notNull())
     .addColumn('user_id', 'bigint')
     .addColumn('session_id', 'bigint')

@@ -1,8 +1,10 @@
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
+import { schemaDialect } from '../dialect.js';
 
 // Frozen in time: this migration never imports today's table types.
 
 export async function up(db: Kysely<any>): Promise<void> {
+  const d = schemaDialect(db);
   // The address has been shown to reach the user (a verification link, or a completed reset).
   await db.schema.alterTable('users').addColumn('email_verified', 'boolean', (c) => c.notNull().defaultTo(false)).execute();
 
@@ -10,15 +12,15 @@ export async function up(db: Kysely<any>): Promise<void> {
   // are kept. A token is superseded by a newer one of the same kind for the same user; the rows
   // of the last hour also count the mails sent (at most 5 an hour).
   await db.schema
-    .createTable('account_tokens')
-    .addColumn('token_id', 'bigint', (c) => c.primaryKey().generatedAlwaysAsIdentity())
-    .addColumn('token_hash', 'text', (c) => c.notNull().unique())
+    .createTable('account_tokens').$call(d.table)
+    .addColumn('token_id', 'bigint', d.identity)
+    .addColumn('token_hash', d.keyText(255), (c) => c.notNull().unique())
     .addColumn('user_id', 'bigint', (c) => c.notNull().references('users.user_id').onDelete('cascade'))
     .addColumn('kind', 'varchar(32)', (c) => c.notNull())
     .addColumn('email', 'text', (c) => c.notNull())
-    .addColumn('expires_at', 'timestamptz', (c) => c.notNull())
-    .addColumn('used_at', 'timestamptz')
-    .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    .addColumn('expires_at', d.timestamp, (c) => c.notNull())
+    .addColumn('used_at', d.timestamp)
+    .addColumn('created_at', d.timestamp, (c) => c.notNull().defaultTo(d.now))
     .execute();
   await db.schema.createIndex('account_tokens_by_user').on('account_tokens').columns(['user_id', 'kind', 'created_at']).execute();
 
