@@ -1,9 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
-import { openMysql } from './mysql.js';
 import { PGlitePool } from './pglite-pool.js';
 import type { Database } from './schema.js';
 
@@ -60,7 +58,8 @@ export function isMysqlUrl(url: string): boolean {
 }
 
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Db> {
-  if (options.databaseUrl && isMysqlUrl(options.databaseUrl)) return openMysql(options.databaseUrl, options);
+  // Each driver is loaded only when it is used: a process holds one of them, not all three.
+  if (options.databaseUrl && isMysqlUrl(options.databaseUrl)) return (await import('./mysql.js')).openMysql(options.databaseUrl, options);
   if (options.databaseUrl) return openServer(options.databaseUrl, options);
   return openEmbedded(options.pgliteDir ?? 'memory://');
 }
@@ -181,6 +180,7 @@ async function openEmbedded(dir: string): Promise<Db> {
     releaseLock = lockDataDir(dir);
   }
   try {
+    const { PGlite } = await import('@electric-sql/pglite');
     const pglite = await PGlite.create(onDisk ? join(dir, 'pglite') : dir, {
       parsers: { [OID_INT8]: keepText, [OID_DATE]: keepText },
       // PGlite's default (128 MB of shared buffers) is sized for a server; the embedded
