@@ -133,6 +133,7 @@ describe('security page: authenticator app and passkeys (headless Chromium)', { 
     await page.goto(await latestLink('verify-email'));
     await expectHeading(page, 'Verify email');
     await page.locator('#main').getByText('Your email address is verified.').waitFor();
+    await shot(page, 'verify-email');
     assert.equal(new URL(page.url()).hash, '', 'the token leaves the address bar');
     const verified = await svc.db.selectFrom('users').select('email_verified').where('user_id', '=', user.id).executeTakeFirstOrThrow();
     assert.equal(verified.email_verified, true);
