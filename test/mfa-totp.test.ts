@@ -41,15 +41,16 @@ describe('TOTP second factor', () => {
     (await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', userId).where('is_active', '=', true).execute()).length;
 
   /** A user with TOTP on: their secret, recovery codes and the session that set it up. */
-  async function userWithTotp(): Promise<{ user: RegisteredUser; secret: string; recoveryCodes: string[]; session: LoggedIn }> {
+  async function userWithTotp(): Promise<{ user: RegisteredUser; secret: string; recoveryCodes: string[]; session: LoggedIn; confirmedAtMs: number }> {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);
     const setup = await inject('POST', '/v1/users/me/mfa/totp', session.accessToken, { current_password: user.password });
     assert.equal(setup.statusCode, 201, setup.body);
     const { secret } = setup.json();
-    const confirm = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: codeFor(secret) });
+    const confirmedAtMs = Date.now(); // the step of this code is used up by the confirmation
+    const confirm = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: codeFor(secret, (confirmedAtMs - Date.now()) / 1000) });
     assert.equal(confirm.statusCode, 200, confirm.body);
-    return { user, secret, recoveryCodes: confirm.json().recovery_codes, session };
+    return { user, secret, recoveryCodes: confirm.json().recovery_codes, session, confirmedAtMs };
   }
 
   /** The password step of a sign-in with TOTP on: 403 mfa_required with an mfa_token. */
@@ -251,15 +252,17 @@ describe('TOTP second factor', () => {
     });
 
     it('when a code is used again, or a code of an earlier step, then 401 invalid_mfa_code (replay), counted as a failed login', async () => {
-      const { user, secret } = await userWithTotp(); // confirmed with the code of this step
-      const replay = await secondStep(await mfaToken(user), codeFor(secret));
+      const { user, secret, confirmedAtMs } = await userWithTotp();
+      // Codes by their step relative to the confirmation's, wherever the clock has moved since.
+      const stepCode = (steps: number) => codeFor(secret, (confirmedAtMs + steps * 30_000 - Date.now()) / 1000);
+      const replay = await secondStep(await mfaToken(user), stepCode(0));
       assert.equal(replay.statusCode, 401);
       assert.equal(problem(replay).code, 'invalid_mfa_code');
       assert.equal((await failures(user.id)).failures, 1);
 
-      assert.equal((await secondStep(await mfaToken(user), codeFor(secret, 30))).statusCode, 201);
-      for (const offset of [30, 0, -30]) {
-        const res = await secondStep(await mfaToken(user), codeFor(secret, offset));
+      assert.equal((await secondStep(await mfaToken(user), stepCode(1))).statusCode, 201);
+      for (const offset of [1, 0, -1]) {
+        const res = await secondStep(await mfaToken(user), stepCode(offset));
         assert.equal(res.statusCode, 401, `offset ${offset}`);
         assert.equal(problem(res).code, 'invalid_mfa_code');
       }
