@@ -7,6 +7,7 @@ import { Email, Password } from '../users/schemas.js';
 import type { AccountDeletion } from './deletion.js';
 import type { EmailVerification } from './email-verification.js';
 import type { PasswordReset } from './password-reset.js';
+import { clientOf } from '../http/client.js';
 
 // A token of the wrong shape is answered like an unknown one (API.md, Errors), so any string up
 // to a size that keeps bodies small passes validation.
@@ -27,11 +28,6 @@ export function accountRoutes(
   guard: Guard,
   rateLimitPerMinute: number,
 ): void {
-  const client = (request: { ip?: string; headers: Record<string, string | string[] | undefined> }) => ({
-    ip: request.ip ?? null,
-    userAgent: typeof request.headers['user-agent'] === 'string' ? request.headers['user-agent'] : null,
-  });
-
   app.post(
     '/v1/email-verifications',
     {
@@ -44,7 +40,7 @@ export function accountRoutes(
       },
     },
     async (request, reply) => {
-      await services.verification.verify(request.body.token, client(request));
+      await services.verification.verify(request.body.token, clientOf(request));
       return reply.code(204).send(null);
     },
   );
@@ -85,7 +81,7 @@ export function accountRoutes(
       },
     },
     async (request, reply) => {
-      afterResponse.set(request, await services.reset.request(request.body.email, client(request)));
+      afterResponse.set(request, await services.reset.request(request.body.email, clientOf(request)));
       return reply.code(202).send(ACCEPTED);
     },
   );
@@ -105,7 +101,7 @@ export function accountRoutes(
       },
     },
     async (request, reply) => {
-      await services.reset.complete(request.body.token, request.body.new_password, client(request));
+      await services.reset.complete(request.body.token, request.body.new_password, clientOf(request));
       return reply.code(204).send(null);
     },
   );

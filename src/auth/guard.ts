@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Caller, SessionsService } from '../sessions/service.js';
 import { invalidToken, type AccessTokens } from './access-tokens.js';
+import { clientOf } from '../http/client.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -25,7 +26,7 @@ export function bearerGuard(tokens: AccessTokens, sessions: SessionsService) {
     // ASVS 5.0 V7.2.1, V7.4.1: the session itself is checked on every request, not only the token.
     const caller = await sessions.authenticate(claims.userId, claims.sessionId);
     if (!caller) throw invalidToken();
-    request.caller = { ...caller, ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null };
+    request.caller = { ...caller, ...clientOf(request) };
   };
 }
 

@@ -7,13 +7,9 @@ import { TokenPair } from '../sessions/schemas.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { AddPasskeyBody, CreationOptions, Passkey, PasskeyIdParams, PasskeyList, PasskeySignInBody, RequestOptions } from './schemas.js';
 import type { PasskeysService } from './service.js';
+import { clientOf } from '../http/client.js';
 
 export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
-  const clientOf = (request: { ip?: string; headers: Record<string, string | string[] | undefined> }) => ({
-    ip: request.ip ?? null,
-    userAgent: (request.headers['user-agent'] as string | undefined) ?? null,
-  });
-
   app.post(
     '/v1/users/me/passkeys/options',
     {

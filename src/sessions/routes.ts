@@ -6,6 +6,7 @@ import { perMinute } from '../throttling/rate-limit.js';
 import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
 import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
+import { clientOf } from '../http/client.js';
 
 export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
   app.post(
@@ -21,7 +22,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
       },
     },
     async (request, reply) => {
-      const pair = await sessions.login(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+      const pair = await sessions.login(request.body, clientOf(request));
       return reply.code(201).send(cookie.deliver(request, reply, pair));
     },
   );
@@ -38,7 +39,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
       },
     },
     async (request, reply) => {
-      const pair = await sessions.loginWithMfa(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+      const pair = await sessions.loginWithMfa(request.body, clientOf(request));
       return reply.code(201).send(cookie.deliver(request, reply, pair));
     },
   );
@@ -61,7 +62,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
     },
     async (request, reply) => {
       try {
-        const pair = await sessions.refresh(request.body.refresh_token, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+        const pair = await sessions.refresh(request.body.refresh_token, clientOf(request));
         return cookie.deliver(request, reply, pair);
       } catch (err) {
         // Only a refused token drops the cookie: an outage (503) must not sign browsers out.

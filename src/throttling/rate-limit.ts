@@ -5,6 +5,7 @@ import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { App } from '../http/types.js';
 import type { AuditLog } from '../audit/audit-log.js';
+import { clientOf } from '../http/client.js';
 
 /**
  * Per-address request limits (API.md, Throttling: registration and refresh, each its own count)
@@ -52,7 +53,7 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
       if (audited.size > 10_000) audited.clear();
       audited.set(key, minute);
       audit
-        .record('throttled', { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null }, { what: request.routeOptions.url ?? '' })
+        .record('throttled', clientOf(request), { what: request.routeOptions.url ?? '' })
         .catch((err) => request.log.warn({ err }, 'audit write failed'));
     },
     errorResponseBuilder: (_request, context) =>

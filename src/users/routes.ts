@@ -4,6 +4,7 @@ import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 import type { UsersService } from './service.js';
+import { clientOf } from '../http/client.js';
 
 export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLimitPerMinute: number): void {
   app.post(
@@ -18,7 +19,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
       },
     },
     async (request, reply) => {
-      const user = await users.register(request.body, { ip: request.ip ?? null, userAgent: request.headers['user-agent'] ?? null });
+      const user = await users.register(request.body, clientOf(request));
       return reply.code(201).header('location', '/v1/users/me').send(user);
     },
   );
