@@ -4,6 +4,7 @@
  * the same parameters and pool, jose verify), as ratios with their targets; a peer (Better Auth)
  * when bench/peers is installed. Writes bench/results/latest.json and docs/performance.svg.
  */
+import '../src/thread-pool.js';
 import { execSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
@@ -16,13 +17,17 @@ import { PasswordHasher } from '../src/credentials/hashing.js';
 import { openDatabase } from '../src/db/create-db.js';
 import { isMysql } from '../src/db/dialect.js';
 import { migrateToLatest } from '../src/db/migrate.js';
-import { argon2Ceilings, joseVerifyCeiling } from './lib/ceilings.js';
+import { argon2Ceilings, argon2Rate, joseVerifyCeiling } from './lib/ceilings.js';
 import { renderChart } from './lib/chart.js';
-import { load, type LoadResult } from './lib/load.js';
-import { rssMiB, startChild, type Child } from './lib/processes.js';
+import { load, type LoadOptions, type LoadResult } from './lib/load.js';
+import { cpuSnapshot, rssMiB, startChild, type Child } from './lib/processes.js';
 import { runPeer, type PeerResult } from './lib/peer.js';
 
 const quick = process.argv.includes('--quick');
+/** `--only=login,refresh`: just these routes (me, login, register, refresh, flood), on the PostgreSQL server, for working on one. */
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const wanted = (route: string) => !only || only.includes(route);
+const skipped = (route: string): LoadResult => ({ route, rps: 0, p50: 0, p99: 0, errors: 0, non2xx: 0, requests: 0 });
 const DURATION_S = quick ? 3 : 10;
 const CONNECTIONS = 50;
 const USERS = quick ? 1000 : 10_000;
@@ -90,7 +95,9 @@ const scratchDataDir = mkdtempSync(join(tmpdir(), 'ums-bench-data-'));
 process.on('exit', () => rmSync(scratchDataDir, { recursive: true, force: true }));
 
 async function startService(env: Record<string, string>): Promise<Child> {
-  return startChild(['dist/src/server.js'], {
+  // BENCH_PROFILE=dir: the service writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  return startChild([...profile, 'dist/src/server.js'], {
     WORKERS: '1',
     DATA_DIR: scratchDataDir,
     LOG_LEVEL: 'warn',
@@ -122,7 +129,29 @@ async function sessions(base: string, count: number): Promise<Array<{ access: st
   return out;
 }
 
+/** The machine drifts (shared hosts): a route's ceiling is measured right before and right after it, and averaged. */
+async function bracketed<T>(ceiling: () => Promise<number>, run: () => Promise<T>): Promise<{ result: T; ceiling: number }> {
+  const before = await ceiling();
+  const result = await run();
+  const after = await ceiling();
+  log(`    (ceiling ${before} before, ${after} after)`);
+  return { result, ceiling: Math.round((before + after) / 2) };
+}
+
+async function helloCeiling(): Promise<number> {
+  const hello = await startChild(['bench/hello-server.mjs'], {}, 'listening');
+  try {
+    return (await load({ route: 'Fastify hello', url: hello.url, connections: CONNECTIONS, durationS: Math.max(3, DURATION_S / 2) })).rps;
+  } finally {
+    await hello.stop();
+  }
+}
+
+const argon2Ceiling = (what: 'hash' | 'verify') => () => argon2Rate(OWASP_ARGON2, what, quick ? 1500 : 4000, Number(POOL) * 2);
+
 interface RouteRuns {
+  /** Each route's own ceiling, measured around it (server runs). */
+  ceilings?: { me: number; login: number; register: number; refresh: number };
   me: LoadResult;
   login: LoadResult;
   register: LoadResult;
@@ -132,40 +161,42 @@ interface RouteRuns {
   rss: number;
 }
 
-async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
+async function driveRoutes(service: Child, full: boolean, bracket = false): Promise<RouteRuns> {
   const base = service.url;
   const tokens = await sessions(base, 100);
+  const ceilings = { me: 0, login: 0, register: 0, refresh: 0 };
+  /** Runs one route (unless --only leaves it out), with its ceiling around it when `bracket`. */
+  const run = async (name: keyof typeof ceilings, ceiling: () => Promise<number>, options: Omit<LoadOptions, 'connections' | 'durationS' | 'settleUrl' | 'cpu'>) => {
+    if (!wanted(name)) return skipped(options.route);
+    const go = () => load({ ...options, connections: CONNECTIONS, durationS: DURATION_S, settleUrl: `${base}/healthz`, cpu: () => cpuSnapshot(service.pid) });
+    if (!bracket) return go();
+    const { result, ceiling: measured } = await bracketed(ceiling, go);
+    ceilings[name] = measured;
+    return result;
+  };
+
   let next = 0;
-  const me = await load({
+  const me = await run('me', helloCeiling, {
     route: 'GET /v1/users/me',
     url: `${base}/v1/users/me`,
-    connections: CONNECTIONS,
-    durationS: DURATION_S,
-    settleUrl: `${base}/healthz`,
     setup: () => ({ headers: { authorization: `Bearer ${tokens[next++ % tokens.length]!.access}` } }),
   });
   if (!full) return { me, login: me, register: me, refresh: me, rss: rssMiB(service.pid) };
 
   let user = 0;
-  const login = await load({
+  const login = await run('login', argon2Ceiling('verify'), {
     route: 'POST /v1/sessions',
     url: `${base}/v1/sessions`,
     method: 'POST',
-    connections: CONNECTIONS,
-    durationS: DURATION_S,
-    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
   });
 
   let fresh = 0;
-  const register = await load({
+  const register = await run('register', argon2Ceiling('hash'), {
     route: 'POST /v1/users',
     url: `${base}/v1/users`,
     method: 'POST',
-    connections: CONNECTIONS,
-    durationS: DURATION_S,
-    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => {
       const name = `new_${process.pid}_${fresh++}`;
@@ -175,20 +206,19 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
 
   // Each refresh token is in flight once; its successor goes back to the pool.
   const pool = tokens.map((t) => t.refresh);
-  const refresh = await load({
+  const refresh = await run('refresh', helloCeiling, {
     route: 'POST /v1/sessions/refresh',
     url: `${base}/v1/sessions/refresh`,
     method: 'POST',
-    connections: CONNECTIONS,
-    durationS: DURATION_S,
-    settleUrl: `${base}/healthz`,
     headers: { 'content-type': 'application/json' },
     setup: () => ({ body: JSON.stringify({ refresh_token: pool.shift() ?? 'exhausted' }) }),
     onResponse: (status, body) => {
       if (status === 200) pool.push(JSON.parse(body).refresh_token);
     },
   });
+  const measured = bracket ? { ceilings } : {};
 
+  if (!wanted('flood')) return { ...measured, me, login, register, refresh, rss: rssMiB(service.pid) };
   // Token checks while logins keep the hashing pool busy.
   const fresh2 = await sessions(base, 50);
   let k = 0;
@@ -208,11 +238,10 @@ async function driveRoutes(service: Child, full: boolean): Promise<RouteRuns> {
       connections: 16,
       durationS: DURATION_S,
       settleUrl: `${base}/healthz`,
-      headers: { 'content-type': 'application/json' },
       setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
     }),
   ]);
-  return { me, login, register, refresh, meDuringLogins, loginFlood, rss: rssMiB(service.pid) };
+  return { ...measured, me, login, register, refresh, meDuringLogins, loginFlood, rss: rssMiB(service.pid) };
 }
 
 interface Row {
@@ -226,6 +255,12 @@ interface Row {
 
 function fmt(r: LoadResult): string {
   return `${r.rps} req/s, p50 ${r.p50} ms, p99 ${r.p99} ms, errors ${r.errors + r.non2xx}`;
+}
+
+/** CPU milliseconds per request, where it went (printed on the log, kept in latest.json). */
+function fmtCpu(r: LoadResult): string {
+  const c = r.cpuPerRequest;
+  return c ? `; CPU ms/request: main thread ${c.main}, other threads ${c.threads}, database ${c.database}` : '';
 }
 
 async function main(): Promise<void> {
@@ -253,11 +288,11 @@ async function main(): Promise<void> {
       await seed({ databaseUrl: database.url }, USERS);
       const service = await startService({ DATABASE_URL: database.url });
       try {
-        results.server = await driveRoutes(service, true);
+        results.server = await driveRoutes(service, true, true);
       } finally {
         await service.stop();
       }
-      for (const r of Object.values(results.server)) if (typeof r === 'object') log(`  ${r.route}: ${fmt(r)}`);
+      for (const r of Object.values(results.server)) if (typeof r === 'object') log(`  ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
       log(`  RSS after the run: ${results.server.rss} MiB`);
     } finally {
       await database.drop();
@@ -266,7 +301,7 @@ async function main(): Promise<void> {
     log('No PostgreSQL server reachable (BENCH_DATABASE_URL or 127.0.0.1:5432): PGlite only.');
   }
 
-  const mysqlUrl = await mysqlDatabaseUrl();
+  const mysqlUrl = only ? undefined : await mysqlDatabaseUrl();
   if (mysqlUrl) {
     const database = await createServerDatabase(mysqlUrl);
     try {
@@ -278,7 +313,7 @@ async function main(): Promise<void> {
       } finally {
         await service.stop();
       }
-      for (const r of Object.values(results.mysql)) if (typeof r === 'object') log(`  MariaDB ${r.route}: ${fmt(r)}`);
+      for (const r of Object.values(results.mysql)) if (typeof r === 'object') log(`  MariaDB ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
       log(`  RSS after the run: ${results.mysql.rss} MiB`);
     } finally {
       await database.drop();
@@ -287,6 +322,7 @@ async function main(): Promise<void> {
     log('No MySQL/MariaDB server reachable (BENCH_MYSQL_URL or 127.0.0.1:3306): no MariaDB column.');
   }
 
+  if (!only || !serverUrl) {
   const dataDir = mkdtempSync(join(tmpdir(), 'ums-bench-'));
   try {
     log(`PGlite: seeding ${USERS} users...`);
@@ -301,8 +337,11 @@ async function main(): Promise<void> {
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+  }
 
-  if (serverUrl && existsSync('bench/peers/node_modules')) {
+  if (only) {
+    // A partial run: no peer, no record.
+  } else if (serverUrl && existsSync('bench/peers/node_modules')) {
     log('Peer: Better Auth on the same PostgreSQL server...');
     results.peer = await runPeer(serverUrl, { connections: CONNECTIONS, durationS: DURATION_S, users: quick ? 100 : 300 });
   } else if (!quick) {
@@ -315,15 +354,17 @@ async function main(): Promise<void> {
   const add = (what: string, ours: string, ceiling: string, r: number | undefined, target: string, pass: boolean | undefined) =>
     rows.push({ what, ours, ceiling, ratio: r, target, pass });
   if (s) {
-    const meRatio = ratio(s.me.rps, helloRun.rps);
-    add('GET /v1/users/me', fmt(s.me), `hello ${helloRun.rps}/s`, meRatio, '≥ 0.25 × hello, p99 ≤ 10 ms', meRatio !== undefined && meRatio >= 0.25 && s.me.p99 <= 10 && s.me.errors + s.me.non2xx === 0);
-    const loginRatio = ratio(s.login.rps, argon.verifyPerS);
+    // Each route against the ceiling measured around it (the start-of-run ceilings when there is none).
+    const c = { me: s.ceilings?.me || helloRun.rps, login: s.ceilings?.login || argon.verifyPerS, register: s.ceilings?.register || argon.hashPerS, refresh: s.ceilings?.refresh || helloRun.rps };
+    const meRatio = ratio(s.me.rps, c.me);
+    add('GET /v1/users/me', fmt(s.me), `hello ${c.me}/s`, meRatio, '≥ 0.25 × hello, p99 ≤ 10 ms', meRatio !== undefined && meRatio >= 0.25 && s.me.p99 <= 10 && s.me.errors + s.me.non2xx === 0);
+    const loginRatio = ratio(s.login.rps, c.login);
     const loginP99Limit = Math.round((2 * CONNECTIONS * 1000) / Math.max(1, s.login.rps));
-    add('POST /v1/sessions', fmt(s.login), `verify ${argon.verifyPerS}/s`, loginRatio, `≥ 0.85 × verify, p99 ≤ ${loginP99Limit} ms`, loginRatio !== undefined && loginRatio >= 0.85 && s.login.p99 <= loginP99Limit);
-    const regRatio = ratio(s.register.rps, argon.hashPerS);
-    add('POST /v1/users', fmt(s.register), `hash ${argon.hashPerS}/s`, regRatio, '≥ 0.80 × hash', regRatio !== undefined && regRatio >= 0.8);
-    const refRatio = ratio(s.refresh.rps, helloRun.rps);
-    add('POST /v1/sessions/refresh', fmt(s.refresh), `hello ${helloRun.rps}/s`, refRatio, '≥ 0.03 × hello', refRatio !== undefined && refRatio >= 0.03 && s.refresh.non2xx === 0);
+    add('POST /v1/sessions', fmt(s.login), `verify ${c.login}/s`, loginRatio, `≥ 0.85 × verify, p99 ≤ ${loginP99Limit} ms`, loginRatio !== undefined && loginRatio >= 0.85 && s.login.p99 <= loginP99Limit);
+    const regRatio = ratio(s.register.rps, c.register);
+    add('POST /v1/users', fmt(s.register), `hash ${c.register}/s`, regRatio, '≥ 0.80 × hash', regRatio !== undefined && regRatio >= 0.8);
+    const refRatio = ratio(s.refresh.rps, c.refresh);
+    add('POST /v1/sessions/refresh', fmt(s.refresh), `hello ${c.refresh}/s`, refRatio, '≥ 0.03 × hello', refRatio !== undefined && refRatio >= 0.03 && s.refresh.non2xx === 0);
     if (s.meDuringLogins && s.loginFlood) {
       add('GET /v1/users/me during a login flood', `${fmt(s.meDuringLogins)} (logins ${s.loginFlood.rps}/s)`, '-', undefined, 'p99 ≤ 25 ms, no errors', s.meDuringLogins.p99 <= 25 && s.meDuringLogins.errors + s.meDuringLogins.non2xx === 0);
     }
@@ -358,6 +399,7 @@ async function main(): Promise<void> {
   }
   console.log(`\nCeilings: Fastify hello ${helloRun.rps} req/s (p99 ${helloRun.p99} ms); Argon2id hash ${argon.hashPerS}/s, verify ${argon.verifyPerS}/s; jose verify ${jose}/s.`);
 
+  if (only) return;
   mkdirSync('bench/results', { recursive: true });
   const record = { quick, date: new Date().toISOString(), cores: cpus().length, cpu: cpus()[0]?.model, node: process.version, pool: POOL, hello: helloRun, argon, jose, results, rows };
   writeFileSync('bench/results/latest.json', JSON.stringify(record, null, 2));

@@ -1,3 +1,4 @@
+import './thread-pool.js';
 import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { buildApp, LOG_REDACT } from './app.js';

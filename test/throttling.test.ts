@@ -183,3 +183,60 @@ describe('throttling under concurrency', () => {
     assert.deepEqual({ ...problem(fake), detail: '' }, { ...problem(real), detail: '' });
   });
 });
+
+describe('per-address limits, counted in the database with few writes', () => {
+  let svc: TestService;
+  before(async () => {
+    svc = await startTestService({ rateLimitPerMinute: 10 });
+  });
+  after(async () => {
+    await svc.close();
+  });
+
+  const refresh = (app: TestService['app'], ip: string) =>
+    app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: 'nope' }, remoteAddress: ip });
+  const hitsInDatabase = async (ip: string) =>
+    (await svc.db.selectFrom('rate_limit_hits').select('hits').where('bucket', '=', `/v1/sessions/refresh|${ip}`).execute()).reduce((n, r) => n + r.hits, 0);
+
+  it('when 30 refreshes arrive at once from one address with a limit of 10, then exactly 10 pass, and refusals after that write nothing', async () => {
+    await awayFromMinuteEdge();
+    const ip = '198.51.100.60';
+    const statuses = (await Promise.all(Array.from({ length: 30 }, () => refresh(svc.app, ip)))).map((r) => r.statusCode);
+    assert.equal(statuses.filter((s) => s === 401).length, 10, 'exactly the limit reaches the route');
+    assert.equal(statuses.filter((s) => s === 429).length, 20);
+    const written = await hitsInDatabase(ip);
+    assert.ok(written >= 11, 'the database knows the window is over its limit');
+    for (let i = 0; i < 10; i++) assert.equal((await refresh(svc.app, ip)).statusCode, 429);
+    assert.equal(await hitsInDatabase(ip), written, 'a window known to be over its limit refuses without a write');
+  });
+
+  it('when hits come one after another, then each is counted once: the limit holds exactly', async () => {
+    await awayFromMinuteEdge();
+    const ip = '198.51.100.61';
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) statuses.push((await refresh(svc.app, ip)).statusCode);
+    assert.deepEqual(statuses, [...Array(10).fill(401), ...Array(4).fill(429)]);
+  });
+
+  it('when two instances share the database, then together they never let more than the limit through', async () => {
+    await awayFromMinuteEdge();
+    const { buildApp } = await import('../src/app.js');
+    const other = await buildApp({ config: svc.config, db: svc.handle });
+    try {
+      const ip = '198.51.100.62';
+      const statuses: number[] = [];
+      // Bursts on both at once, then hits taking turns (busy windows reserve hits ahead).
+      for (let round = 0; round < 3; round++) {
+        const burst = await Promise.all(Array.from({ length: 6 }, (_, i) => refresh(i % 2 ? other : svc.app, ip)));
+        statuses.push(...burst.map((r) => r.statusCode));
+        for (let i = 0; i < 4; i++) statuses.push((await refresh(i % 2 ? other : svc.app, ip)).statusCode);
+      }
+      const passed = statuses.filter((s) => s === 401).length;
+      assert.ok(passed <= 10, `at most the limit passes across instances (${passed})`);
+      assert.ok(passed >= 5, `reserved hits left unused cost little (${passed} passed)`);
+      assert.equal(statuses.filter((s) => s === 429).length, statuses.length - passed);
+    } finally {
+      await other.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 import autocannon from 'autocannon';
+import type { CpuSnapshot } from './processes.js';
 
 export interface LoadResult {
   route: string;
@@ -8,6 +9,8 @@ export interface LoadResult {
   errors: number;
   non2xx: number;
   requests: number;
+  /** CPU milliseconds per request: the service's main thread, its other threads, the database server. */
+  cpuPerRequest?: CpuSnapshot;
 }
 
 export interface LoadOptions {
@@ -23,6 +26,8 @@ export interface LoadOptions {
   onResponse?: (status: number, body: string) => void;
   /** A cheap URL of the same server to poll until it is idle again (default: the route's URL). */
   settleUrl?: string;
+  /** Reads the CPU time spent so far, to report it per request. */
+  cpu?: () => CpuSnapshot;
 }
 
 /**
@@ -41,6 +46,7 @@ export async function settle(url: string, timeoutMs = 60_000): Promise<void> {
 
 /** Drives one route with autocannon and reports throughput and latency. */
 export async function load(options: LoadOptions): Promise<LoadResult> {
+  const cpuBefore = options.cpu?.();
   const result = await autocannon({
     url: options.url,
     connections: options.connections,
@@ -63,7 +69,10 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     ],
   } as autocannon.Options);
   await settle(options.settleUrl ?? options.url);
+  const cpuAfter = options.cpu?.();
+  const per = (key: keyof CpuSnapshot) => Math.round(((cpuAfter![key] - cpuBefore![key]) / Math.max(1, result.requests.total)) * 1000) / 1000;
   return {
+    ...(cpuBefore ? { cpuPerRequest: { main: per('main'), threads: per('threads'), database: per('database') } } : {}),
     route: options.route,
     rps: Math.round(result.requests.average),
     p50: result.latency.p50,

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { CredentialsService } from '../credentials/service.js';
-import { incrementRateLimitHits } from '../db/counters.js';
+import { addRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -45,7 +45,7 @@ export class PasswordReset {
     // Counted like the other per-address limits (rate_limit_hits, shared by all instances); past
     // it nothing is done, and the answer is still 202, so a throttle tells nothing.
     const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
-    const hits = await incrementRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart));
+    const hits = await addRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart), 1);
     if (hits > this.settings.rateLimitPerMinute) return () => {};
     const start = this.jobs.reserve();
     return () => start(() => this.#mailReset(email, client));

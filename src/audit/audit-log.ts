@@ -1,5 +1,6 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.js';
+import type { Insertable, Kysely } from 'kysely';
+import type { AuditEventsTable, Database } from '../db/schema.js';
+import { WriteBatcher } from '../db/write-batcher.js';
 
 /**
  * The security event log (ASVS 5.0 V16.1, V16.2, V16.3): who did what, when, from where.
@@ -61,22 +62,36 @@ export interface AuditEvent {
   details: Record<string, unknown> | null;
 }
 
-export class AuditLog {
-  constructor(private readonly db: Kysely<Database>) {}
+export type AuditRow = Insertable<AuditEventsTable>;
+export type AuditDetails = Record<string, string | number | boolean>;
 
-  async record(event: AuditEventType, context: AuditContext, details?: Record<string, string | number | boolean>): Promise<void> {
-    await this.db
-      .insertInto('audit_events')
-      .values({
-        event,
-        user_id: context.userId ?? null,
-        session_id: context.sessionId ?? null,
-        ip: context.ip,
-        user_agent: context.userAgent?.slice(0, 512) ?? null,
-        details: details ? JSON.stringify(details) : null,
-        ...(context.pseudonym ? { subject_pseudonym: context.pseudonym } : {}),
-      })
-      .execute();
+/** The row of an event (for a statement that writes it along with what it records). */
+export function auditRow(event: AuditEventType, context: AuditContext, details?: AuditDetails) {
+  return {
+    event,
+    user_id: context.userId ?? null,
+    session_id: context.sessionId ?? null,
+    ip: context.ip,
+    user_agent: context.userAgent?.slice(0, 512) ?? null,
+    details: details ? JSON.stringify(details) : null,
+    subject_pseudonym: context.pseudonym ?? null,
+  } satisfies AuditRow;
+}
+
+export class AuditLog {
+  // Events of requests running at the same time go in one INSERT; each request still waits for its own.
+  readonly #rows: WriteBatcher<AuditRow, undefined>;
+
+  constructor(private readonly db: Kysely<Database>) {
+    this.#rows = new WriteBatcher(async (rows) => {
+      await this.db.insertInto('audit_events').values(rows).execute();
+      return rows.map(() => undefined);
+    });
+  }
+
+  /** Writes the event; resolves once it is in the database. */
+  async record(event: AuditEventType, context: AuditContext, details?: AuditDetails): Promise<void> {
+    await this.#rows.push(auditRow(event, context, details));
   }
 
   /** A user's own events, newest first, `limit` at a time, before the event id `before`. */

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { isMysql } from './dialect.js';
+import { dbNow, isMysql } from './dialect.js';
 import type { Database } from './schema.js';
 
 /**
@@ -12,8 +12,12 @@ import type { Database } from './schema.js';
 /** An attempt that is not back within this long is no longer counted as pending (a crashed request). */
 const PENDING_STALE_S = 60;
 
-/** Counts an attempt as pending; answers the row as it is now. */
-export async function beginAttempt(db: Kysely<Database>, key: string) {
+/**
+ * Counts an attempt as pending on its throttle row and as one more in its hourly ceiling row, and
+ * answers both as they are now. One statement on PostgreSQL (two upserts in one WITH), since every
+ * login pays for it.
+ */
+export async function beginAttempt(db: Kysely<Database>, key: string, ceilingKey: string) {
   if (isMysql(db)) {
     return db.transaction().execute(async (trx) => {
       await trx
@@ -25,35 +29,88 @@ export async function beginAttempt(db: Kysely<Database>, key: string) {
           updated_at: sql`current_timestamp(3)`,
         })
         .execute();
-      return trx.selectFrom('login_throttles').select(['failures', 'pending', 'locked_until']).where('throttle_key', '=', key).executeTakeFirstOrThrow();
+      await trx
+        .insertInto('login_throttles')
+        .values({ throttle_key: ceilingKey, failures: 1, locked_until: null })
+        .onDuplicateKeyUpdate({ failures: sql`failures + 1`, updated_at: sql`current_timestamp(3)` })
+        .execute();
+      const rows = await trx
+        .selectFrom('login_throttles')
+        .select(['throttle_key', 'failures', 'pending', 'locked_until'])
+        .where('throttle_key', 'in', [key, ceilingKey])
+        .execute();
+      const attempt = rows.find((r) => r.throttle_key === key)!;
+      const hour = rows.find((r) => r.throttle_key === ceilingKey)!;
+      return { failures: attempt.failures, pending: attempt.pending, locked_until: attempt.locked_until, in_hour: hour.failures };
     });
   }
   return db
-    .insertInto('login_throttles')
-    .values({ throttle_key: key, failures: 0, pending: 1, locked_until: null })
-    .onConflict((oc) =>
-      oc.column('throttle_key').doUpdateSet({
-        pending: sql`case when login_throttles.updated_at < now() - make_interval(secs => ${PENDING_STALE_S}) then 1 else login_throttles.pending + 1 end`,
-        updated_at: sql`now()`,
-      }),
+    .with('attempt', (q) =>
+      q
+        .insertInto('login_throttles')
+        .values({ throttle_key: key, failures: 0, pending: 1, locked_until: null })
+        .onConflict((oc) =>
+          oc.column('throttle_key').doUpdateSet({
+            pending: sql`case when login_throttles.updated_at < now() - make_interval(secs => ${PENDING_STALE_S}) then 1 else login_throttles.pending + 1 end`,
+            updated_at: sql`now()`,
+          }),
+        )
+        .returning(['failures', 'pending', 'locked_until']),
     )
-    .returning(['failures', 'pending', 'locked_until'])
+    // Reads `attempt`, so the attempt's row is locked first: every statement here locks an
+    // attempt's row before its ceiling's, so two of them never wait for each other.
+    .with('hour', (q) =>
+      q
+        .insertInto('login_throttles')
+        .columns(['throttle_key', 'failures', 'locked_until'])
+        .expression((eb) => eb.selectFrom('attempt').select((s) => [s.val(ceilingKey).as('throttle_key'), s.lit(1).as('failures'), s.lit(null).as('locked_until')]))
+        .onConflict((oc) => oc.column('throttle_key').doUpdateSet({ failures: sql`login_throttles.failures + 1`, updated_at: sql`now()` }))
+        .returning('failures as in_hour'),
+    )
+    .selectFrom(['attempt', 'hour'])
+    .select(['attempt.failures', 'attempt.pending', 'attempt.locked_until', 'hour.in_hour'])
     .executeTakeFirstOrThrow();
 }
 
-/** The attempt is over: not pending any more, and a failure counted if it failed. */
-export async function endAttempt(db: Kysely<Database>, key: string, failed: boolean): Promise<number> {
-  const mysql = isMysql(db);
+/**
+ * An attempt that was no failure and no sign-in is over (refused, or a re-authentication): no
+ * longer pending, and out of the hourly ceiling. One statement on PostgreSQL.
+ */
+export async function releaseAttempt(db: Kysely<Database>, key: string, ceilingKey: string): Promise<void> {
+  if (isMysql(db)) {
+    await db.transaction().execute(async (trx) => {
+      await releaseAttemptQuery(trx, key).execute();
+      await leaveCeilingQuery(trx, ceilingKey).execute();
+    });
+    return;
+  }
+  // The attempt's row first, then its ceiling's (see beginAttempt).
+  await sql`with released as (${releaseAttemptQuery(db, key).returning('pending')})
+    ${leaveCeilingQuery(db, ceilingKey).where(sql<boolean>`exists (select 1 from released)`)}`.execute(db);
+}
+
+/** A completed sign-in: the count for its subject and address starts again. */
+export function resetAttemptQuery(db: Kysely<Database>, key: string) {
+  return db.deleteFrom('login_throttles').where('throttle_key', '=', key);
+}
+
+function releaseAttemptQuery(db: Kysely<Database>, key: string) {
+  return db.updateTable('login_throttles').set({ pending: sql`greatest(pending - 1, 0)`, updated_at: dbNow(db) }).where('throttle_key', '=', key);
+}
+
+/** An attempt that was no failure leaves the hourly ceiling. */
+export function leaveCeilingQuery(db: Kysely<Database>, ceilingKey: string) {
+  return db.updateTable('login_throttles').set({ failures: sql`greatest(failures - 1, 0)`, updated_at: dbNow(db) }).where('throttle_key', '=', ceilingKey);
+}
+
+/** A failed attempt is over: no longer pending, one more failure; answers the failures in a row. */
+export async function endFailedAttempt(db: Kysely<Database>, key: string): Promise<number> {
   const update = (q: Kysely<Database>) =>
     q
       .updateTable('login_throttles')
-      .set({
-        pending: sql`greatest(pending - 1, 0)`,
-        failures: failed ? sql`failures + 1` : sql`failures`,
-        updated_at: mysql ? sql`current_timestamp(3)` : sql`now()`,
-      })
+      .set({ pending: sql`greatest(pending - 1, 0)`, failures: sql`failures + 1`, updated_at: dbNow(q) })
       .where('throttle_key', '=', key);
-  if (mysql) {
+  if (isMysql(db)) {
     return db.transaction().execute(async (trx) => {
       await update(trx).execute();
       const row = await trx.selectFrom('login_throttles').select('failures').where('throttle_key', '=', key).executeTakeFirst();
@@ -64,35 +121,14 @@ export async function endAttempt(db: Kysely<Database>, key: string, failed: bool
   return row?.failures ?? 0;
 }
 
-/** Adds `delta` to a plain counter (the hourly ceiling) and answers the new value. */
-export async function addToCounter(db: Kysely<Database>, key: string, delta: number): Promise<number> {
-  if (isMysql(db)) {
-    return db.transaction().execute(async (trx) => {
-      await trx
-        .insertInto('login_throttles')
-        .values({ throttle_key: key, failures: Math.max(delta, 0), locked_until: null })
-        .onDuplicateKeyUpdate({ failures: sql`greatest(failures + ${delta}, 0)`, updated_at: sql`current_timestamp(3)` })
-        .execute();
-      const row = await trx.selectFrom('login_throttles').select('failures').where('throttle_key', '=', key).executeTakeFirstOrThrow();
-      return row.failures;
-    });
-  }
-  const row = await db
-    .insertInto('login_throttles')
-    .values({ throttle_key: key, failures: Math.max(delta, 0), locked_until: null })
-    .onConflict((oc) => oc.column('throttle_key').doUpdateSet({ failures: sql`greatest(login_throttles.failures + ${delta}, 0)`, updated_at: sql`now()` }))
-    .returning('failures')
-    .executeTakeFirstOrThrow();
-  return row.failures;
-}
-
-export async function incrementRateLimitHits(db: Kysely<Database>, bucket: string, windowStart: Date): Promise<number> {
+/** Adds `hits` to a per-address window (throttling/rate-limit.ts) and answers its new total. */
+export async function addRateLimitHits(db: Kysely<Database>, bucket: string, windowStart: Date, hits: number): Promise<number> {
   if (isMysql(db)) {
     return db.transaction().execute(async (trx) => {
       await trx
         .insertInto('rate_limit_hits')
-        .values({ bucket, window_start: windowStart, hits: 1 })
-        .onDuplicateKeyUpdate({ hits: sql`hits + 1` })
+        .values({ bucket, window_start: windowStart, hits })
+        .onDuplicateKeyUpdate({ hits: sql`hits + ${hits}` })
         .execute();
       const row = await trx
         .selectFrom('rate_limit_hits')
@@ -105,8 +141,8 @@ export async function incrementRateLimitHits(db: Kysely<Database>, bucket: strin
   }
   const row = await db
     .insertInto('rate_limit_hits')
-    .values({ bucket, window_start: windowStart, hits: 1 })
-    .onConflict((oc) => oc.columns(['bucket', 'window_start']).doUpdateSet({ hits: sql`rate_limit_hits.hits + 1` }))
+    .values({ bucket, window_start: windowStart, hits })
+    .onConflict((oc) => oc.columns(['bucket', 'window_start']).doUpdateSet({ hits: sql`rate_limit_hits.hits + ${hits}` }))
     .returning('hits')
     .executeTakeFirstOrThrow();
   return row.hits;

@@ -185,10 +185,6 @@ export class MfaService {
     await this.audit.record('mfa_disabled', caller, { factor: 'totp' });
   }
 
-  async isTotpOn(userId: string): Promise<boolean> {
-    return isTotpOn(this.db, userId);
-  }
-
   /** The mfa_token of a sign-in whose password checked out: single-use, 5 minutes, bound to the user and the address. */
   async issueChallenge(userId: string, ip: string | null): Promise<string> {
     const token = randomBytes(32).toString('base64url');

@@ -2,6 +2,9 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
 import { dbNow, isMysql } from '../db/dialect.js';
+import { lookupKey, userColumns, type UserRecord } from '../users/repository.js';
+import { leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
+import type { auditRow } from '../audit/audit-log.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -10,42 +13,116 @@ export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed
 /** What a request needs to know about its session. */
 export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;
 
+/** Who is signing in by password: the account, its current password hash, whether TOTP is on. */
+export interface PasswordSignInSubject {
+  user: UserRecord;
+  credential: { credentials_id: string; hashed_password: string } | undefined;
+  totpOn: boolean;
+}
+
+/**
+ * The look-ups of a password sign-in in one round trip (the user by username or email, ignoring
+ * case; the current credential; the confirmed TOTP factor), where three would each cost a
+ * statement on every login.
+ */
+export async function findPasswordSignInSubject(db: Queryable, by: 'username' | 'email', value: string): Promise<PasswordSignInSubject | undefined> {
+  const row = await db
+    .selectFrom('users')
+    .leftJoin('user_credentials as current', (join) => join.onRef('current.user_id', '=', 'users.user_id').on('current.is_current', '=', true))
+    .leftJoin('user_totp_factors as totp', (join) => join.onRef('totp.user_id', '=', 'users.user_id').on('totp.confirmed_at', 'is not', null))
+    .select(userColumns.map((column) => `users.${column}` as const))
+    .select(['current.credentials_id', 'current.hashed_password', 'totp.user_id as totp_user_id'])
+    .where(by === 'username' ? 'users.username_key' : 'users.email_key', '=', lookupKey(value))
+    .executeTakeFirst();
+  if (!row) return undefined;
+  const { credentials_id, hashed_password, totp_user_id, ...user } = row;
+  return {
+    user,
+    credential: credentials_id !== null && hashed_password !== null ? { credentials_id, hashed_password } : undefined,
+    totpOn: totp_user_id !== null,
+  };
+}
+
+/** What a password sign-in writes along with its session (see insertSession). */
+export interface SignInWrites {
+  /** The login throttle's row for this subject and address, and its hourly ceiling row. */
+  throttle: { key: string; ceilingKey: string };
+  /** The `login_succeeded` event, without its session id (taken from the new session). */
+  audit: ReturnType<typeof auditRow>;
+}
+
+type OpenedSession = Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at' | 'amr'>;
+const openedColumns = ['session_id', 'created_at', 'expires_at', 'amr'] as const;
+
 /**
  * Opens a session, in the same statement that checks the user still exists and is not disabled,
  * so a user disabled while their login was being checked never gets a session. Undefined if not.
+ *
+ * With `signIn`, the writes that close a password sign-in go in the same round trip: the login
+ * throttle's count for the subject and address starts again and the attempt leaves the hourly
+ * ceiling (even if the account was disabled meanwhile: the password was right), and the
+ * `login_succeeded` event is written if the session opened. On PostgreSQL that is one statement
+ * (data-modifying WITH), since every login pays for it; on MySQL one transaction.
  */
 export async function insertSession(
-  db: Queryable,
+  db: Kysely<Database>,
   values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[] },
-): Promise<Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at' | 'amr'> | undefined> {
+  signIn?: SignInWrites,
+): Promise<OpenedSession | undefined> {
   const mysql = isMysql(db);
-  const insert = db
-    .insertInto('user_sessions')
-    .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
-    .expression((eb) =>
-      eb
-        .selectFrom('users')
-        .select((s) => [
-          s.ref('user_id').as('user_id'),
-          s.val(values.expiresAt).as('expires_at'),
-          s.val(values.refreshTokenHash).as('refresh_token_hash'),
-          s.val(values.userAgent).as('user_agent'),
-          s.val(values.ip).as('ip'),
-          s.val(values.amr.join(' ')).as('amr'),
-        ])
-        .where('user_id', '=', values.userId)
-        .where('disabled_at', 'is', null)
-        // Waits for a disable in progress, then sees it (MariaDB spells FOR SHARE the old way).
-        .$if(!mysql, (q) => q.forShare())
-        .$if(mysql, (q) => q.modifyEnd(sql`lock in share mode`)),
-    );
+  const insert = (q: Kysely<Database>) =>
+    q
+      .insertInto('user_sessions')
+      .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
+      .expression((eb) =>
+        eb
+          .selectFrom('users')
+          .select((s) => [
+            s.ref('user_id').as('user_id'),
+            s.val(values.expiresAt).as('expires_at'),
+            s.val(values.refreshTokenHash).as('refresh_token_hash'),
+            s.val(values.userAgent).as('user_agent'),
+            s.val(values.ip).as('ip'),
+            s.val(values.amr.join(' ')).as('amr'),
+          ])
+          .where('user_id', '=', values.userId)
+          .where('disabled_at', 'is', null)
+          // Waits for a disable in progress, then sees it (MariaDB spells FOR SHARE the old way).
+          .$if(!mysql, (q) => q.forShare())
+          .$if(mysql, (q) => q.modifyEnd(sql`lock in share mode`)),
+      );
   if (mysql) {
-    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
-    const { insertId, numInsertedOrUpdatedRows } = await insert.executeTakeFirstOrThrow();
-    if (!numInsertedOrUpdatedRows || insertId === undefined) return undefined;
-    return db.selectFrom('user_sessions').select(['session_id', 'created_at', 'expires_at', 'amr']).where('session_id', '=', String(insertId)).executeTakeFirst();
+    const run = async (trx: Kysely<Database>) => {
+      // No INSERT … RETURNING on MySQL 8: the new id, then the row.
+      const { insertId, numInsertedOrUpdatedRows } = await insert(trx).executeTakeFirstOrThrow();
+      const session =
+        numInsertedOrUpdatedRows && insertId !== undefined
+          ? await trx.selectFrom('user_sessions').select(openedColumns).where('session_id', '=', String(insertId)).executeTakeFirst()
+          : undefined;
+      if (signIn) {
+        await resetAttemptQuery(trx, signIn.throttle.key).execute();
+        await leaveCeilingQuery(trx, signIn.throttle.ceilingKey).execute();
+        if (session) await trx.insertInto('audit_events').values({ ...signIn.audit, session_id: session.session_id }).execute();
+      }
+      return session;
+    };
+    return signIn ? db.transaction().execute(run) : run(db);
   }
-  return insert.returning(['session_id', 'created_at', 'expires_at', 'amr']).executeTakeFirst();
+  if (!signIn) return insert(db).returning(openedColumns).executeTakeFirst();
+  const { audit, throttle } = signIn;
+  // Data-modifying WITH: every part runs, in one snapshot; the event reads the new session's id,
+  // and the ceiling's row is locked after the attempt's (see db/counters.ts, beginAttempt).
+  const { rows } = await sql<OpenedSession>`
+    with session as (${insert(db).returning(openedColumns)}),
+      attempt_reset as (${resetAttemptQuery(db, throttle.key).returning('pending')}),
+      ceiling_left as (${leaveCeilingQuery(db, throttle.ceilingKey).where(sql<boolean>`exists (select 1 from attempt_reset)`)}),
+      event as (
+        insert into audit_events (event, user_id, session_id, ip, user_agent, details, subject_pseudonym)
+        select ${audit.event}, cast(${audit.user_id} as bigint), session.session_id, ${audit.ip}, ${audit.user_agent}, ${audit.details}, ${audit.subject_pseudonym}
+        from session
+      )
+    select ${sql.join(openedColumns.map((column) => sql.ref(`session.${column}`)))} from session`.execute(db);
+  return rows[0];
 }
 
 export function findSessionState(db: Queryable, sessionId: string): Promise<SessionState | undefined> {
@@ -95,6 +172,39 @@ export async function rotateRefreshToken(db: Queryable, sessionId: string, prese
     .where('is_active', '=', true)
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
+}
+
+/** What a refresh needs of the session it rotated. */
+export type RotatedSession = Pick<SessionRow, 'session_id' | 'user_id' | 'created_at' | 'expires_at' | 'amr'>;
+
+/**
+ * The common refresh in one statement: moves the session to `nextHash` if `presentedHash` is its
+ * current token and the session is usable at `now` (active, before its expiry, used within
+ * `idleTtlS`), and answers the session; undefined if any of that is not so (the caller then reads
+ * the row to tell a retry from a reuse). MySQL has no UPDATE … RETURNING: the row is read after.
+ */
+export async function rotateIfCurrent(
+  db: Queryable,
+  values: { sessionId: string; presentedHash: string; nextHash: string; now: Date; idleTtlS: number },
+): Promise<RotatedSession | undefined> {
+  const update = db
+    .updateTable('user_sessions')
+    .set((eb) => ({
+      previous_refresh_token_hash: values.presentedHash,
+      refresh_token_hash: values.nextHash,
+      refresh_rotated_at: dbNow(db),
+      refresh_generation: eb('refresh_generation', '+', 1),
+      last_used_at: dbNow(db),
+    }))
+    .where('session_id', '=', values.sessionId)
+    .where('refresh_token_hash', '=', values.presentedHash)
+    .where('is_active', '=', true)
+    .where('expires_at', '>', values.now)
+    .where('last_used_at', '>', new Date(values.now.getTime() - values.idleTtlS * 1000));
+  if (!isMysql(db)) return update.returning(['session_id', 'user_id', 'created_at', 'expires_at', 'amr']).executeTakeFirst();
+  const result = await update.executeTakeFirst();
+  if (result.numUpdatedRows !== 1n) return undefined;
+  return db.selectFrom('user_sessions').select(['session_id', 'user_id', 'created_at', 'expires_at', 'amr']).where('session_id', '=', values.sessionId).executeTakeFirst();
 }
 
 /** Ends sessions; returns the ids that were active and now are not. */

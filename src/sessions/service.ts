@@ -1,22 +1,26 @@
 import type { Kysely } from 'kysely';
-import type { AuditLog } from '../audit/audit-log.js';
+import { auditRow, type AuditLog } from '../audit/audit-log.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
-import { findCurrentCredential, replaceHash } from '../credentials/repository.js';
+import { replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
 import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
-import { findUserById, findUserByLogin, toUser, type UserRecord } from '../users/repository.js';
+import { findUserById, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
 import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
 import type { LastUseRecorder } from './last-use.js';
 import {
+  findPasswordSignInSubject,
   findSessionForRefresh,
   findSessionState,
   insertSession,
   listActiveSessions,
+  rotateIfCurrent,
   rotateRefreshToken,
+  type RotatedSession,
+  type SignInWrites,
   sessionBelongsTo,
   type SessionState,
 } from './repository.js';
@@ -80,13 +84,14 @@ export class SessionsService {
     }
     const by = input.username !== undefined ? 'username' : 'email';
     const name = (input.username ?? input.email)!;
-    const user = await findUserByLogin(this.db, by, name);
+    const found = await findPasswordSignInSubject(this.db, by, name);
+    const user = found?.user;
     const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
     // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
     const attempt = await this.#beginAttempt(subject, context, 'login');
 
-    const credential = user ? await findCurrentCredential(this.db, user.user_id) : undefined;
+    const credential = found?.credential;
     const verified = credential
       ? await this.hasher.verify(credential.hashed_password, input.password)
       : await this.hasher.verifyNothing(input.password); // the same work as a wrong password
@@ -106,7 +111,7 @@ export class SessionsService {
       await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
     }
     // A second factor is on: no session yet, and the failure count stays until a sign-in completes.
-    if (await this.mfa.isTotpOn(user.user_id)) {
+    if (found.totpOn) {
       await this.throttle.released(attempt);
       const mfaToken = await this.mfa.issueChallenge(user.user_id, client.ip);
       await this.audit.record('mfa_challenge_issued', context, { factors: MFA_FACTORS.join(' ') });
@@ -170,16 +175,10 @@ export class SessionsService {
       await this.throttle.released(attempt);
       throw err;
     }
-    let pair: TokenPair;
-    try {
-      pair = await this.#open(user, client, amr);
-    } catch (err) {
-      await this.throttle.released(attempt); // disabled or deleted meanwhile: no sign-in, no failure
-      throw err;
-    }
-    await this.throttle.succeeded(attempt);
-    await this.audit.record('login_succeeded', { userId: user.user_id, ...client, sessionId: pair.session.id }, details);
-    return pair;
+    // The session, the throttle's reset and the login_succeeded event, in one round trip. If the
+    // account was disabled or deleted meanwhile, no session opens and the sign-in fails as a
+    // wrong password would, but the count still starts again: the password was right.
+    return this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
   }
 
   /**
@@ -207,16 +206,20 @@ export class SessionsService {
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
-  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], signIn?: SignInWrites): Promise<TokenPair> {
     const secret = newSecret();
-    const session = await insertSession(this.db, {
-      userId: user.user_id,
-      expiresAt: new Date(Date.now() + this.settings.sessionTtlS * 1000),
-      refreshTokenHash: hashSecret(secret),
-      userAgent: client.userAgent?.slice(0, 512) ?? null,
-      ip: client.ip,
-      amr,
-    });
+    const session = await insertSession(
+      this.db,
+      {
+        userId: user.user_id,
+        expiresAt: new Date(Date.now() + this.settings.sessionTtlS * 1000),
+        refreshTokenHash: hashSecret(secret),
+        userAgent: client.userAgent?.slice(0, 512) ?? null,
+        ip: client.ip,
+        amr,
+      },
+      signIn,
+    );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), session, secret);
   }
@@ -247,28 +250,34 @@ export class SessionsService {
     if (!parsed) throw invalidRefreshToken();
     const presentedHash = hashSecret(parsed.secret);
 
+    // The common case, a current token of a usable session, in one statement.
+    const next = this.chain.next(parsed.secret);
+    const rotated = await rotateIfCurrent(this.db, {
+      sessionId: parsed.sessionId,
+      presentedHash,
+      nextHash: hashSecret(next),
+      now: new Date(),
+      idleTtlS: this.settings.sessionIdleTtlS,
+    });
+    if (rotated) return this.#rotated(rotated, next, client);
+
+    // Otherwise read the session to tell a retry, a replay or an unusable session apart.
     for (let attempt = 0; attempt < 2; attempt++) {
       const session = await findSessionForRefresh(this.db, parsed.sessionId);
       if (!session || !this.isUsable(session)) throw invalidRefreshToken();
 
       if (session.refresh_token_hash === presentedHash) {
-        const next = this.chain.next(parsed.secret);
-        if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) {
-          const cached = this.cache.get(session.session_id);
-          if (cached) cached.last_used_at = new Date();
-          await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
-          return this.#pairFor(session, next);
-        }
+        if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) return this.#rotated(session, next, client);
         continue; // a concurrent refresh rotated it first: read again, this is now a retry
       }
 
       if (session.previous_refresh_token_hash === presentedHash) {
         const rotatedAt = session.refresh_rotated_at?.getTime() ?? 0;
-        const successor = this.chain.next(parsed.secret);
         const withinRetry = Date.now() - rotatedAt <= this.settings.refreshRetryS * 1000;
-        if (withinRetry && hashSecret(successor) === session.refresh_token_hash) {
+        if (withinRetry && hashSecret(next) === session.refresh_token_hash) {
+          // The successor it was given before (derived from it): the same answer again.
           await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client }, { retry: true });
-          return this.#pairFor(session, successor);
+          return this.#pairFor(session, next);
         }
         await this.#endForReuse(session, client);
       }
@@ -279,6 +288,13 @@ export class SessionsService {
       throw invalidRefreshToken();
     }
     throw invalidRefreshToken();
+  }
+
+  async #rotated(session: RotatedSession, next: string, client: ClientInfo): Promise<TokenPair> {
+    const cached = this.cache.get(session.session_id);
+    if (cached) cached.last_used_at = new Date();
+    await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
+    return this.#pairFor(session, next);
   }
 
   async #endForReuse(session: { session_id: string; user_id: string }, client: ClientInfo): Promise<never> {

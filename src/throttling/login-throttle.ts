@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import { addToCounter, beginAttempt, endAttempt } from '../db/counters.js';
+import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { lookupKey } from '../users/repository.js';
@@ -34,7 +34,10 @@ function tooManyRequests(retryAfterS: number): AppError {
   return new AppError('too_many_requests', { headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterS))) } });
 }
 
-/** One attempt under way: pass it back to `failed` or `succeeded`. */
+/**
+ * One attempt under way: pass it back to `failed` or `released`, or, for a completed sign-in, to
+ * the session's insert (sessions/repository.ts, insertSession), which resets it in the same round trip.
+ */
 export interface Attempt {
   key: string;
   ceilingKey: string;
@@ -58,9 +61,12 @@ export class LoginThrottle {
     const now = Date.now();
     const who = this.#who(subject);
     const key = `${who}|${ip ?? 'unknown'}`;
-    const row = await beginAttempt(this.db, key);
+    // The hourly ceiling across addresses, kept alike for accounts and unknown names.
+    const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS;
+    const attempt = { key, ceilingKey: `ceiling:${who}|${windowStart}` };
+    const row = await beginAttempt(this.db, attempt.key, attempt.ceilingKey);
     const refuse = async (retryAfterS: number): Promise<never> => {
-      await endAttempt(this.db, key, false); // a refused attempt neither counts nor extends a wait
+      await releaseAttempt(this.db, attempt.key, attempt.ceilingKey); // a refused attempt neither counts nor extends a wait
       throw tooManyRequests(retryAfterS);
     };
     if (row.locked_until && row.locked_until.getTime() > now) await refuse((row.locked_until.getTime() - now) / 1000);
@@ -68,31 +74,20 @@ export class LoginThrottle {
     // Before the limit: as many at once as failures are left. After a wait: one at a time.
     const allowed = row.failures + row.pending <= maxFailures || (row.failures >= maxFailures && row.pending === 1);
     if (!allowed) await refuse(this.#waitAfter(Math.max(row.failures, maxFailures)));
-
-    // The hourly ceiling across addresses, kept alike for accounts and unknown names.
-    const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS;
-    const ceilingKey = `ceiling:${who}|${windowStart}`;
-    const inHour = await addToCounter(this.db, ceilingKey, 1);
-    if (inHour > this.settings.accountHourlyCeiling && !('userId' in subject && (await this.#isKnownAddress(subject.userId, ip)))) {
-      await addToCounter(this.db, ceilingKey, -1);
+    if (row.in_hour > this.settings.accountHourlyCeiling && !('userId' in subject && (await this.#isKnownAddress(subject.userId, ip)))) {
       await refuse((windowStart + HOUR_MS - now) / 1000);
     }
-    return { key, ceilingKey };
+    return attempt;
   }
 
   async failed(attempt: Attempt): Promise<void> {
-    const failures = await endAttempt(this.db, attempt.key, true);
+    const failures = await endFailedAttempt(this.db, attempt.key);
     if (failures >= this.settings.maxFailures) {
       const lockedUntil = new Date(Date.now() + this.#waitAfter(failures) * 1000);
       await this.db.updateTable('login_throttles').set({ locked_until: lockedUntil }).where('throttle_key', '=', attempt.key).execute();
     }
   }
 
-  /** A completed sign-in: the count for this subject and address starts again, and it was no failure. */
-  async succeeded(attempt: Attempt): Promise<void> {
-    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', attempt.key).execute();
-    await addToCounter(this.db, attempt.ceilingKey, -1);
-  }
 
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
   async signedIn(userId: string, ip: string | null): Promise<void> {
@@ -101,8 +96,7 @@ export class LoginThrottle {
 
   /** A re-authentication that checked out: no failure, but the count of failures stays (only a sign-in resets it). */
   async released(attempt: Attempt): Promise<void> {
-    await endAttempt(this.db, attempt.key, false);
-    await addToCounter(this.db, attempt.ceilingKey, -1);
+    await releaseAttempt(this.db, attempt.key, attempt.ceilingKey);
   }
 
   /**

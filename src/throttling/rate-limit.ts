@@ -1,6 +1,6 @@
 import rateLimit from '@fastify/rate-limit';
 import type { Kysely } from 'kysely';
-import { incrementRateLimitHits } from '../db/counters.js';
+import { addRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { App } from '../http/types.js';
@@ -18,13 +18,97 @@ interface StoreResult {
   ttl: number;
 }
 
-function databaseStore(db: Kysely<Database>) {
-  return class DatabaseRateLimitStore {
-    incr(key: string, callback: (err: Error | null, result?: StoreResult) => void, timeWindow = 60_000): void {
+/** The most hits of one busy window an instance reserves in the database ahead of use. */
+const MAX_LEASE = 64;
+
+/** One address's window of one route, as this instance knows it. */
+interface Window {
+  start: number;
+  end: number;
+  /** Counts reserved in the database and not yet handed out: `next` up to `last`. */
+  next: number;
+  last: number;
+  /** The window's total in the database as of this instance's last write. */
+  total: number;
+  /** How many hits the next write reserves beyond those waiting. */
+  lease: number;
+  lastWriteAt: number;
+  waiting: Array<{ resolve: (count: number) => void; reject: (err: unknown) => void }>;
+  writing: boolean;
+}
+
+/**
+ * Counts each hit of a window in the database, shared by every instance, with few writes:
+ * - hits that arrive while this instance writes a window go in its next write, together;
+ * - a window that is busy (written again within a second) reserves hits ahead, doubling up to
+ *   MAX_LEASE but never more than half of what is left below the limit, and hands them out
+ *   without a write;
+ * - a window known to be over its limit refuses at once, without a write: counts only grow.
+ * Every hit gets a count of its own from the database's total, so however the instances
+ * interleave, no more than `max` hits of a window are ever under the limit. Reserved hits left
+ * unused at the end of a window are lost, so with several instances an address can be refused
+ * a little before its limit, never after.
+ */
+export class RateLimitCounter {
+  readonly #windows = new Map<string, Window>();
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** The hit's count in its window (over `max` means refuse). */
+  hit(bucket: string, now: number, timeWindow: number, max: number): Promise<number> {
+    const start = Math.floor(now / timeWindow) * timeWindow;
+    let window = this.#windows.get(bucket);
+    if (!window || window.start !== start) {
+      if (this.#windows.size >= 10_000) this.#forgetEnded(now);
+      window = { start, end: start + timeWindow, next: 1, last: 0, total: 0, lease: 0, lastWriteAt: 0, waiting: [], writing: false };
+      this.#windows.set(bucket, window);
+    }
+    if (window.total > max) return Promise.resolve(window.total + 1);
+    if (window.next <= window.last) return Promise.resolve(window.next++);
+    const counted = new Promise<number>((resolve, reject) => window.waiting.push({ resolve, reject }));
+    if (!window.writing) {
+      window.writing = true;
+      // Hits of the same turn of the event loop go in the same write.
+      queueMicrotask(() => void this.#write(bucket, window, max));
+    }
+    return counted;
+  }
+
+  async #write(bucket: string, window: Window, max: number): Promise<void> {
+    while (window.waiting.length) {
+      const waiting = window.waiting.splice(0);
       const now = Date.now();
-      const windowStart = Math.floor(now / timeWindow) * timeWindow;
-      incrementRateLimitHits(db, key, new Date(windowStart)).then(
-        (current) => callback(null, { current, ttl: windowStart + timeWindow - now }),
+      window.lease = now - window.lastWriteAt < 1000 ? Math.min(MAX_LEASE, Math.max(1, window.lease * 2)) : 0;
+      window.lastWriteAt = now;
+      const ahead = Math.max(0, Math.min(window.lease, Math.floor((max - window.total - waiting.length) / 2)));
+      try {
+        const total = await addRateLimitHits(this.db, bucket, new Date(window.start), waiting.length + ahead);
+        // This write's hits are the last ones of the total: the waiting first, then those reserved.
+        let count = total - ahead - waiting.length + 1;
+        for (const hit of waiting) hit.resolve(count++);
+        window.next = count;
+        window.last = total;
+        window.total = total;
+      } catch (err) {
+        for (const hit of waiting) hit.reject(err);
+      }
+      while (window.waiting.length && window.next <= window.last) window.waiting.shift()!.resolve(window.next++);
+    }
+    window.writing = false;
+  }
+
+  #forgetEnded(now: number): void {
+    for (const [bucket, window] of this.#windows) if (window.end <= now && !window.writing) this.#windows.delete(bucket);
+  }
+}
+
+function databaseStore(counter: RateLimitCounter) {
+  return class DatabaseRateLimitStore {
+    incr(key: string, callback: (err: Error | null, result?: StoreResult) => void, timeWindow = 60_000, max = Number.MAX_SAFE_INTEGER): void {
+      const now = Date.now();
+      const windowEnd = (Math.floor(now / timeWindow) + 1) * timeWindow;
+      counter.hit(key, now, timeWindow, max).then(
+        (current) => callback(null, { current, ttl: windowEnd - now }),
         (err: Error) => callback(err),
       );
     }
@@ -42,7 +126,7 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
   const audited = new Map<string, number>();
   await app.register(rateLimit, {
     global: false,
-    store: databaseStore(db),
+    store: databaseStore(new RateLimitCounter(db)),
     // Each route counts on its own.
     keyGenerator: (request) => `${request.routeOptions.url}|${request.ip}`,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
