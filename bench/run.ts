@@ -4,9 +4,8 @@
  * the same parameters and pool, jose verify), as ratios with their targets; a peer (Better Auth)
  * when bench/peers is installed. Writes bench/results/latest.json and docs/performance.svg.
  */
-import '../src/thread-pool.js';
-import { execSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { execSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mysql from 'mysql2/promise';
@@ -94,10 +93,18 @@ async function seed(target: { databaseUrl?: string; dataDir?: string }, count: n
 const scratchDataDir = mkdtempSync(join(tmpdir(), 'ums-bench-data-'));
 process.on('exit', () => rmSync(scratchDataDir, { recursive: true, force: true }));
 
+/** The Node.js flags `npm start` gives the service (package.json), so the bench runs what users run. */
+function serviceNodeFlags(): string[] {
+  const start = (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: { start: string } }).scripts.start;
+  const flags = /\bnode (.*)dist\/src\/server\.js/.exec(start)?.[1];
+  if (flags === undefined) throw new Error(`cannot read the node flags of the start script: ${start}`);
+  return flags.split(' ').filter(Boolean);
+}
+
 async function startService(env: Record<string, string>): Promise<Child> {
   // BENCH_PROFILE=dir: the service writes a V8 CPU profile there when it stops (open it in Chrome's DevTools).
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-  return startChild([...profile, 'dist/src/server.js'], {
+  return startChild([...profile, ...serviceNodeFlags(), 'dist/src/server.js'], {
     WORKERS: '1',
     DATA_DIR: scratchDataDir,
     LOG_LEVEL: 'warn',
@@ -161,6 +168,16 @@ interface RouteRuns {
   rss: number;
 }
 
+/** What the service's memory is made of (from its /metrics), for the log. */
+async function memoryBreakdown(base: string): Promise<string> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const mib = (name: string) => {
+    const value = new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.e+]+)$`, 'm').exec(text)?.[1];
+    return value === undefined ? '?' : String(Math.round(Number(value) / 1048576));
+  };
+  return `heap used ${mib('nodejs_heap_size_used_bytes')} MiB of ${mib('nodejs_heap_size_total_bytes')}, external ${mib('nodejs_external_memory_bytes')} MiB, RSS ${mib('process_resident_memory_bytes')} MiB`;
+}
+
 async function driveRoutes(service: Child, full: boolean, bracket = false): Promise<RouteRuns> {
   const base = service.url;
   const tokens = await sessions(base, 100);
@@ -218,7 +235,10 @@ async function driveRoutes(service: Child, full: boolean, bracket = false): Prom
   });
   const measured = bracket ? { ceilings } : {};
 
-  if (!wanted('flood')) return { ...measured, me, login, register, refresh, rss: rssMiB(service.pid) };
+  if (!wanted('flood')) {
+    log(`  memory: ${await memoryBreakdown(base)}`);
+    return { ...measured, me, login, register, refresh, rss: rssMiB(service.pid) };
+  }
   // Token checks while logins keep the hashing pool busy.
   const fresh2 = await sessions(base, 50);
   let k = 0;
@@ -241,6 +261,7 @@ async function driveRoutes(service: Child, full: boolean, bracket = false): Prom
       setup: () => ({ body: JSON.stringify({ username: `bench_${user++ % (USERS - 200)}`, password: PASSWORD }) }),
     }),
   ]);
+  log(`  memory: ${await memoryBreakdown(base)}`);
   return { ...measured, me, login, register, refresh, meDuringLogins, loginFlood, rss: rssMiB(service.pid) };
 }
 
@@ -292,7 +313,7 @@ async function main(): Promise<void> {
       } finally {
         await service.stop();
       }
-      for (const r of Object.values(results.server)) if (typeof r === 'object') log(`  ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
+      for (const r of Object.values(results.server)) if (typeof r === 'object' && 'route' in r) log(`  ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
       log(`  RSS after the run: ${results.server.rss} MiB`);
     } finally {
       await database.drop();
@@ -313,7 +334,7 @@ async function main(): Promise<void> {
       } finally {
         await service.stop();
       }
-      for (const r of Object.values(results.mysql)) if (typeof r === 'object') log(`  MariaDB ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
+      for (const r of Object.values(results.mysql)) if (typeof r === 'object' && 'route' in r) log(`  MariaDB ${r.route}: ${fmt(r)}${fmtCpu(r)}`);
       log(`  RSS after the run: ${results.mysql.rss} MiB`);
     } finally {
       await database.drop();
@@ -405,6 +426,16 @@ async function main(): Promise<void> {
   writeFileSync('bench/results/latest.json', JSON.stringify(record, null, 2));
   if (!quick) writeFileSync('docs/performance.svg', renderChart(record));
   log(quick ? 'Quick run done (no pass/fail on its numbers).' : 'Wrote bench/results/latest.json and docs/performance.svg.');
+}
+
+// The Argon2id ceilings run in this process: on a pool the size the service's (src/thread-pool.cts),
+// which libuv fixes on its first use, so before any module here could touch it.
+if (process.env.UV_THREADPOOL_SIZE === undefined) {
+  const child = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: { ...process.env, UV_THREADPOOL_SIZE: String(availableParallelism()) },
+  });
+  process.exit(child.status ?? 1);
 }
 
 main().catch((err) => {

@@ -1,4 +1,3 @@
-import './thread-pool.js';
 import cluster from 'node:cluster';
 import { join } from 'node:path';
 import { buildApp, LOG_REDACT } from './app.js';

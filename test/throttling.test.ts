@@ -169,6 +169,30 @@ describe('throttling under concurrency', () => {
     assert.equal(row.pending, 0, 'no attempt is left pending');
   });
 
+  it('when a waiting address floods attempts, then none of them counts toward the hourly ceiling', async () => {
+    const flood = await startTestService({ loginAccountMaxFailuresPerHour: 100 });
+    try {
+      const user = await registerUser(flood.app);
+      for (let i = 0; i < 5; i++) assert.equal((await attempt(flood, { username: user.username, password: 'wrong password here' }, '203.0.113.160')).statusCode, 401);
+      const ceiling = () =>
+        flood.db.selectFrom('login_throttles').select('failures').where('throttle_key', 'like', `ceiling:account:${user.id}|%`).executeTakeFirstOrThrow();
+      assert.equal((await ceiling()).failures, 5);
+      const refused = await Promise.all(Array.from({ length: 12 }, () => attempt(flood, { username: user.username, password: user.password }, '203.0.113.160')));
+      assert.deepEqual([...new Set(refused.map((r) => r.statusCode))], [429]);
+      assert.equal((await ceiling()).failures, 5, 'refused attempts never reach the ceiling');
+    } finally {
+      await flood.close();
+    }
+  });
+
+  it('when two sign-ins of one account complete at once from one address, then both leave the hourly ceiling and no count is left', async () => {
+    const user = await registerUser(svc.app);
+    const both = await Promise.all([0, 1].map(() => attempt(svc, { username: user.username, password: user.password }, '203.0.113.170')));
+    assert.deepEqual(both.map((r) => r.statusCode), [201, 201]);
+    const rows = await svc.db.selectFrom('login_throttles').select(['throttle_key', 'failures', 'pending']).where('throttle_key', 'like', `%account:${user.id}|%`).execute();
+    assert.deepEqual(rows.filter((r) => r.failures > 0 || r.pending > 0), [], `nothing left counted: ${JSON.stringify(rows)}`);
+  });
+
   it('when a name that is no account passes the hourly ceiling, then a new address is refused exactly like for an account', async () => {
     const user = await registerUser(svc.app);
     const ghost = uniqueName('ghost');

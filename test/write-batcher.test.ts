@@ -44,6 +44,18 @@ describe('WriteBatcher (group commit of small writes)', () => {
     assert.equal((results[1] as PromiseRejectedResult).reason.message, '13 is refused');
   });
 
+  it('when the database cannot be reached, then every write of the batch fails at once, without one try each', async () => {
+    let writes = 0;
+    const batcher = new WriteBatcher<number, number>(async () => {
+      writes++;
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    });
+    const results = await Promise.allSettled([1, 2, 3].map((n) => batcher.push(n)));
+    assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'rejected']);
+    assert.equal(writes, 1);
+    assert.equal(await batcher.push(4).catch(() => 'refused again'), 'refused again', 'the batcher still works after a failed batch');
+  });
+
   it('when more than the largest batch waits, then they go in batches of at most that size', async () => {
     const sizes: number[] = [];
     const batcher = new WriteBatcher<number, number>(async (items) => {

@@ -12,12 +12,34 @@ import type { Database } from './schema.js';
 /** An attempt that is not back within this long is no longer counted as pending (a crashed request). */
 const PENDING_STALE_S = 60;
 
+/** An attempt's throttle row as it is once the attempt is counted as pending. */
+export interface AttemptRow {
+  failures: number;
+  pending: number;
+  locked_until: Date | null;
+}
+
 /**
- * Counts an attempt as pending on its throttle row and as one more in its hourly ceiling row, and
- * answers both as they are now. One statement on PostgreSQL (two upserts in one WITH), since every
- * login pays for it.
+ * Whether an attempt may go on to the password check: not during a wait and, before the limit,
+ * as many at once as failures are left; after a wait, one at a time. (The same rule is written in
+ * SQL in beginAttempt, so that a refused attempt never touches the hourly ceiling.)
  */
-export async function beginAttempt(db: Kysely<Database>, key: string, ceilingKey: string) {
+function admits(row: AttemptRow, now: Date, maxFailures: number): boolean {
+  if (row.locked_until && row.locked_until.getTime() > now.getTime()) return false;
+  return row.failures + row.pending <= maxFailures || (row.failures >= maxFailures && row.pending === 1);
+}
+
+/**
+ * Counts an attempt as pending on its throttle row and, if the row admits it, as one more in its
+ * hourly ceiling row; answers the row and the ceiling's count (null when not admitted). One
+ * statement on PostgreSQL (two upserts in one WITH), since every login pays for it.
+ */
+export async function beginAttempt(
+  db: Kysely<Database>,
+  key: string,
+  ceilingKey: string,
+  rule: { now: Date; maxFailures: number },
+): Promise<AttemptRow & { in_hour: number | null }> {
   if (isMysql(db)) {
     return db.transaction().execute(async (trx) => {
       await trx
@@ -29,21 +51,18 @@ export async function beginAttempt(db: Kysely<Database>, key: string, ceilingKey
           updated_at: sql`current_timestamp(3)`,
         })
         .execute();
+      const row = await trx.selectFrom('login_throttles').select(['failures', 'pending', 'locked_until']).where('throttle_key', '=', key).executeTakeFirstOrThrow();
+      if (!admits(row, rule.now, rule.maxFailures)) return { ...row, in_hour: null };
       await trx
         .insertInto('login_throttles')
         .values({ throttle_key: ceilingKey, failures: 1, locked_until: null })
         .onDuplicateKeyUpdate({ failures: sql`failures + 1`, updated_at: sql`current_timestamp(3)` })
         .execute();
-      const rows = await trx
-        .selectFrom('login_throttles')
-        .select(['throttle_key', 'failures', 'pending', 'locked_until'])
-        .where('throttle_key', 'in', [key, ceilingKey])
-        .execute();
-      const attempt = rows.find((r) => r.throttle_key === key)!;
-      const hour = rows.find((r) => r.throttle_key === ceilingKey)!;
-      return { failures: attempt.failures, pending: attempt.pending, locked_until: attempt.locked_until, in_hour: hour.failures };
+      const hour = await trx.selectFrom('login_throttles').select('failures').where('throttle_key', '=', ceilingKey).executeTakeFirstOrThrow();
+      return { ...row, in_hour: hour.failures };
     });
   }
+  const { now, maxFailures } = rule;
   return db
     .with('attempt', (q) =>
       q
@@ -63,30 +82,58 @@ export async function beginAttempt(db: Kysely<Database>, key: string, ceilingKey
       q
         .insertInto('login_throttles')
         .columns(['throttle_key', 'failures', 'locked_until'])
-        .expression((eb) => eb.selectFrom('attempt').select((s) => [s.val(ceilingKey).as('throttle_key'), s.lit(1).as('failures'), s.lit(null).as('locked_until')]))
+        .expression((eb) =>
+          eb
+            .selectFrom('attempt')
+            .select((s) => [s.val(ceilingKey).as('throttle_key'), s.lit(1).as('failures'), s.lit(null).as('locked_until')])
+            // admits(), in SQL.
+            .where((w) =>
+              w.and([
+                w.or([w('attempt.locked_until', 'is', null), w('attempt.locked_until', '<=', now)]),
+                w.or([
+                  w(w('attempt.failures', '+', w.ref('attempt.pending')), '<=', maxFailures),
+                  w.and([w('attempt.failures', '>=', maxFailures), w('attempt.pending', '=', 1)]),
+                ]),
+              ]),
+            ),
+        )
         .onConflict((oc) => oc.column('throttle_key').doUpdateSet({ failures: sql`login_throttles.failures + 1`, updated_at: sql`now()` }))
         .returning('failures as in_hour'),
     )
-    .selectFrom(['attempt', 'hour'])
+    .selectFrom('attempt')
+    .leftJoin('hour', (join) => join.onTrue())
     .select(['attempt.failures', 'attempt.pending', 'attempt.locked_until', 'hour.in_hour'])
     .executeTakeFirstOrThrow();
 }
 
 /**
  * An attempt that was no failure and no sign-in is over (refused, or a re-authentication): no
- * longer pending, and out of the hourly ceiling. One statement on PostgreSQL.
+ * longer pending, and out of the hourly ceiling if it was counted there (`ceilingKey`). One
+ * statement on PostgreSQL.
  */
-export async function releaseAttempt(db: Kysely<Database>, key: string, ceilingKey: string): Promise<void> {
+export async function releaseAttempt(db: Kysely<Database>, key: string, ceilingKey: string | null): Promise<void> {
   if (isMysql(db)) {
     await db.transaction().execute(async (trx) => {
       await releaseAttemptQuery(trx, key).execute();
-      await leaveCeilingQuery(trx, ceilingKey).execute();
+      if (ceilingKey !== null) await leaveCeilingQuery(trx, ceilingKey).execute();
     });
     return;
   }
-  // The attempt's row first, then its ceiling's (see beginAttempt).
+  if (ceilingKey === null) {
+    await releaseAttemptQuery(db, key).execute();
+    return;
+  }
   await sql`with released as (${releaseAttemptQuery(db, key).returning('pending')})
-    ${leaveCeilingQuery(db, ceilingKey).where(sql<boolean>`exists (select 1 from released)`)}`.execute(db);
+    ${leaveCeilingQuery(db, ceilingKey).where(afterAttemptRow('released'))}`.execute(db);
+}
+
+/**
+ * A condition that is always true but reads the CTE `name` first, so that its row (the
+ * attempt's) is locked before the ceiling's, as in beginAttempt: no two statements wait for each
+ * other. Without a read, PostgreSQL runs an unread data-modifying WITH in no set order.
+ */
+export function afterAttemptRow(name: string) {
+  return sql<boolean>`(select count(*) from ${sql.table(name)}) >= 0`;
 }
 
 /** A completed sign-in: the count for its subject and address starts again. */

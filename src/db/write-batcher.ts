@@ -1,3 +1,5 @@
+import { isDatabaseUnavailable } from './errors.js';
+
 /**
  * Group commit for small writes that many requests make at once (audit rows, throttling
  * counters): each caller still waits until its own write is in the database, but writes that
@@ -11,7 +13,8 @@ export class WriteBatcher<Item, Result> {
 
   /**
    * @param write writes the items in one go and answers one result per item, in order. If it
-   *   throws for a batch of several, each item is tried alone, so one bad item fails only itself.
+   *   throws for a batch of several, each item is tried alone, so one bad item fails only itself;
+   *   if the database is unreachable, all of them fail at once.
    */
   constructor(
     private readonly write: (items: Item[]) => Promise<Result[]>,
@@ -35,16 +38,25 @@ export class WriteBatcher<Item, Result> {
   }
 
   async #flush(): Promise<void> {
-    while (this.#queue.length) {
-      const batch = this.#queue.splice(0, this.maxBatch);
-      try {
-        const results = await this.write(batch.map((entry) => entry.item));
-        batch.forEach((entry, i) => entry.resolve(results[i]!));
-      } catch (err) {
-        if (batch.length === 1) batch[0]!.reject(err);
-        else await Promise.all(batch.map((entry) => this.write([entry.item]).then(([r]) => entry.resolve(r!), entry.reject)));
+    try {
+      while (this.#queue.length) {
+        const batch = this.#queue.splice(0, this.maxBatch);
+        try {
+          const results = await this.write(batch.map((entry) => entry.item));
+          batch.forEach((entry, i) => entry.resolve(results[i]!));
+        } catch (err) {
+          if (batch.length === 1 || isDatabaseUnavailable(err)) {
+            for (const entry of batch) entry.reject(err);
+            continue;
+          }
+          // One bad item (a value the database refuses) fails only itself: the others, one by one.
+          for (const entry of batch) {
+            await this.write([entry.item]).then(([result]) => entry.resolve(result!), entry.reject);
+          }
+        }
       }
+    } finally {
+      this.#flushing = false;
     }
-    this.#flushing = false;
   }
 }

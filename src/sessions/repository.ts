@@ -3,7 +3,7 @@ import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
 import { dbNow, isMysql } from '../db/dialect.js';
 import { lookupKey, userColumns, type UserRecord } from '../users/repository.js';
-import { leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
+import { afterAttemptRow, leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
 import type { auditRow } from '../audit/audit-log.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
@@ -115,7 +115,7 @@ export async function insertSession(
   const { rows } = await sql<OpenedSession>`
     with session as (${insert(db).returning(openedColumns)}),
       attempt_reset as (${resetAttemptQuery(db, throttle.key).returning('pending')}),
-      ceiling_left as (${leaveCeilingQuery(db, throttle.ceilingKey).where(sql<boolean>`exists (select 1 from attempt_reset)`)}),
+      ceiling_left as (${leaveCeilingQuery(db, throttle.ceilingKey).where(afterAttemptRow('attempt_reset'))}),
       event as (
         insert into audit_events (event, user_id, session_id, ip, user_agent, details, subject_pseudonym)
         select ${audit.event}, cast(${audit.user_id} as bigint), session.session_id, ${audit.ip}, ${audit.user_agent}, ${audit.details}, ${audit.subject_pseudonym}

@@ -178,7 +178,13 @@ export class SessionsService {
     // The session, the throttle's reset and the login_succeeded event, in one round trip. If the
     // account was disabled or deleted meanwhile, no session opens and the sign-in fails as a
     // wrong password would, but the count still starts again: the password was right.
-    return this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
+    try {
+      return await this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
+    } catch (err) {
+      // The statement failed whole (a database error): nothing was written, so the attempt ends here.
+      if (!(err instanceof AppError)) await this.throttle.released(attempt).catch(() => {});
+      throw err;
+    }
   }
 
   /**

@@ -64,18 +64,17 @@ export class LoginThrottle {
     // The hourly ceiling across addresses, kept alike for accounts and unknown names.
     const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS;
     const attempt = { key, ceilingKey: `ceiling:${who}|${windowStart}` };
-    const row = await beginAttempt(this.db, attempt.key, attempt.ceilingKey);
-    const refuse = async (retryAfterS: number): Promise<never> => {
-      await releaseAttempt(this.db, attempt.key, attempt.ceilingKey); // a refused attempt neither counts nor extends a wait
-      throw tooManyRequests(retryAfterS);
-    };
-    if (row.locked_until && row.locked_until.getTime() > now) await refuse((row.locked_until.getTime() - now) / 1000);
     const { maxFailures } = this.settings;
-    // Before the limit: as many at once as failures are left. After a wait: one at a time.
-    const allowed = row.failures + row.pending <= maxFailures || (row.failures >= maxFailures && row.pending === 1);
-    if (!allowed) await refuse(this.#waitAfter(Math.max(row.failures, maxFailures)));
+    const row = await beginAttempt(this.db, attempt.key, attempt.ceilingKey, { now: new Date(now), maxFailures });
+    if (row.in_hour === null) {
+      // Not admitted (see admits()): it neither counts nor extends a wait, and never reached the ceiling.
+      await releaseAttempt(this.db, attempt.key, null);
+      const waiting = row.locked_until && row.locked_until.getTime() > now;
+      throw tooManyRequests(waiting ? (row.locked_until!.getTime() - now) / 1000 : this.#waitAfter(Math.max(row.failures, maxFailures)));
+    }
     if (row.in_hour > this.settings.accountHourlyCeiling && !('userId' in subject && (await this.#isKnownAddress(subject.userId, ip)))) {
-      await refuse((windowStart + HOUR_MS - now) / 1000);
+      await releaseAttempt(this.db, attempt.key, attempt.ceilingKey);
+      throw tooManyRequests((windowStart + HOUR_MS - now) / 1000);
     }
     return attempt;
   }

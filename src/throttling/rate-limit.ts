@@ -41,8 +41,8 @@ interface Window {
  * Counts each hit of a window in the database, shared by every instance, with few writes:
  * - hits that arrive while this instance writes a window go in its next write, together;
  * - a window that is busy (written again within a second) reserves hits ahead, doubling up to
- *   MAX_LEASE but never more than half of what is left below the limit, and hands them out
- *   without a write;
+ *   MAX_LEASE but never more than a tenth of the limit nor half of what is left below it, and
+ *   hands them out without a write;
  * - a window known to be over its limit refuses at once, without a write: counts only grow.
  * Every hit gets a count of its own from the database's total, so however the instances
  * interleave, no more than `max` hits of a window are ever under the limit. Reserved hits left
@@ -51,6 +51,7 @@ interface Window {
  */
 export class RateLimitCounter {
   readonly #windows = new Map<string, Window>();
+  #sweptAt = 0;
 
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -59,12 +60,12 @@ export class RateLimitCounter {
     const start = Math.floor(now / timeWindow) * timeWindow;
     let window = this.#windows.get(bucket);
     if (!window || window.start !== start) {
-      if (this.#windows.size >= 10_000) this.#forgetEnded(now);
+      if (this.#windows.size >= 10_000 && now - this.#sweptAt > 10_000) this.#forgetEnded(now);
       window = { start, end: start + timeWindow, next: 1, last: 0, total: 0, lease: 0, lastWriteAt: 0, waiting: [], writing: false };
       this.#windows.set(bucket, window);
     }
-    if (window.total > max) return Promise.resolve(window.total + 1);
     if (window.next <= window.last) return Promise.resolve(window.next++);
+    if (window.total > max) return Promise.resolve(window.total + 1);
     const counted = new Promise<number>((resolve, reject) => window.waiting.push({ resolve, reject }));
     if (!window.writing) {
       window.writing = true;
@@ -80,7 +81,8 @@ export class RateLimitCounter {
       const now = Date.now();
       window.lease = now - window.lastWriteAt < 1000 ? Math.min(MAX_LEASE, Math.max(1, window.lease * 2)) : 0;
       window.lastWriteAt = now;
-      const ahead = Math.max(0, Math.min(window.lease, Math.floor((max - window.total - waiting.length) / 2)));
+      // Never more than a tenth of the limit, nor half of what this instance last saw was left.
+      const ahead = Math.max(0, Math.min(window.lease, Math.floor(max / 10), Math.floor((max - window.total - waiting.length) / 2)));
       try {
         const total = await addRateLimitHits(this.db, bucket, new Date(window.start), waiting.length + ahead);
         // This write's hits are the last ones of the total: the waiting first, then those reserved.
@@ -98,6 +100,7 @@ export class RateLimitCounter {
   }
 
   #forgetEnded(now: number): void {
+    this.#sweptAt = now;
     for (const [bucket, window] of this.#windows) if (window.end <= now && !window.writing) this.#windows.delete(bucket);
   }
 }
