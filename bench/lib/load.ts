@@ -68,6 +68,10 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
       },
     ],
   } as autocannon.Options);
+  if (result.non2xx > 0) {
+    const statuses = (result as unknown as { statusCodeStats?: Record<string, { count: number }> }).statusCodeStats ?? {};
+    process.stderr.write(`    ${options.route}: answers by status ${JSON.stringify(Object.fromEntries(Object.entries(statuses).map(([code, { count }]) => [code, count])))}\n`);
+  }
   await settle(options.settleUrl ?? options.url);
   const cpuAfter = options.cpu?.();
   const per = (key: keyof CpuSnapshot) => Math.round(((cpuAfter![key] - cpuBefore![key]) / Math.max(1, result.requests.total)) * 1000) / 1000;
