@@ -62,7 +62,7 @@ export interface AuditEvent {
   details: Record<string, unknown> | null;
 }
 
-export type AuditRow = Insertable<AuditEventsTable>;
+type AuditRow = Insertable<AuditEventsTable>;
 export type AuditDetails = Record<string, string | number | boolean>;
 
 /** The row of an event (for a statement that writes it along with what it records). */

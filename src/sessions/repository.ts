@@ -153,27 +153,6 @@ export function findSessionForRefresh(db: Queryable, sessionId: string) {
     .executeTakeFirst();
 }
 
-/**
- * Moves the session to its next refresh token if `presentedHash` is still its current one
- * (compare-and-swap: of two racing refreshes, exactly one rotates). False when it lost.
- */
-export async function rotateRefreshToken(db: Queryable, sessionId: string, presentedHash: string, nextHash: string): Promise<boolean> {
-  const result = await db
-    .updateTable('user_sessions')
-    .set((eb) => ({
-      previous_refresh_token_hash: presentedHash,
-      refresh_token_hash: nextHash,
-      refresh_rotated_at: dbNow(db),
-      refresh_generation: eb('refresh_generation', '+', 1),
-      last_used_at: dbNow(db),
-    }))
-    .where('session_id', '=', sessionId)
-    .where('refresh_token_hash', '=', presentedHash)
-    .where('is_active', '=', true)
-    .executeTakeFirst();
-  return result.numUpdatedRows === 1n;
-}
-
 /** What a refresh needs of the session it rotated. */
 export type RotatedSession = Pick<SessionRow, 'session_id' | 'user_id' | 'created_at' | 'expires_at' | 'amr'>;
 

@@ -18,7 +18,6 @@ import {
   insertSession,
   listActiveSessions,
   rotateIfCurrent,
-  rotateRefreshToken,
   type RotatedSession,
   type SignInWrites,
   sessionBelongsTo,
@@ -258,13 +257,9 @@ export class SessionsService {
 
     // The common case, a current token of a usable session, in one statement.
     const next = this.chain.next(parsed.secret);
-    const rotated = await rotateIfCurrent(this.db, {
-      sessionId: parsed.sessionId,
-      presentedHash,
-      nextHash: hashSecret(next),
-      now: new Date(),
-      idleTtlS: this.settings.sessionIdleTtlS,
-    });
+    const rotate = () =>
+      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(), idleTtlS: this.settings.sessionIdleTtlS });
+    const rotated = await rotate();
     if (rotated) return this.#rotated(rotated, next, client);
 
     // Otherwise read the session to tell a retry, a replay or an unusable session apart.
@@ -273,7 +268,8 @@ export class SessionsService {
       if (!session || !this.isUsable(session)) throw invalidRefreshToken();
 
       if (session.refresh_token_hash === presentedHash) {
-        if (await rotateRefreshToken(this.db, session.session_id, presentedHash, hashSecret(next))) return this.#rotated(session, next, client);
+        const rotatedNow = await rotate();
+        if (rotatedNow) return this.#rotated(rotatedNow, next, client);
         continue; // a concurrent refresh rotated it first: read again, this is now a retry
       }
 

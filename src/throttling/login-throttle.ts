@@ -87,7 +87,6 @@ export class LoginThrottle {
     }
   }
 
-
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
   async signedIn(userId: string, ip: string | null): Promise<void> {
     await this.db.deleteFrom('login_throttles').where('throttle_key', '=', `account:${userId}|${ip ?? 'unknown'}`).execute();

@@ -25,11 +25,12 @@ const MAX_LEASE = 64;
 interface Window {
   start: number;
   end: number;
-  /** Counts reserved in the database and not yet handed out: `next` up to `last`. */
+  /**
+   * Counts reserved in the database and not yet handed out: `next` up to `last`; `last` is also
+   * the window's total in the database as of this instance's last write.
+   */
   next: number;
   last: number;
-  /** The window's total in the database as of this instance's last write. */
-  total: number;
   /** How many hits the next write reserves beyond those waiting. */
   lease: number;
   lastWriteAt: number;
@@ -61,11 +62,11 @@ export class RateLimitCounter {
     let window = this.#windows.get(bucket);
     if (!window || window.start !== start) {
       if (this.#windows.size >= 10_000 && now - this.#sweptAt > 10_000) this.#forgetEnded(now);
-      window = { start, end: start + timeWindow, next: 1, last: 0, total: 0, lease: 0, lastWriteAt: 0, waiting: [], writing: false };
+      window = { start, end: start + timeWindow, next: 1, last: 0, lease: 0, lastWriteAt: 0, waiting: [], writing: false };
       this.#windows.set(bucket, window);
     }
     if (window.next <= window.last) return Promise.resolve(window.next++);
-    if (window.total > max) return Promise.resolve(window.total + 1);
+    if (window.last > max) return Promise.resolve(window.last + 1);
     const counted = new Promise<number>((resolve, reject) => window.waiting.push({ resolve, reject }));
     if (!window.writing) {
       window.writing = true;
@@ -82,7 +83,7 @@ export class RateLimitCounter {
       window.lease = now - window.lastWriteAt < 1000 ? Math.min(MAX_LEASE, Math.max(1, window.lease * 2)) : 0;
       window.lastWriteAt = now;
       // Never more than a tenth of the limit, nor half of what this instance last saw was left.
-      const ahead = Math.max(0, Math.min(window.lease, Math.floor(max / 10), Math.floor((max - window.total - waiting.length) / 2)));
+      const ahead = Math.max(0, Math.min(window.lease, Math.floor(max / 10), Math.floor((max - window.last - waiting.length) / 2)));
       try {
         const total = await addRateLimitHits(this.db, bucket, new Date(window.start), waiting.length + ahead);
         // This write's hits are the last ones of the total: the waiting first, then those reserved.
@@ -90,7 +91,6 @@ export class RateLimitCounter {
         for (const hit of waiting) hit.resolve(count++);
         window.next = count;
         window.last = total;
-        window.total = total;
       } catch (err) {
         for (const hit of waiting) hit.reject(err);
       }
