@@ -4,6 +4,7 @@ import { buildApp, LOG_REDACT } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
+import { lowerBackgroundThreads } from './thread-priority.js';
 
 /**
  * Starts the service: settings, database, migrations, listen; drains and exits 0 on SIGTERM.
@@ -47,6 +48,7 @@ async function serve(config: Config, migrate: boolean): Promise<void> {
   const db = await open(config);
   if (migrate) await migrateToLatest(db.kysely);
   const app = await buildApp({ config, db, logger: { level: config.logLevel, redact: LOG_REDACT } });
+  lowerBackgroundThreads();
 
   let closing = false;
   const shutdown = async (signal: string) => {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { decodeProtectedHeader } from 'jose';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { listKeys, retireKey, rotateKeys } from '../src/auth/keys.js';
 import { loadDataCipher } from '../src/crypto/data-encryption.js';
 import { bearer, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
@@ -51,6 +51,29 @@ describe('signing keys', () => {
     assert.equal(refused.statusCode, 401);
     assert.equal(problem(refused).code, 'invalid_token');
     assert.equal((await me(fresh.accessToken)).statusCode, 200);
+  });
+
+  it('when another service checks an access token against the published JWKS with jose, then it verifies, with the RFC 9068 header and claims', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const jwks = createLocalJWKSet((await svc.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json());
+    const { payload, protectedHeader } = await jwtVerify(session.accessToken, jwks, {
+      algorithms: ['EdDSA'],
+      typ: 'at+jwt',
+      issuer: svc.config.jwtIssuer,
+      audience: svc.config.jwtAudience,
+    });
+    assert.deepEqual(Object.keys(protectedHeader).sort(), ['alg', 'kid', 'typ']);
+    assert.equal(payload.sub, user.id);
+    assert.equal(payload.sid, session.sessionId);
+    assert.equal(payload.client_id, 'user-management');
+    assert.deepEqual(payload.amr, ['pwd']);
+    assert.equal(payload.exp! - payload.iat!, svc.config.accessTokenTtlS);
+    assert.match(String(payload.jti), /^[0-9a-f-]{36}$/);
+    // One changed byte of the signature, and it is refused.
+    const [head, body, signature] = session.accessToken.split('.');
+    const forged = `${head}.${body}.${signature!.slice(0, -2)}${signature!.endsWith('AA') ? 'BA' : 'AA'}`;
+    await assert.rejects(jwtVerify(forged, jwks, { algorithms: ['EdDSA'] }));
   });
 
   it('when the only live key would be retired, then it is refused', async () => {
