@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
@@ -181,12 +181,19 @@ async function openEmbedded(dir: string): Promise<Db> {
   }
   try {
     const { PGlite } = await import('@electric-sql/pglite');
-    const pglite = await PGlite.create(onDisk ? join(dir, 'pglite') : dir, {
+    const path = onDisk ? join(dir, 'pglite') : dir;
+    const options = {
       parsers: { [OID_INT8]: keepText, [OID_DATE]: keepText },
       // PGlite's default (128 MB of shared buffers) is sized for a server; the embedded
       // database of one process does well with less, and the process stays small.
       postgresqlconf: ['shared_buffers=16MB'],
-    });
+    };
+    if (onDisk && !existsSync(join(path, 'PG_VERSION'))) {
+      // A new database: initdb grows the WASM memory to some 600 MiB, which a WASM instance
+      // never gives back. Create it, close that instance, and serve from a fresh one.
+      await (await PGlite.create(path, options)).close();
+    }
+    const pglite = await PGlite.create(path, options);
     const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: new PGlitePool(pglite) as never }) });
     return {
       kysely,
