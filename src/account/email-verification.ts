@@ -27,7 +27,15 @@ export class EmailVerification implements EmailEvents {
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
   async #send(user: UserRecord, context: AuditContext, reason: string): Promise<{ retryAfterS?: number }> {
-    const issued = await issueToken(this.db, { userId: user.user_id, kind: 'verify_email', email: user.email, ttlMs: VERIFICATION_TTL_MS, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
+    const issued = await issueToken(this.db, {
+      userId: user.user_id,
+      kind: 'verify_email',
+      email: user.email,
+      ttlMs: VERIFICATION_TTL_MS,
+      maxPerHour: VERIFICATION_MAILS_PER_HOUR,
+      perAddress: false,
+      newUser: reason === 'registered',
+    });
     if ('retryAfterS' in issued) return { retryAfterS: issued.retryAfterS };
     if ('noUser' in issued) return {};
     // The token travels in the fragment, so it never reaches a server's access log.

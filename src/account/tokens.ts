@@ -27,20 +27,27 @@ export type Issued = { token: string } | { retryAfterS: number } | { noUser: tru
  */
 export async function issueToken(
   db: Kysely<Database>,
-  input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; maxPerHour: number; perAddress: boolean },
+  input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; maxPerHour: number; perAddress: boolean; newUser?: boolean },
 ): Promise<Issued> {
   const token = newSecret();
+  if (input.newUser) {
+    // The user was created by this very request: no token of theirs to count, nobody else
+    // issuing one yet, so one plain insert (registration pays for it on every sign-up).
+    await db.insertInto('account_tokens').values(tokenRow(token, input)).execute();
+    return { token };
+  }
   return db.transaction().execute(async (trx): Promise<Issued> => {
     const user = await trx.selectFrom('users').select('user_id').where('user_id', '=', input.userId).forUpdate().executeTakeFirst();
     if (!user) return { noUser: true };
     const waitS = await hourlyCapWait(trx, input);
     if (waitS !== undefined) return { retryAfterS: waitS };
-    await trx
-      .insertInto('account_tokens')
-      .values({ token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(Date.now() + input.ttlMs) })
-      .execute();
+    await trx.insertInto('account_tokens').values(tokenRow(token, input)).execute();
     return { token };
   });
+}
+
+function tokenRow(token: string, input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number }) {
+  return { token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(Date.now() + input.ttlMs) };
 }
 
 /**

@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database, UserRow } from '../db/schema.js';
 import type { User } from './schemas.js';
 import { dbNow, isMysql } from '../db/dialect.js';
+import { insertCurrentCredential } from '../credentials/repository.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -79,6 +80,35 @@ export async function insertUser(trx: Queryable, values: { username: string; nam
     return trx.selectFrom('users').select(userColumns).where('user_id', '=', String(insertId)).executeTakeFirstOrThrow();
   }
   return trx.insertInto('users').values(values).returning(userColumns).executeTakeFirstOrThrow();
+}
+
+/**
+ * A new user and their first (current) password, together: one statement on PostgreSQL (a
+ * data-modifying WITH), a transaction on MySQL. A taken username or email fails it whole.
+ */
+export async function insertUserWithPassword(
+  db: Kysely<Database>,
+  values: { username: string; name: string; dob: string; email: string },
+  hashedPassword: string,
+): Promise<UserRecord> {
+  if (isMysql(db)) {
+    return db.transaction().execute(async (trx) => {
+      const user = await insertUser(trx, values);
+      await insertCurrentCredential(trx, user.user_id, hashedPassword);
+      return user;
+    });
+  }
+  return db
+    .with('new_user', (q) => q.insertInto('users').values(values).returning(userColumns))
+    .with('credential', (q) =>
+      q
+        .insertInto('user_credentials')
+        .columns(['user_id', 'hashed_password', 'is_current'])
+        .expression((eb) => eb.selectFrom('new_user').select((s) => [s.ref('new_user.user_id').as('user_id'), s.val(hashedPassword).as('hashed_password'), s.lit(true).as('is_current')])),
+    )
+    .selectFrom('new_user')
+    .select(userColumns)
+    .executeTakeFirstOrThrow();
 }
 
 export async function updateUser(

@@ -5,11 +5,10 @@ import type { Invalidation } from '../cache/invalidation.js';
 import type { Caller, ClientInfo } from '../sessions/service.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
-import { insertCurrentCredential } from '../credentials/repository.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError } from '../errors.js';
-import { findUserById, insertUser, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
+import { findUserById, insertUserWithPassword, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
 const CONTROL_CHARACTERS = /\p{Cc}/u;
@@ -90,11 +89,7 @@ export class UsersService {
     // Hash before the transaction: a transaction held across a hash stalls PGlite's one connection.
     const hashedPassword = await this.hasher.hash(input.password);
     try {
-      const row = await this.db.transaction().execute(async (trx) => {
-        const user = await insertUser(trx, { username: input.username, name, dob: input.dob, email: input.email });
-        await insertCurrentCredential(trx, user.user_id, hashedPassword);
-        return user;
-      });
+      const row = await insertUserWithPassword(this.db, { username: input.username, name, dob: input.dob, email: input.email }, hashedPassword);
       await this.audit.record('user_registered', { userId: row.user_id, ...client });
       await this.emailEvents?.registered(row, client);
       return toUser(row);
