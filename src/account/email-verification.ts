@@ -26,7 +26,8 @@ export class EmailVerification implements EmailEvents {
   ) {}
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
-  async #send(user: UserRecord, context: AuditContext, reason: string): Promise<{ retryAfterS?: number }> {
+  /** `newUser`: the user was created by this request (registration): no hourly count to check. */
+  async #send(user: UserRecord, context: AuditContext, reason: string, newUser = false): Promise<{ retryAfterS?: number }> {
     const issued = await issueToken(this.db, {
       userId: user.user_id,
       kind: 'verify_email',
@@ -34,7 +35,7 @@ export class EmailVerification implements EmailEvents {
       ttlMs: VERIFICATION_TTL_MS,
       maxPerHour: VERIFICATION_MAILS_PER_HOUR,
       perAddress: false,
-      newUser: reason === 'registered',
+      newUser,
     });
     if ('retryAfterS' in issued) return { retryAfterS: issued.retryAfterS };
     if ('noUser' in issued) return {};
@@ -45,7 +46,7 @@ export class EmailVerification implements EmailEvents {
   }
 
   async registered(user: UserRecord, client: ClientInfo): Promise<void> {
-    await this.#send(user, { userId: user.user_id, ...client }, 'registered').catch((err: unknown) => this.log.error({ err }, 'verification mail after registration failed'));
+    await this.#send(user, { userId: user.user_id, ...client }, 'registered', true).catch((err: unknown) => this.log.error({ err }, 'verification mail after registration failed'));
   }
 
   /**
