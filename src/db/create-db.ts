@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { PGlitePool } from './pglite-pool.js';
+import { PreparingClient } from './prepared-statements.js';
 import type { Database } from './schema.js';
 
 /**
@@ -69,6 +70,7 @@ function openServer(url: string, options: OpenDatabaseOptions): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax ?? 10,
+    Client: PreparingClient,
     connectionTimeoutMillis: timeoutMs,
     // The server ends a statement that runs too long; the client gives up a little later.
     statement_timeout: timeoutMs,

@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
+import { openDatabase, type Db } from '../src/db/create-db.js';
+import { createServerDatabase, mysqlServer, serverUrl } from './helpers/app.js';
+
+describe('prepared statements on a PostgreSQL server', { skip: serverUrl && !mysqlServer ? false : 'needs a PostgreSQL TEST_DATABASE_URL' }, () => {
+  let server: Awaited<ReturnType<typeof createServerDatabase>>;
+  let db: Db;
+
+  before(async () => {
+    server = await createServerDatabase(serverUrl!);
+    // One connection, so that every statement below meets the ones prepared before it.
+    db = await openDatabase({ databaseUrl: server.url, poolMax: 1, timeoutMs: 5000 });
+  });
+  after(async () => {
+    await db?.close();
+    await server?.drop();
+  });
+
+  const prepared = async () =>
+    (await sql<{ name: string; statement: string }>`select name, statement from pg_prepared_statements`.execute(db.kysely)).rows;
+
+  it('prepares each statement text once per connection and reuses it', async () => {
+    const lookup = (n: number) => sql<{ n: number }>`select ${n}::int + 1 as n`.execute(db.kysely);
+    assert.equal((await lookup(1)).rows[0]!.n, 2);
+    assert.equal((await lookup(41)).rows[0]!.n, 42);
+    const statements = (await prepared()).filter((s) => s.statement === 'select $1::int + 1 as n');
+    assert.equal(statements.length, 1, 'one prepared statement for both calls');
+    assert.match(statements[0]!.name, /^k\d+$/);
+  });
+
+  it('recovers when a migration changes the columns under a prepared statement', async () => {
+    await sql`create table widgets (id int primary key)`.execute(db.kysely);
+    await sql`insert into widgets values (1)`.execute(db.kysely);
+    const read = () => db.kysely.selectFrom('widgets' as never).selectAll().execute();
+    assert.deepEqual(await read(), [{ id: 1 }]);
+    await sql`alter table widgets add column label text default 'new'`.execute(db.kysely);
+    // PostgreSQL refuses the old plan once; the text is then prepared afresh under a new name.
+    await assert.rejects(read(), /cached plan must not change result type/);
+    assert.deepEqual(await read(), [{ id: 1, label: 'new' }]);
+  });
+});
