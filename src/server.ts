@@ -4,6 +4,7 @@ import { buildApp, LOG_REDACT } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
+import { collectWhenIdle } from './idle-collection.js';
 import { lowerBackgroundThreads } from './thread-priority.js';
 
 /**
@@ -49,6 +50,8 @@ async function serve(config: Config, migrate: boolean): Promise<void> {
   if (migrate) await migrateToLatest(db.kysely);
   const app = await buildApp({ config, db, logger: { level: config.logLevel, redact: LOG_REDACT } });
   lowerBackgroundThreads();
+  const idle = collectWhenIdle();
+  app.server.on('request', idle.touch);
 
   let closing = false;
   const shutdown = async (signal: string) => {
@@ -56,6 +59,7 @@ async function serve(config: Config, migrate: boolean): Promise<void> {
     closing = true;
     app.log.info({ signal }, 'shutting down: draining requests');
     try {
+      idle.stop();
       await app.close();
       await db.close();
       process.exit(0);

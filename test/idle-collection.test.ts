@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { collectWhenIdle } from '../src/idle-collection.js';
+
+describe('idle collection', () => {
+  const IDLE_MS = 20;
+
+  it('when no request came, then nothing is collected', async () => {
+    let collections = 0;
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    await sleep(IDLE_MS * 8);
+    idle.stop();
+    assert.equal(collections, 0);
+  });
+
+  it('when requests stop, then one collection runs, and no other until requests come again', async () => {
+    let collections = 0;
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    idle.touch();
+    idle.touch();
+    await sleep(IDLE_MS * 8);
+    assert.equal(collections, 1);
+    await sleep(IDLE_MS * 5);
+    assert.equal(collections, 1, 'an idle process is not collected again');
+    idle.touch();
+    await sleep(IDLE_MS * 8);
+    assert.equal(collections, 2);
+    idle.stop();
+  });
+
+  it('while requests keep coming, then nothing is collected', async () => {
+    let collections = 0;
+    // Longer intervals here: a request every 10 ms must never leave a whole interval empty.
+    const idle = collectWhenIdle({ idleMs: 100, collect: () => collections++ });
+    for (let i = 0; i < 50; i++) {
+      idle.touch();
+      await sleep(10);
+    }
+    assert.equal(collections, 0);
+    await sleep(400);
+    assert.equal(collections, 1);
+    idle.stop();
+  });
+
+  it('when stopped, then requests lead to no collection', async () => {
+    let collections = 0;
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    idle.stop();
+    idle.touch();
+    await sleep(IDLE_MS * 8);
+    assert.equal(collections, 0);
+  });
+});
