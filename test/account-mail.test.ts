@@ -671,6 +671,32 @@ describe('the outbox transport', () => {
   });
 });
 
+describe('the outbox transport, when its folder goes away', () => {
+  it('when the outbox folder is removed while the service runs, then the next message makes it again and is written', async () => {
+    const { Mailer, outboxTransport } = await import('../src/mail/mailer.js');
+    const { passwordResetMessage } = await import('../src/mail/templates.js');
+    const { rmSync } = await import('node:fs');
+    const outbox = new Outbox();
+    const lines: string[] = [];
+    const log = { info: (_: object, msg: string) => lines.push(msg), warn: (_: object, msg: string) => lines.push(msg), error: (_: object, msg: string) => lines.push(msg) };
+    const mailer = new Mailer(outboxTransport(outbox.dir), { from: 'no-reply@localhost', retryBaseMs: 10_000 }, log);
+    try {
+      mailer.send(passwordResetMessage('ada@example.com', 'http://localhost:3000/reset-password#token=first'));
+      await mailer.idle();
+      rmSync(outbox.dir, { recursive: true });
+      mailer.send(passwordResetMessage('ada@example.com', 'http://localhost:3000/reset-password#token=second'));
+      await mailer.idle();
+      const messages = await outbox.messages();
+      assert.equal(messages.length, 1, 'the second message, in the folder made again');
+      assert.ok(messages[0]!.text.includes('token=second'));
+      assert.deepEqual(lines.map((l) => l.split(' to ')[0]), ['mail written', 'mail written'], 'no failed attempt, no retry');
+    } finally {
+      await mailer.close();
+      outbox.remove();
+    }
+  });
+});
+
 describe('password reset: the same token twice at once', () => {
   it('when two completions race with one token, then exactly one 204 and one 400 invalid_reset_token, and one new credential', async () => {
     const outbox = new Outbox();

@@ -49,15 +49,29 @@ export function outboxTransport(dir: string): MailTransport {
   const composer = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
   // Names sort in the order the messages were sent, even within one millisecond.
   let sequence = 0;
+  // Made once, and again if it is removed while the service runs (every mail used to make it:
+  // file system calls that queue behind password hashes on libuv's pool).
+  let made: Promise<unknown> | undefined;
+  const makeDir = (again = false) => {
+    if (again || !made) made = mkdir(dir, { recursive: true, mode: 0o700 }).catch((err: unknown) => ((made = undefined), Promise.reject(err)));
+    return made;
+  };
   return {
     async deliver(message) {
       const info = (await composer.sendMail(message)) as { message: Buffer };
-      await mkdir(dir, { recursive: true, mode: 0o700 });
       const stamp = new Date().toISOString().replace(/[:.]/g, '-');
       sequence += 1;
       const file = join(dir, `${stamp}-${String(sequence).padStart(6, '0')}-${randomBytes(4).toString('hex')}.eml`);
       // The file holds a live link: readable by the service's user only.
-      await writeFile(file, info.message, { mode: 0o600 });
+      const write = () => writeFile(file, info.message, { mode: 0o600 });
+      await makeDir();
+      try {
+        await write();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        await makeDir(true);
+        await write();
+      }
       return `written to ${file}`;
     },
     close: () => composer.close(),
