@@ -128,6 +128,40 @@ describe('throttling', () => {
     assert.equal(rows.length, 1);
   });
 
+  it('when addresses of one IPv6 /64 register, then they share one per-minute count, and another /64 still can', async () => {
+    await awayFromMinuteEdge();
+    const register = (ip: string) => {
+      const username = uniqueName();
+      return limited.app.inject({
+        method: 'POST',
+        url: '/v1/users',
+        payload: { username, name: 'N', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
+        remoteAddress: ip,
+      });
+    };
+    for (const ip of ['2001:db8:a:b::1', '2001:db8:a:b::2', '2001:db8:a:b:ffff:ffff:ffff:fffe']) assert.equal((await register(ip)).statusCode, 201);
+    assert.equal((await register('2001:db8:a:b::4')).statusCode, 429, 'a fresh address in the same /64 gets no fresh count');
+    assert.equal((await register('2001:db8:a:c::1')).statusCode, 201);
+  });
+
+  it('when an account fails from 5 addresses of one IPv6 /64, then the whole /64 waits, and another /64 may sign in', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 1; i <= 5; i++) {
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' }, `2001:db8:1:1::${i}`)).statusCode, 401);
+    }
+    assert.equal((await attempt(svc, { username: user.username, password: user.password }, '2001:db8:1:1::99')).statusCode, 429);
+    assert.equal((await attempt(svc, { username: user.username, password: user.password }, '2001:db8:1:2::1')).statusCode, 201);
+  });
+
+  it('when an IPv4 client arrives as an IPv4-mapped IPv6 address, then it is counted as the same address', async () => {
+    const user = await registerUser(svc.app);
+    for (let i = 0; i < 5; i++) {
+      const ip = i % 2 ? '::ffff:198.51.100.40' : '198.51.100.40';
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' }, ip)).statusCode, 401);
+    }
+    assert.equal((await attempt(svc, { username: user.username, password: user.password }, '::ffff:198.51.100.40')).statusCode, 429);
+  });
+
   it('when an address tries more logins than the per-minute limit, with a new name each time, then 429', async () => {
     await awayFromMinuteEdge();
     const statuses: number[] = [];

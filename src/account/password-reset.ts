@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { addressKey } from '../throttling/address-key.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { CredentialsService } from '../credentials/service.js';
@@ -45,7 +46,7 @@ export class PasswordReset {
     // Counted like the other per-address limits (rate_limit_hits, shared by all instances); past
     // it nothing is done, and the answer is still 202, so a throttle tells nothing.
     const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
-    const hits = await addRateLimitHits(this.db, `/v1/password-resets|${client.ip ?? 'unknown'}`, new Date(windowStart), 1);
+    const hits = await addRateLimitHits(this.db, `/v1/password-resets|${addressKey(client.ip)}`, new Date(windowStart), 1);
     if (hits > this.settings.rateLimitPerMinute) return () => {};
     const start = this.jobs.reserve();
     return () => start(() => this.#mailReset(email, client));

@@ -3,10 +3,11 @@ import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.j
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { lookupKey } from '../users/repository.js';
+import { addressKey } from './address-key.js';
 
 /**
  * Failed-login throttling (API.md, Throttling; ASVS 5.0 V6.3.1; NIST SP 800-63B rev 4 3.2.2):
- * - per account and client address: after `maxFailures` failures in a row the pair waits
+ * - per account and client address (an IPv6 address by its /64, see address-key.ts): after `maxFailures` failures in a row the pair waits
  *   `baseWaitS`, doubling with each further failure, up to `maxWaitS`. An attempt during the wait
  *   answers 429 and neither counts nor extends it; a completed sign-in resets the count.
  * - a name that belongs to no account is counted per that name in exactly the same way, so the
@@ -60,7 +61,7 @@ export class LoginThrottle {
   async begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
     const now = Date.now();
     const who = this.#who(subject);
-    const key = `${who}|${ip ?? 'unknown'}`;
+    const key = `${who}|${addressKey(ip)}`;
     // The hourly ceiling across addresses, kept alike for accounts and unknown names.
     const windowStart = Math.floor(now / HOUR_MS) * HOUR_MS;
     const attempt = { key, ceilingKey: `ceiling:${who}|${windowStart}` };
@@ -89,7 +90,7 @@ export class LoginThrottle {
 
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
   async signedIn(userId: string, ip: string | null): Promise<void> {
-    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', `account:${userId}|${ip ?? 'unknown'}`).execute();
+    await this.db.deleteFrom('login_throttles').where('throttle_key', '=', `account:${userId}|${addressKey(ip)}`).execute();
   }
 
   /** A re-authentication that checked out: no failure, but the count of failures stays (only a sign-in resets it). */

@@ -1,4 +1,5 @@
 import rateLimit from '@fastify/rate-limit';
+import { addressKey } from './address-key.js';
 import type { Kysely } from 'kysely';
 import { addRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
@@ -131,7 +132,7 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
     global: false,
     store: databaseStore(new RateLimitCounter(db)),
     // Each route counts on its own.
-    keyGenerator: (request) => `${request.routeOptions.url}|${request.ip}`,
+    keyGenerator: (request) => `${request.routeOptions.url}|${addressKey(request.ip)}`,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
     onExceeded: (request, key) => {
