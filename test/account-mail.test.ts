@@ -266,6 +266,36 @@ describe('REQUIRE_EMAIL_VERIFICATION', () => {
     assert.equal(sessionsAfter, sessionsBefore, 'no session opened');
   });
 
+  it('when an unverified user signs in with a recovery code, then 403 email_not_verified spends neither the code nor the mfa_token, and both work once the email is verified', async () => {
+    const user = await registerUser(svc.app);
+    await mailSettled(svc.app);
+    assert.equal((await verifyEmail(svc, tokenFrom((await outbox.messages(user.email))[0]!, 'verify-email'))).statusCode, 204);
+    const session = await login(svc.app, user);
+    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } });
+    const secret: string = setup.json().secret;
+    const code = new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() - 30_000 });
+    const confirm = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code } });
+    const recoveryCode: string = confirm.json().recovery_codes[0];
+    const newAddress = `new_${user.email}`;
+    assert.equal((await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(session.accessToken), payload: { email: newAddress } })).json().email_verified, false);
+    const unused = async () => (await svc.db.selectFrom('user_recovery_codes').select('user_id').where('user_id', '=', user.id).where('used_at', 'is', null).execute()).length;
+
+    const mfaToken = problem(await attempt(user.username, user.password)).mfa_token;
+    const refused = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: mfaToken, code: recoveryCode } });
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(problem(refused).code, 'email_not_verified');
+    assert.equal(await unused(), 10, 'the recovery code is not spent');
+    const failed = await events(svc, user.id, 'login_failed');
+    assert.equal(JSON.parse(failed.at(-1)!.details!).reason, 'email_not_verified');
+
+    await mailSettled(svc.app);
+    const mails = await outbox.messages(newAddress);
+    assert.equal((await verifyEmail(svc, tokenFrom(mails.at(-1)!, 'verify-email'))).statusCode, 204);
+    const signedIn = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: mfaToken, code: recoveryCode } });
+    assert.equal(signedIn.statusCode, 201, signedIn.body);
+    assert.equal(await unused(), 9);
+  });
+
   it('when the setting is off (the default), then an unverified user logs in', async () => {
     const plain = await startTestService();
     try {

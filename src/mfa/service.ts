@@ -216,7 +216,7 @@ export class MfaService {
    * code are used up together (one transaction); a wrong or replayed code counts against the
    * token instead. Answers the factor used, or undefined for a wrong code.
    */
-  async redeem(challenge: MfaChallenge, code: string): Promise<{ factor: 'totp' | 'recovery_code'; recoveryCodesLeft?: number } | undefined> {
+  async redeem(challenge: MfaChallenge, code: string, mayComplete: () => void = () => {}): Promise<{ factor: 'totp' | 'recovery_code'; recoveryCodesLeft?: number } | undefined> {
     const { userId, tokenHash } = challenge;
     const typed = code.trim();
     let consume: ((trx: Kysely<Database>) => Promise<boolean>) | undefined;
@@ -236,6 +236,9 @@ export class MfaService {
         await this.db.transaction().execute(async (trx) => {
           if (!(await useMfaToken(trx, tokenHash))) throw new AppError('invalid_mfa_token');
           if (!(await consume(trx))) throw new CodeRefused();
+          // The code checked out; a sign-in refused now (its error goes to the caller) spends
+          // neither the code nor the mfa_token.
+          mayComplete();
         });
         if (factor === 'totp') return { factor };
         return { factor, recoveryCodesLeft: await unusedRecoveryCodes(this.db, userId) };

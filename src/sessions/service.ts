@@ -135,10 +135,20 @@ export class SessionsService {
     }
     const attempt = await this.#beginAttempt({ userId: user.user_id }, context, 'login_mfa');
     let redeemed: Awaited<ReturnType<MfaService['redeem']>>;
+    let refusal: unknown;
     try {
-      redeemed = await this.mfa.redeem(challenge, input.code);
+      // Rules for every sign-in (REQUIRE_EMAIL_VERIFICATION) are checked once the code checked
+      // out and before it is spent, so a refused sign-in does not cost a recovery code.
+      redeemed = await this.mfa.redeem(challenge, input.code, () => {
+        try {
+          assertMaySignIn(user, this.settings);
+        } catch (err) {
+          throw (refusal = err);
+        }
+      });
     } catch (err) {
       await this.throttle.released(attempt);
+      if (err === refusal) await this.audit.record('login_failed', context, { reason: err instanceof AppError ? err.code : 'refused' });
       throw err;
     }
     if (!redeemed) {
