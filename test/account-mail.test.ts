@@ -333,6 +333,28 @@ describe('password reset', () => {
     return tokenFrom(mails.at(-1)!, 'reset-password');
   }
 
+  it('when an account with TOTP resets its password, then the new password alone still opens no session: the second step is asked for, and the authenticator app completes it', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } });
+    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+    assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code: totpAt(-30) } })).statusCode, 200);
+
+    await askReset(svc, user.email);
+    const newPassword = 'a brand new passphrase 77';
+    assert.equal((await completeReset(svc, await resetToken(user.email), newPassword)).statusCode, 204);
+    assert.ok(await svc.db.selectFrom('user_totp_factors').select('user_id').where('user_id', '=', user.id).where('confirmed_at', 'is not', null).executeTakeFirst(), 'TOTP stays on');
+
+    const sessionsBefore = (await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', user.id).where('is_active', '=', true).execute()).length;
+    assert.equal(sessionsBefore, 0, 'the reset ended every session');
+    const first = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: newPassword } });
+    assert.equal(first.statusCode, 403, first.body);
+    assert.equal(problem(first).code, 'mfa_required');
+    assert.equal((await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', user.id).execute()).length, 1, 'only the session that set TOTP up, ended');
+    const second = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: problem(first).mfa_token, code: totpAt(30) } });
+    assert.equal(second.statusCode, 201, second.body);
+  });
+
   it('when a known and an unknown address ask for a reset, then both answer the same 202; only the known one gets a 30-minute link, and only it is audited (with no token)', async () => {
     const user = await registerUser(svc.app);
     const known = await askReset(svc, user.email.toUpperCase());
