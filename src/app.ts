@@ -43,8 +43,9 @@ import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.j
 import { pruneChallenges } from './passkeys/repository.js';
 import { passkeysRoutes } from './passkeys/routes.js';
 import { PasskeysService } from './passkeys/service.js';
-import { Mailer, outboxTransport, smtpTransport } from './mail/mailer.js';
+import { Mailer, mailTransport } from './mail/mailer.js';
 import { BackgroundJobs } from './account/background.js';
+import { SecurityNotices } from './account/security-notices.js';
 import { EmailVerification } from './account/email-verification.js';
 import { PasswordReset } from './account/password-reset.js';
 import { AccountDeletion } from './account/deletion.js';
@@ -192,7 +193,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     app.decorate('accessTokensForTests', tokens);
   }
   // Mail leaves through SMTP_URL, or lands in DATA_DIR/outbox; always off the request path.
-  const mailer = new Mailer(config.smtpUrl ? smtpTransport(config.smtpUrl) : outboxTransport(config.outboxDir), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, app.log);
+  const mailer = new Mailer(mailTransport(config), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, app.log);
   const accountJobs = new BackgroundJobs(app.log);
   app.decorate('mailer', mailer);
   app.decorate('accountJobs', accountJobs);
@@ -202,6 +203,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     clearTimeout(timer);
     await mailer.close();
   });
+  audit.onRecorded(new SecurityNotices(db, mailer, accountJobs).recorded);
   const verification = new EmailVerification(db, mailer, audit, invalidation, config.publicUrl, app.log);
   const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength, verification);
   const mfa = new MfaService(db, hasher, throttle, audit, revocation, cipher, new URL(config.publicUrl).host);

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, type Config } from './config.js';
 import { GENERATED_KEY_WARNING, loadDataCipher } from './crypto/data-encryption.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
 import { AdminService } from './admin/service.js';
+import type { Kysely } from 'kysely';
+import { BackgroundJobs } from './account/background.js';
+import { SecurityNotices } from './account/security-notices.js';
+import { AuditLog } from './audit/audit-log.js';
+import type { Database } from './db/schema.js';
+import { Mailer, mailTransport } from './mail/mailer.js';
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -172,7 +178,8 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'users' && sub === 'reset-mfa' && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).resetMfa(arg));
+    // The owner is told by mail (a support desk talked into this is how accounts are taken over).
+    const result = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => new AdminService(db.kysely, audit).resetMfa(arg)));
     if (!result) return noSuchUser(arg);
     print(result.totp ? `${arg}'s second factors are removed: they sign in with their password alone.` : `${arg} had no second factor; nothing to remove.`, { username: arg, totp_removed: result.totp });
     return 0;
@@ -218,3 +225,21 @@ run(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/**
+ * Runs `work` with an audit log whose events send their security notices (account/security-notices.ts),
+ * and waits for the mail before the command ends (up to the mailer's 5 s). Mail lines go to stderr.
+ */
+async function withSecurityNotices<T>(db: Kysely<Database>, config: Config, work: (audit: AuditLog) => Promise<T>): Promise<T> {
+  const log = { info: (_: object, msg: string) => console.error(msg), warn: (_: object, msg: string) => console.error(msg), error: (_: object, msg: string) => console.error(msg) };
+  const mailer = new Mailer(mailTransport(config), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, log);
+  const jobs = new BackgroundJobs(log);
+  const audit = new AuditLog(db);
+  audit.onRecorded(new SecurityNotices(db, mailer, jobs).recorded);
+  try {
+    return await work(audit);
+  } finally {
+    await jobs.idle();
+    await mailer.close();
+  }
+}

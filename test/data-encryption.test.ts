@@ -325,8 +325,16 @@ describe('data encryption and second factors: command line', () => {
     assert.deepEqual(left.totp, []);
     assert.deepEqual(left.codes, []);
     assert.deepEqual(left.events.map((e) => [e.event, JSON.parse(e.details!)]), [['mfa_reset_by_admin', { had_totp: true }]]);
+    // The owner is told, by the command itself (no SMTP_URL here: DATA_DIR/outbox).
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const notices = () => readdirSync(join(dir, 'outbox')).map((f) => readFileSync(join(dir, 'outbox', f), 'utf8'));
+    const [notice, ...more] = notices();
+    assert.equal(more.length, 0);
+    assert.match(notice!, /^To: ada@example\.com$/m);
+    assert.match(notice!, /^Subject: Your second factors were removed$/m);
 
     assert.match((await cli({}, 'users', 'reset-mfa', 'Ada_L')).stdout, /Ada_L had no second factor; nothing to remove\./);
+    assert.equal(notices().length, 1, 'nothing removed, nothing to tell');
     await assert.rejects(cli({}, 'users', 'reset-mfa', 'nobody'), fails(1, /No user named nobody\./));
     await assert.rejects(cli({}, 'users', 'reset-mfa'), fails(2, /users reset-mfa needs a username/));
   });

@@ -48,8 +48,12 @@ const ADMIN_CONTEXT = { ip: null, userAgent: 'admin command line' };
 export class AdminService {
   readonly #audit: AuditLog;
 
-  constructor(private readonly db: Kysely<Database>) {
-    this.#audit = new AuditLog(db);
+  /** `audit`: where its events go (the command line's, with security notices for reset-mfa). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    audit?: AuditLog,
+  ) {
+    this.#audit = audit ?? new AuditLog(db);
   }
 
   /** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */

@@ -62,7 +62,7 @@ export interface AuditEvent {
   details: Record<string, unknown> | null;
 }
 
-type AuditRow = Insertable<AuditEventsTable>;
+export type AuditRow = Insertable<AuditEventsTable>;
 export type AuditDetails = Record<string, string | number | boolean>;
 
 /** The row of an event (for a statement that writes it along with what it records). */
@@ -82,6 +82,8 @@ export class AuditLog {
   // Events of requests running at the same time go in one INSERT; each request still waits for its own.
   readonly #rows: WriteBatcher<AuditRow, undefined>;
 
+  readonly #listeners: Array<(row: AuditRow) => void> = [];
+
   constructor(private readonly db: Kysely<Database>) {
     this.#rows = new WriteBatcher(async (rows) => {
       await this.db.insertInto('audit_events').values(rows).execute();
@@ -91,7 +93,14 @@ export class AuditLog {
 
   /** Writes the event; resolves once it is in the database. */
   async record(event: AuditEventType, context: AuditContext, details?: AuditDetails): Promise<void> {
-    await this.#rows.push(auditRow(event, context, details));
+    const row = auditRow(event, context, details);
+    await this.#rows.push(row);
+    for (const listener of this.#listeners) listener(row);
+  }
+
+  /** Calls `listener` with each event this instance records, once it is stored (security notices). */
+  onRecorded(listener: (row: AuditRow) => void): void {
+    this.#listeners.push(listener);
   }
 
   /** A user's own events, newest first, `limit` at a time, before the event id `before`. */

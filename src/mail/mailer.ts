@@ -78,6 +78,11 @@ export function outboxTransport(dir: string): MailTransport {
   };
 }
 
+/** SMTP when `smtpUrl` is set, else the outbox folder (API-ACCOUNT.md, Mail). */
+export function mailTransport(settings: { smtpUrl?: string | null; outboxDir: string }): MailTransport {
+  return settings.smtpUrl ? smtpTransport(settings.smtpUrl) : outboxTransport(settings.outboxDir);
+}
+
 export interface MailerOptions {
   from: string;
   /** Wait before the first retry; each further one waits 4 times longer. */

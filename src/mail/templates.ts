@@ -49,3 +49,13 @@ export function passwordResetMessage(to: string, link: string): MailMessage {
     'The link works once, for 30 minutes. Setting a new password signs you out everywhere. If you did not ask for this, ignore this message: your password stays as it is.',
   ]);
 }
+
+/** A change that guards the account (see account/security-notices.ts): what, when, from where. */
+export function securityNoticeMessage(to: string, subject: string, what: string, context: { at: Date; ip: string | null }): MailMessage {
+  return compose(to, subject, [
+    'Hello,',
+    what,
+    `When: ${context.at.toUTCString()}. From the address: ${context.ip ?? 'unknown'}.`,
+    'If this was you, there is nothing to do. If it was not, reset your password at once and check the sign-ins of your account: someone else may have had access to it.',
+  ]);
+}

@@ -1,0 +1,72 @@
+import type { Kysely } from 'kysely';
+import type { AuditEventType, AuditRow } from '../audit/audit-log.js';
+import type { Database } from '../db/schema.js';
+import type { Mailer } from '../mail/mailer.js';
+import { securityNoticeMessage } from '../mail/templates.js';
+import type { BackgroundJobs } from './background.js';
+
+/**
+ * Mails the owner of an account when something that guards it changed (NIST SP 800-63B 4.6,
+ * ASVS V6.3.7): a password changed or reset, the authenticator app turned on or off, a recovery
+ * code used, a passkey added or removed, a session ended because an old refresh token came back.
+ * Each notice says what happened, when and from which address, and what to do if it was not them.
+ *
+ * Driven by the security events: every way that records one of these events sends its notice,
+ * once the event is stored and off the request path (a mail that fails never fails the change).
+ * Text a client chose (user agent, passkey name) is left out: it would let a stranger write into
+ * a mail that comes from us.
+ */
+interface Notice {
+  subject: string;
+  what: (details: Record<string, unknown>) => string;
+  /** Only when the event's details say something changed. */
+  when?: (details: Record<string, unknown>) => boolean;
+}
+
+const NOTICES: Partial<Record<AuditEventType, Notice>> = {
+  password_changed: { subject: 'Your password was changed', what: () => 'The password of your account was changed.' },
+  password_reset_completed: {
+    subject: 'Your password was reset',
+    what: () => 'The password of your account was reset with a link sent to this address, and every session was signed out.',
+  },
+  mfa_enabled: { subject: 'Two-step sign-in was turned on', what: () => 'Two-step sign-in with an authenticator app was turned on for your account.' },
+  mfa_disabled: { subject: 'Two-step sign-in was turned off', what: () => 'Two-step sign-in with an authenticator app was turned off for your account.' },
+  recovery_code_used: {
+    subject: 'A recovery code was used',
+    what: (d) => `A recovery code was used to sign in to your account; ${Number(d.left ?? 0)} of your recovery codes are left.`,
+  },
+  passkey_added: { subject: 'A passkey was added', what: () => 'A passkey was added to your account: it can now sign in without the password.' },
+  passkey_removed: { subject: 'A passkey was removed', what: () => 'A passkey was removed from your account.' },
+  mfa_reset_by_admin: {
+    subject: 'Your second factors were removed',
+    what: () => 'At a request to support, the authenticator app and the recovery codes of your account were removed: it signs in with the password alone until you set them up again.',
+    when: (d) => d.had_totp === true,
+  },
+  refresh_reuse: {
+    subject: 'A session of your account was ended',
+    what: () => 'A session of your account was signed out because one of its old sign-in tokens was used again, which can mean it was copied.',
+  },
+};
+
+export class SecurityNotices {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly mailer: Mailer,
+    private readonly jobs: BackgroundJobs,
+  ) {}
+
+  /** Called with every security event once it is stored (AuditLog.onRecorded). */
+  readonly recorded = (row: AuditRow): void => {
+    const notice = NOTICES[row.event as AuditEventType];
+    const userId = row.user_id;
+    if (!notice || userId === null || userId === undefined) return;
+    const details = row.details ? (JSON.parse(row.details) as Record<string, unknown>) : {};
+    if (notice.when && !notice.when(details)) return;
+    const at = new Date();
+    this.jobs.run(async () => {
+      const user = await this.db.selectFrom('users').select('email').where('user_id', '=', String(userId)).executeTakeFirst();
+      if (!user) return; // deleted meanwhile
+      this.mailer.send(securityNoticeMessage(user.email, notice.subject, notice.what(details), { at, ip: row.ip ?? null }));
+    });
+  };
+}
