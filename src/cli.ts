@@ -75,7 +75,7 @@ async function run(argv: string[]): Promise<number> {
   const print = (human: string, data: unknown) => console.log(values.json ? JSON.stringify(data) : human);
 
   const withDb = async <T>(work: (db: Db) => Promise<T>): Promise<T> => {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs });
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs, preparedStatements: config.dbPreparedStatements });
     try {
       await migrateToLatest(db.kysely);
       return await work(db);
@@ -85,7 +85,7 @@ async function run(argv: string[]): Promise<number> {
   };
 
   if (command === 'migrate' && !sub) {
-    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs });
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, timeoutMs: config.dbTimeoutMs, preparedStatements: config.dbPreparedStatements });
     try {
       const applied = await migrateToLatest(db.kysely);
       print(applied.length ? `Applied: ${applied.join(', ')}` : 'Nothing to apply: the database is up to date.', { applied });
@@ -231,11 +231,16 @@ run(process.argv.slice(2)).then(
  * and waits for the mail before the command ends (up to the mailer's 5 s). Mail lines go to stderr.
  */
 async function withSecurityNotices<T>(db: Kysely<Database>, config: Config, work: (audit: AuditLog) => Promise<T>): Promise<T> {
-  const log = { info: (_: object, msg: string) => console.error(msg), warn: (_: object, msg: string) => console.error(msg), error: (_: object, msg: string) => console.error(msg) };
+  // Said on stderr (stdout stays the command's answer), with the reason of a failure.
+  const line = (obj: { err?: unknown; reason?: unknown }, msg: string) => {
+    const why = obj.err instanceof Error ? obj.err.message : typeof obj.reason === 'string' ? obj.reason : undefined;
+    console.error(why ? `${msg}: ${why}` : msg);
+  };
+  const log = { info: line, warn: line, error: line };
   const mailer = new Mailer(mailTransport(config), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, log);
   const jobs = new BackgroundJobs(log);
   const audit = new AuditLog(db);
-  audit.onRecorded(new SecurityNotices(db, mailer, jobs).recorded);
+  audit.onRecorded(new SecurityNotices(db, mailer, jobs, log).recorded);
   try {
     return await work(audit);
   } finally {

@@ -47,6 +47,8 @@ export interface Config {
   readonly jwtAudience: string;
   /** Connections per process to a PostgreSQL server. */
   readonly dbPoolMax: number;
+  /** DB_PREPARED_STATEMENTS: named prepared statements on a PostgreSQL server (off behind a pooler that cannot keep them). */
+  readonly dbPreparedStatements: boolean;
   /** Worker processes of one instance (node:cluster); 1 on the embedded database. */
   readonly workers: number;
   /** How long a request waits for a database connection or a query before answering 503. */
@@ -234,6 +236,7 @@ export function loadConfig(env: Env = process.env): Config {
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),
     jwtAudience: str(env, 'JWT_AUDIENCE', publicUrl),
     dbPoolMax: int(env, 'DB_POOL_MAX', 10, 1, 1000),
+    dbPreparedStatements: bool(env, 'DB_PREPARED_STATEMENTS', true),
     workers: parseWorkers(env, databaseUrl),
     dbTimeoutMs: int(env, 'DB_TIMEOUT_MS', 5000, 100, 120_000),
     passwordPeppers: parsePeppers(env.PASSWORD_PEPPER),

@@ -29,7 +29,7 @@ function settings(): Config {
 
 async function open(config: Config): Promise<Db> {
   try {
-    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs });
+    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs, preparedStatements: config.dbPreparedStatements });
   } catch (err) {
     if (err instanceof DataDirInUseError) fail(err.message);
     throw err;

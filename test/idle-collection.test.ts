@@ -8,7 +8,7 @@ describe('idle collection', () => {
 
   it('when no request came, then nothing is collected', async () => {
     let collections = 0;
-    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, minRequests: 2, collect: () => collections++ });
     await sleep(IDLE_MS * 8);
     idle.stop();
     assert.equal(collections, 0);
@@ -16,13 +16,14 @@ describe('idle collection', () => {
 
   it('when requests stop, then one collection runs, and no other until requests come again', async () => {
     let collections = 0;
-    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, minRequests: 2, collect: () => collections++ });
     idle.touch();
     idle.touch();
     await sleep(IDLE_MS * 8);
     assert.equal(collections, 1);
     await sleep(IDLE_MS * 5);
     assert.equal(collections, 1, 'an idle process is not collected again');
+    idle.touch();
     idle.touch();
     await sleep(IDLE_MS * 8);
     assert.equal(collections, 2);
@@ -32,7 +33,7 @@ describe('idle collection', () => {
   it('while requests keep coming, then nothing is collected', async () => {
     let collections = 0;
     // Longer intervals here: a request every 10 ms must never leave a whole interval empty.
-    const idle = collectWhenIdle({ idleMs: 100, collect: () => collections++ });
+    const idle = collectWhenIdle({ idleMs: 100, minRequests: 2, collect: () => collections++ });
     for (let i = 0; i < 50; i++) {
       idle.touch();
       await sleep(10);
@@ -43,9 +44,23 @@ describe('idle collection', () => {
     idle.stop();
   });
 
+  it('when fewer requests than the minimum came (a health check now and then), then nothing is collected', async () => {
+    let collections = 0;
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, minRequests: 3, collect: () => collections++ });
+    idle.touch();
+    await sleep(IDLE_MS * 4);
+    idle.touch();
+    await sleep(IDLE_MS * 6);
+    assert.equal(collections, 0, 'two requests, apart');
+    idle.touch();
+    await sleep(IDLE_MS * 6);
+    assert.equal(collections, 1, 'the third brings it to the minimum');
+    idle.stop();
+  });
+
   it('when stopped, then requests lead to no collection', async () => {
     let collections = 0;
-    const idle = collectWhenIdle({ idleMs: IDLE_MS, collect: () => collections++ });
+    const idle = collectWhenIdle({ idleMs: IDLE_MS, minRequests: 2, collect: () => collections++ });
     idle.stop();
     idle.touch();
     await sleep(IDLE_MS * 8);

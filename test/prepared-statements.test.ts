@@ -30,6 +30,25 @@ describe('prepared statements on a PostgreSQL server', { skip: serverUrl && !mys
     assert.match(statements[0]!.name, /^k\d+$/);
   });
 
+  it('when a statement grows with its input (more than 64 values), then it runs unnamed', async () => {
+    const values = Array.from({ length: 65 }, (_, i) => i);
+    const sum = await sql<{ n: number }>`select ${sql.join(values.map((v) => sql`${v}::int`), sql` + `)} as n`.execute(db.kysely);
+    assert.equal(sum.rows[0]!.n, (64 * 65) / 2);
+    assert.ok(!(await prepared()).some((s) => s.statement.includes('$65')), 'no name for it');
+  });
+
+  it('when DB_PREPARED_STATEMENTS is off (a pooler in front), then nothing is prepared', async () => {
+    const plain = await openDatabase({ databaseUrl: server.url, poolMax: 1, timeoutMs: 5000, preparedStatements: false });
+    try {
+      await sql`select 1 as one`.execute(plain.kysely);
+      await sql`select ${2}::int as two`.execute(plain.kysely);
+      const { rows } = await sql<{ n: string }>`select count(*) as n from pg_prepared_statements`.execute(plain.kysely);
+      assert.equal(Number(rows[0]!.n), 0);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('recovers when a migration changes the columns under a prepared statement', async () => {
     await sql`create table widgets (id int primary key)`.execute(db.kysely);
     await sql`insert into widgets values (1)`.execute(db.kysely);

@@ -112,4 +112,42 @@ describe('security notices by mail', () => {
       ['A session of your account was ended'],
     );
   });
+
+  it('when one account makes many such changes within an hour, then its address gets 5 notices, no more', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    let current = user.password;
+    for (let i = 0; i < 7; i++) {
+      const next = `another passphrase number ${i} here`;
+      assert.equal((await inject('PUT', '/v1/users/me/password', session.accessToken, { current_password: current, new_password: next })).statusCode, 204);
+      current = next;
+      await mailSettled(svc.app); // one at a time, as a person would
+    }
+    assert.equal((await notices(user)).length, 5);
+  });
+});
+
+describe('security notices behind a proxy that is believed', () => {
+  let svc: TestService;
+  const outbox = new Outbox();
+  before(async () => {
+    svc = await startTestService({ outboxDir: outbox.dir, refreshRetryS: 0, trustProxy: true });
+  });
+  after(async () => {
+    await svc.close();
+    outbox.remove();
+  });
+
+  it('when the client address a proxy passed on is no IP address, then the notice says "unknown", not the text', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const replay = () =>
+      svc.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken }, headers: { 'x-forwarded-for': 'call +1 555 0100 now' } });
+    assert.equal((await replay()).statusCode, 200);
+    assert.equal((await replay()).statusCode, 401);
+    await mailSettled(svc.app);
+    const [notice] = (await outbox.messages(user.email)).filter((m) => m.subject === 'A session of your account was ended');
+    assert.ok(notice!.text.includes('From the address: unknown.'), notice!.text);
+    assert.ok(!notice!.raw.includes('555 0100'));
+  });
 });

@@ -105,6 +105,16 @@ describe('throttling', () => {
     assert.equal(known.statusCode, 201);
   });
 
+  it('when an account passes its hourly ceiling, then a new address in the /64 it signed in from before counts as known, another /64 does not', async () => {
+    const user = await registerUser(limited.app);
+    assert.equal((await attempt(limited, { username: user.username, password: user.password }, '2001:db8:5:5::1')).statusCode, 201);
+    for (let i = 0; i < 4; i++) {
+      assert.equal((await attempt(limited, { username: user.username, password: 'wrong password here' }, `198.18.1.${i + 1}`)).statusCode, 401);
+    }
+    assert.equal((await attempt(limited, { username: user.username, password: user.password }, '2001:db8:5:6::1')).statusCode, 429);
+    assert.equal((await attempt(limited, { username: user.username, password: user.password }, '2001:db8:5:5:aaaa:bbbb:cccc:dddd')).statusCode, 201, 'a privacy address of the same /64');
+  });
+
   it('when an address registers more than the per-minute limit, then 429 with Retry-After, and other addresses still can', async () => {
     await awayFromMinuteEdge();
     const register = (ip: string) => {

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { AuditEventType, AuditRow } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
-import type { Mailer } from '../mail/mailer.js';
+import type { MailLog, Mailer } from '../mail/mailer.js';
 import { securityNoticeMessage } from '../mail/templates.js';
 import type { BackgroundJobs } from './background.js';
 
@@ -14,7 +14,9 @@ import type { BackgroundJobs } from './background.js';
  * Driven by the security events: every way that records one of these events sends its notice,
  * once the event is stored and off the request path (a mail that fails never fails the change).
  * Text a client chose (user agent, passkey name) is left out: it would let a stranger write into
- * a mail that comes from us.
+ * a mail that comes from us. At most MAX_PER_HOUR notices go to one account an hour (counted in
+ * the stored events, so across instances): whoever holds an account whose address is someone
+ * else's cannot turn these into a stream of mail to that address.
  */
 interface Notice {
   subject: string;
@@ -48,11 +50,15 @@ const NOTICES: Partial<Record<AuditEventType, Notice>> = {
   },
 };
 
+const MAX_PER_HOUR = 5;
+const NOTICE_EVENTS = Object.keys(NOTICES);
+
 export class SecurityNotices {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly mailer: Mailer,
     private readonly jobs: BackgroundJobs,
+    private readonly log: MailLog,
   ) {}
 
   /** Called with every security event once it is stored (AuditLog.onRecorded). */
@@ -66,6 +72,18 @@ export class SecurityNotices {
     this.jobs.run(async () => {
       const user = await this.db.selectFrom('users').select('email').where('user_id', '=', String(userId)).executeTakeFirst();
       if (!user) return; // deleted meanwhile
+      // This event is among them (it was stored before this ran).
+      const { n } = await this.db
+        .selectFrom('audit_events')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .where('user_id', '=', String(userId))
+        .where('event', 'in', NOTICE_EVENTS)
+        .where('occurred_at', '>', new Date(at.getTime() - 3_600_000))
+        .executeTakeFirstOrThrow();
+      if (Number(n) > MAX_PER_HOUR) {
+        this.log.warn({ event: row.event }, 'security notice not sent: this account had its hourly number');
+        return;
+      }
       this.mailer.send(securityNoticeMessage(user.email, notice.subject, notice.what(details), { at, ip: row.ip ?? null }));
     });
   };

@@ -46,6 +46,8 @@ export interface OpenDatabaseOptions {
   poolMax?: number;
   /** Longest wait for a connection, and for a statement, in milliseconds. */
   timeoutMs?: number;
+  /** PostgreSQL server: send statements as named prepared statements (default true; see prepared-statements.ts). */
+  preparedStatements?: boolean;
 }
 
 const OID_INT8 = 20;
@@ -70,7 +72,8 @@ function openServer(url: string, options: OpenDatabaseOptions): Db {
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolMax ?? 10,
-    Client: PreparingClient,
+    // Each statement planned once per connection; off behind a pooler that cannot keep them.
+    ...(options.preparedStatements === false ? {} : { Client: PreparingClient }),
     connectionTimeoutMillis: timeoutMs,
     // The server ends a statement that runs too long; the client gives up a little later.
     statement_timeout: timeoutMs,

@@ -17,7 +17,7 @@ export class PreparingClient extends pg.Client {
   override query(...args: any[]): any {
     const [text, values] = args;
     if (args.length !== 2 || typeof text !== 'string' || !Array.isArray(values)) return super.query(...(args as [string]));
-    const name = statementName(text);
+    const name = values.length <= MAX_NAMED_PARAMETERS && text.length <= MAX_NAMED_TEXT ? statementName(text) : undefined;
     if (name === undefined) return super.query(text, values);
     return super.query({ name, text, values }).catch((error: unknown) => {
       if (isStalePlan(error)) statementNames.delete(text);
@@ -27,6 +27,13 @@ export class PreparingClient extends pg.Client {
 }
 
 const MAX_NAMED_STATEMENTS = 1000;
+/**
+ * Statements whose text grows with their input (a batch insert of N rows, an IN list of N ids)
+ * would each take a name for every size; past these they run unnamed. The fixed statements of
+ * the request paths are well under both.
+ */
+const MAX_NAMED_PARAMETERS = 64;
+const MAX_NAMED_TEXT = 8192;
 const statementNames = new Map<string, string>();
 let nextName = 0;
 
@@ -39,9 +46,4 @@ function statementName(text: string): string | undefined {
 /** PostgreSQL's answer when a prepared statement's result type changed since it was prepared. */
 function isStalePlan(error: unknown): boolean {
   return (error as { code?: string }).code === '0A000' && /cached plan must not change result type/.test(String((error as Error).message));
-}
-
-/** How many statement texts have a name so far (for tests). */
-export function namedStatementCount(): number {
-  return statementNames.size;
 }

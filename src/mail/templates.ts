@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { MailMessage } from './mailer.js';
 
 /**
@@ -55,7 +56,9 @@ export function securityNoticeMessage(to: string, subject: string, what: string,
   return compose(to, subject, [
     'Hello,',
     what,
-    `When: ${context.at.toUTCString()}. From the address: ${context.ip ?? 'unknown'}.`,
+    // Behind TRUST_PROXY=true the address comes from X-Forwarded-For, which any client writes:
+    // only an IP address is repeated here.
+    `When: ${context.at.toUTCString()}. From the address: ${context.ip && isIP(context.ip) ? context.ip : 'unknown'}.`,
     'If this was you, there is nothing to do. If it was not, reset your password at once and check the sign-ins of your account: someone else may have had access to it.',
   ]);
 }

@@ -115,18 +115,24 @@ export class LoginThrottle {
     return Math.min(this.settings.baseWaitS * 2 ** (failures - this.settings.maxFailures), this.settings.maxWaitS);
   }
 
+  /**
+   * Whether the account signed in from this address (an IPv6 address: from its /64, as the
+   * counts key it) in the last KNOWN_ADDRESS_DAYS. Runs only past the hourly ceiling.
+   */
   async #isKnownAddress(userId: string, ip: string | null): Promise<boolean> {
     if (!ip) return false;
     const since = new Date(Date.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
-    const row = await this.db
+    const key = addressKey(ip);
+    const rows = await this.db
       .selectFrom('user_sessions')
-      .select('session_id')
+      .select('ip')
+      .distinct()
       .where('user_id', '=', userId)
-      .where('ip', '=', ip)
       .where('created_at', '>', since)
-      .limit(1)
-      .executeTakeFirst();
-    return row !== undefined;
+      .where('ip', 'is not', null)
+      .limit(1000)
+      .execute();
+    return rows.some((row) => addressKey(row.ip) === key);
   }
 
   /** Forgets state that no longer matters (old windows, waits long over). */
