@@ -49,13 +49,22 @@ describe('prepared statements on a PostgreSQL server', { skip: serverUrl && !mys
     }
   });
 
-  it('recovers when a migration changes the columns under a prepared statement', async () => {
+  it('when a migration changes the columns under a prepared statement, then a statement on its own is prepared afresh at once', async () => {
     await sql`create table widgets (id int primary key)`.execute(db.kysely);
     await sql`insert into widgets values (1)`.execute(db.kysely);
     const read = () => db.kysely.selectFrom('widgets' as never).selectAll().execute();
     assert.deepEqual(await read(), [{ id: 1 }]);
     await sql`alter table widgets add column label text default 'new'`.execute(db.kysely);
-    // PostgreSQL refuses the old plan once; the text is then prepared afresh under a new name.
+    assert.deepEqual(await read(), [{ id: 1, label: 'new' }]);
+  });
+
+  it('when that happens inside a transaction, then the transaction fails once, and its next attempt works', async () => {
+    await sql`create table gadgets (id int primary key)`.execute(db.kysely);
+    await sql`insert into gadgets values (1)`.execute(db.kysely);
+    const read = () => db.kysely.transaction().execute((trx) => trx.selectFrom('gadgets' as never).selectAll().execute());
+    assert.deepEqual(await read(), [{ id: 1 }]);
+    await sql`alter table gadgets add column label text default 'new'`.execute(db.kysely);
+    // A transaction that PostgreSQL has failed cannot go on: it is the caller's to try again.
     await assert.rejects(read(), /cached plan must not change result type/);
     assert.deepEqual(await read(), [{ id: 1, label: 'new' }]);
   });

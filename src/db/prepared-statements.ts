@@ -9,10 +9,21 @@ import pg from 'pg';
  *
  * Names are shared by every connection of the process (one text, one name) and capped; texts
  * past the cap run unnamed, as before. A statement whose result columns changed under it (a
- * migration by a newer instance) fails once with "cached plan must not change result type"; its
- * text then gets a new name, which the next call prepares afresh.
+ * migration by a newer instance) is refused with "cached plan must not change result type"; its
+ * text then gets a new name, prepared afresh: at once, when the statement ran on its own; inside
+ * a transaction (which the refusal has ended) by the transaction's next attempt.
  */
 export class PreparingClient extends pg.Client {
+  /** The server's transaction status after the last statement: I (none), T (in one), E (failed one). */
+  #transactionStatus = 'I';
+
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    (this as unknown as { connection: NodeJS.EventEmitter }).connection.on('readyForQuery', (message: { status: string }) => {
+      this.#transactionStatus = message.status;
+    });
+  }
+
   // pg's query() has many overloads: this handles the one Kysely uses and passes the rest on.
   override query(...args: any[]): any {
     const [text, values] = args;
@@ -20,8 +31,10 @@ export class PreparingClient extends pg.Client {
     const name = values.length <= MAX_NAMED_PARAMETERS && text.length <= MAX_NAMED_TEXT ? statementName(text) : undefined;
     if (name === undefined) return super.query(text, values);
     return super.query({ name, text, values }).catch((error: unknown) => {
-      if (isStalePlan(error)) statementNames.delete(text);
-      throw error;
+      if (!isStalePlan(error)) throw error;
+      statementNames.delete(text);
+      if (this.#transactionStatus !== 'I') throw error;
+      return this.query(text, values);
     });
   }
 }
