@@ -179,9 +179,11 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'reset-mfa' && arg) {
     // The owner is told by mail (a support desk talked into this is how accounts are taken over).
-    const result = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => new AdminService(db.kysely, audit).resetMfa(arg)));
+    const { result, mailed } = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => new AdminService(db.kysely, audit).resetMfa(arg)));
     if (!result) return noSuchUser(arg);
-    print(result.totp ? `${arg}'s second factors are removed: they sign in with their password alone.` : `${arg} had no second factor; nothing to remove.`, { username: arg, totp_removed: result.totp });
+    const noticeSent = result.totp && mailed > 0;
+    if (result.totp && !noticeSent) console.error(`The notice to ${arg} could not be sent: tell them another way that their second factors were removed.`);
+    print(result.totp ? `${arg}'s second factors are removed: they sign in with their password alone.` : `${arg} had no second factor; nothing to remove.`, { username: arg, totp_removed: result.totp, notice_sent: noticeSent });
     return 0;
   }
 
@@ -228,9 +230,10 @@ run(process.argv.slice(2)).then(
 
 /**
  * Runs `work` with an audit log whose events send their security notices (account/security-notices.ts),
- * and waits for the mail before the command ends (up to the mailer's 5 s). Mail lines go to stderr.
+ * and waits for the mail before the command ends (up to the mailer's 5 s); answers how many mails
+ * went out. Mail lines go to stderr.
  */
-async function withSecurityNotices<T>(db: Kysely<Database>, config: Config, work: (audit: AuditLog) => Promise<T>): Promise<T> {
+async function withSecurityNotices<T>(db: Kysely<Database>, config: Config, work: (audit: AuditLog) => Promise<T>): Promise<{ result: T; mailed: number }> {
   // Said on stderr (stdout stays the command's answer), with the reason of a failure.
   const line = (obj: { err?: unknown; reason?: unknown }, msg: string) => {
     const why = obj.err instanceof Error ? obj.err.message : typeof obj.reason === 'string' ? obj.reason : undefined;
@@ -241,10 +244,12 @@ async function withSecurityNotices<T>(db: Kysely<Database>, config: Config, work
   const jobs = new BackgroundJobs(log);
   const audit = new AuditLog(db);
   audit.onRecorded(new SecurityNotices(db, mailer, jobs, log).recorded);
+  let result: T;
   try {
-    return await work(audit);
+    result = await work(audit);
   } finally {
     await jobs.idle();
     await mailer.close();
   }
+  return { result, mailed: mailer.delivered };
 }

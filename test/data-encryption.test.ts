@@ -316,7 +316,7 @@ describe('data encryption and second factors: command line', () => {
 
   it("when support resets a user's second factors, then they are deleted, it is audited, and unknown users or a missing name are refused", { timeout: 120_000 }, async () => {
     const out = JSON.parse((await cli({ DATA_ENCRYPTION_KEY: b64(k2) }, 'users', 'reset-mfa', 'ada_l', '--json')).stdout);
-    assert.deepEqual(out, { username: 'ada_l', totp_removed: true });
+    assert.deepEqual(out, { username: 'ada_l', totp_removed: true, notice_sent: true });
     const left = await withDb(async (db) => ({
       totp: await db.selectFrom('user_totp_factors').select('user_id').where('user_id', '=', userId).execute(),
       codes: await db.selectFrom('user_recovery_codes').select('user_id').where('user_id', '=', userId).execute(),
@@ -335,6 +335,12 @@ describe('data encryption and second factors: command line', () => {
 
     assert.match((await cli({}, 'users', 'reset-mfa', 'Ada_L')).stdout, /Ada_L had no second factor; nothing to remove\./);
     assert.equal(notices().length, 1, 'nothing removed, nothing to tell');
+
+    // When the notice cannot go out (SMTP refuses), support is told to reach the user another way.
+    await withDb((db) => db.insertInto('user_totp_factors').values({ user_id: userId, secret_encrypted: 'x', confirmed_at: new Date() }).execute());
+    const refused = await cli({ SMTP_URL: 'smtp://127.0.0.1:1', MAIL_RETRY_BASE_MS: '10' }, 'users', 'reset-mfa', 'ada_l', '--json');
+    assert.deepEqual(JSON.parse(refused.stdout), { username: 'ada_l', totp_removed: true, notice_sent: false });
+    assert.match(refused.stderr, /The notice to ada_l could not be sent: tell them another way/);
     await assert.rejects(cli({}, 'users', 'reset-mfa', 'nobody'), fails(1, /No user named nobody\./));
     await assert.rejects(cli({}, 'users', 'reset-mfa'), fails(2, /users reset-mfa needs a username/));
   });

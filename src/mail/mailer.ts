@@ -104,6 +104,7 @@ export class Mailer {
   readonly #queue: Job[] = [];
   readonly #retryTimers = new Map<NodeJS.Timeout, Job>();
   #inFlight = 0;
+  #delivered = 0;
   #closed = false;
   #idleWaiters: Array<() => void> = [];
   readonly #retries: number;
@@ -132,6 +133,11 @@ export class Mailer {
     }
     this.#queue.push({ message, attempt: 0 });
     this.#pump();
+  }
+
+  /** Messages delivered so far (the command line tells whether its notice went out). */
+  get delivered(): number {
+    return this.#delivered;
   }
 
   /** Messages not yet delivered or given up on (queued, under way, or waiting to be retried). */
@@ -178,6 +184,7 @@ export class Mailer {
     const { message } = job;
     try {
       const where = await this.transport.deliver({ ...message, from: this.options.from });
+      this.#delivered += 1;
       // Names the file or message, never the link in it.
       this.log.info({ subject: message.subject }, `mail ${where}`);
     } catch (err) {
