@@ -22,6 +22,18 @@ async function events(svc: TestService, userId: string, event: string) {
   return svc.db.selectFrom('audit_events').selectAll().where('user_id', '=', userId).where('event', '=', event).orderBy('event_id').execute();
 }
 
+
+/** Turns the authenticator app on for the caller: its codes (`totpAt(offsetS)`) and recovery codes. */
+async function turnTotpOn(svc: TestService, accessToken: string, password: string): Promise<{ totpAt: (offsetS: number) => string; recoveryCodes: string[] }> {
+  const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(accessToken), payload: { current_password: password } });
+  const secret: string = setup.json().secret;
+  const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+  // The code of the step before: the step it confirms with is used up, and a test may use the next one.
+  const confirm = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(accessToken), payload: { code: totpAt(-30) } });
+  assert.equal(confirm.statusCode, 200, confirm.body);
+  return { totpAt, recoveryCodes: confirm.json().recovery_codes };
+}
+
 describe('email verification (mail written to the outbox)', () => {
   let svc: TestService;
   const outbox = new Outbox();
@@ -237,10 +249,7 @@ describe('REQUIRE_EMAIL_VERIFICATION', () => {
     assert.equal((await verifyEmail(svc, tokenFrom((await outbox.messages(user.email))[0]!, 'verify-email'))).statusCode, 204);
     const session = await login(svc.app, user);
     // Authenticator app on, and a passkey added, while verified.
-    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } });
-    const secret: string = setup.json().secret;
-    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
-    assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code: totpAt(-30) } })).statusCode, 200);
+    const { totpAt } = await turnTotpOn(svc, session.accessToken, user.password);
     const authenticator = new SoftAuthenticator();
     const creation = await svc.app.inject({ method: 'POST', url: '/v1/users/me/passkeys/options', headers: bearer(session.accessToken) });
     const added = await svc.app.inject({ method: 'POST', url: '/v1/users/me/passkeys', headers: bearer(session.accessToken), payload: { name: 'Key', response: authenticator.register(creation.json()) } });
@@ -271,11 +280,7 @@ describe('REQUIRE_EMAIL_VERIFICATION', () => {
     await mailSettled(svc.app);
     assert.equal((await verifyEmail(svc, tokenFrom((await outbox.messages(user.email))[0]!, 'verify-email'))).statusCode, 204);
     const session = await login(svc.app, user);
-    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } });
-    const secret: string = setup.json().secret;
-    const code = new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() - 30_000 });
-    const confirm = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code } });
-    const recoveryCode: string = confirm.json().recovery_codes[0];
+    const recoveryCode = (await turnTotpOn(svc, session.accessToken, user.password)).recoveryCodes[0]!;
     const newAddress = `new_${user.email}`;
     assert.equal((await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(session.accessToken), payload: { email: newAddress } })).json().email_verified, false);
     const unused = async () => (await svc.db.selectFrom('user_recovery_codes').select('user_id').where('user_id', '=', user.id).where('used_at', 'is', null).execute()).length;
@@ -357,9 +362,7 @@ describe('password reset', () => {
   it('when an account with TOTP resets its password, then the new password alone still opens no session: the second step is asked for, and the authenticator app completes it', async () => {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);
-    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(session.accessToken), payload: { current_password: user.password } });
-    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
-    assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(session.accessToken), payload: { code: totpAt(-30) } })).statusCode, 200);
+    const { totpAt } = await turnTotpOn(svc, session.accessToken, user.password);
 
     await askReset(svc, user.email);
     const newPassword = 'a brand new passphrase 77';

@@ -12,6 +12,17 @@ function attempt(svc: TestService, body: Record<string, string>, ip = '203.0.113
   return svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: body, remoteAddress: ip });
 }
 
+/** A registration of a new name from `ip`. */
+function registerFrom(svc: TestService, ip: string) {
+  const username = uniqueName();
+  return svc.app.inject({
+    method: 'POST',
+    url: '/v1/users',
+    payload: { username, name: 'N', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
+    remoteAddress: ip,
+  });
+}
+
 describe('throttling', () => {
   let svc: TestService;
   let limited: TestService;
@@ -117,15 +128,7 @@ describe('throttling', () => {
 
   it('when an address registers more than the per-minute limit, then 429 with Retry-After, and other addresses still can', async () => {
     await awayFromMinuteEdge();
-    const register = (ip: string) => {
-      const username = uniqueName();
-      return limited.app.inject({
-        method: 'POST',
-        url: '/v1/users',
-        payload: { username, name: 'N', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
-        remoteAddress: ip,
-      });
-    };
+    const register = (ip: string) => registerFrom(limited, ip);
     for (let i = 0; i < 3; i++) assert.equal((await register('192.0.2.77')).statusCode, 201);
     const refused = await register('192.0.2.77');
     assert.equal(refused.statusCode, 429);
@@ -140,15 +143,7 @@ describe('throttling', () => {
 
   it('when addresses of one IPv6 /64 register, then they share one per-minute count, and another /64 still can', async () => {
     await awayFromMinuteEdge();
-    const register = (ip: string) => {
-      const username = uniqueName();
-      return limited.app.inject({
-        method: 'POST',
-        url: '/v1/users',
-        payload: { username, name: 'N', dob: '1990-01-01', email: `${username}@example.com`, password: GOOD_PASSWORD },
-        remoteAddress: ip,
-      });
-    };
+    const register = (ip: string) => registerFrom(limited, ip);
     for (const ip of ['2001:db8:a:b::1', '2001:db8:a:b::2', '2001:db8:a:b:ffff:ffff:ffff:fffe']) assert.equal((await register(ip)).statusCode, 201);
     assert.equal((await register('2001:db8:a:b::4')).statusCode, 429, 'a fresh address in the same /64 gets no fresh count');
     assert.equal((await register('2001:db8:a:c::1')).statusCode, 201);
