@@ -148,7 +148,7 @@ export class SessionsService {
       });
     } catch (err) {
       await this.throttle.released(attempt);
-      if (err === refusal) await this.audit.record('login_failed', context, { reason: err instanceof AppError ? err.code : 'refused' });
+      if (err === refusal) await this.#recordRefusal(user, client, err);
       throw err;
     }
     if (!redeemed) {
@@ -215,9 +215,14 @@ export class SessionsService {
     try {
       assertMaySignIn(user, this.settings);
     } catch (err) {
-      await this.audit.record('login_failed', { userId: user.user_id, ...client }, { reason: err instanceof AppError ? err.code : 'refused' });
+      await this.#recordRefusal(user, client, err);
       throw err;
     }
+  }
+
+  /** A sign-in whose credentials checked out but which a rule refused, as a security event. */
+  async #recordRefusal(user: UserRecord, client: ClientInfo, err: unknown): Promise<void> {
+    await this.audit.record('login_failed', { userId: user.user_id, ...client }, { reason: err instanceof AppError ? err.code : 'refused' });
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
