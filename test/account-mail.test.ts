@@ -511,7 +511,9 @@ describe('password reset', () => {
     assert.equal(mails.length, 5);
     assert.equal((await tokenRows(svc, user.id)).filter((r) => r.kind === 'password_reset').length, 5);
     const requested = await events(svc, user.id, 'password_reset_requested');
-    assert.deepEqual(requested.map((e) => JSON.parse(e.details!).sent), [true, true, true, true, true, false]);
+    // The mails go out in the background, side by side: which of the six is the one refused is not fixed.
+    const sent = requested.map((e) => JSON.parse(e.details!).sent as boolean);
+    assert.deepEqual({ sent: sent.filter(Boolean).length, refused: sent.filter((s) => !s).length }, { sent: 5, refused: 1 });
   });
 });
 
