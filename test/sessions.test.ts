@@ -517,6 +517,34 @@ describe('sessions', () => {
       assertInvalidToken(await me(session.accessToken), 'the first access token after reuse');
     });
 
+    it('when a refresh token replaced a hundred rotations ago is presented again, then 401 invalid_refresh_token and the session is revoked', async () => {
+      const user = await registerUser(svc.app);
+      const session = await login(svc.app, user);
+      let latest = session.refreshToken;
+      let latestAccess = session.accessToken;
+      for (let i = 0; i < 100; i++) {
+        const res = await refresh(latest);
+        assert.equal(res.statusCode, 200, res.body);
+        latest = res.json().refresh_token;
+        latestAccess = res.json().access_token;
+      }
+      assert.equal((await sessionRow(session.sessionId)).refresh_generation, 100);
+      assertInvalidRefreshToken(await refresh(session.refreshToken), 'the first token, a hundred rotations on');
+      assert.equal((await sessionRow(session.sessionId)).is_active, false, 'the replay revokes the session');
+      assertInvalidToken(await me(latestAccess), 'the latest access token');
+      assertInvalidRefreshToken(await refresh(latest), 'the latest refresh token');
+    });
+
+    it('when a refresh token of the untagged form (issued by earlier versions) is presented, then it still rotates, and its successor is tagged', async () => {
+      const user = await registerUser(svc.app);
+      const session = await login(svc.app, user);
+      const [sessionId, , secret] = session.refreshToken.split('.') as [string, string, string];
+      const res = await refresh(`${sessionId}.${secret}`);
+      assert.equal(res.statusCode, 200, res.body);
+      assert.match(res.json().refresh_token, new RegExp(`^${sessionId}\\.1\\.[A-Za-z0-9_-]{43}\\.[A-Za-z0-9_-]{22}$`));
+      assert.equal((await refresh(res.json().refresh_token)).statusCode, 200);
+    });
+
     it('when the rotated token is presented again after the retry window, then 401 invalid_refresh_token and the session is revoked', async () => {
       const user = await registerUser(svc.app);
       const session = await login(svc.app, user);
@@ -541,6 +569,7 @@ describe('sessions', () => {
       assert.equal(rotated.statusCode, 200);
       const current: string = rotated.json().refresh_token;
       const dot = current.indexOf('.');
+      const [, generation, secret, tag] = current.split('.') as [string, string, string, string];
       const forgedTokens = [
         'garbage',
         '',
@@ -553,6 +582,11 @@ describe('sessions', () => {
         dot > 0 ? `${current.slice(0, dot + 1)}${randomBytes(32).toString('base64url')}` : randomBytes(40).toString('base64url'),
         `${current}x`,
         current.slice(0, -1),
+        // Of the tagged form, claiming an older generation (which, genuine, would end the session).
+        `${session.sessionId}.0.${randomBytes(32).toString('base64url')}.${randomBytes(16).toString('base64url')}`,
+        `${session.sessionId}.0.${secret}.${tag}`,
+        `${session.sessionId}.${generation}.${secret}.${randomBytes(16).toString('base64url')}`,
+        `${session.sessionId}.0.${randomBytes(32).toString('base64url')}.${tag}`,
       ];
       for (const token of forgedTokens) {
         const res = await refresh(token);

@@ -1,36 +1,37 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
- * Refresh tokens are `<session id>.<secret>`. Only SHA-256 hashes of secrets are stored.
+ * Refresh tokens are `<session id>.<generation>.<secret>.<tag>`. Only SHA-256 hashes of secrets
+ * are stored.
  *
- * Each rotation derives the next secret from the one presented: next = HMAC(server key, secret).
- * That makes the chain of a session's tokens one-way and checkable forward:
- * - a retry of the token just rotated (API.md, REFRESH_RETRY_S) answers the same successor
- *   again without it being stored, so a retry never forks the session;
- * - an older token, presented again, is recognised as genuine by walking it forward to the
- *   current hash (theft: RFC 9700 4.14.2), while a forged one never reaches it and revokes nothing.
+ * - Each rotation derives the next secret from the one presented: next = HMAC(server key, secret).
+ *   A retry of the token just rotated (API.md, REFRESH_RETRY_S) answers the same successor again
+ *   without it being stored, so a retry never forks the session.
+ * - The tag, an HMAC of the session id, the generation (how many rotations the session had when
+ *   the token was issued) and the secret, proves that the server issued the token. An older
+ *   token presented again is then recognised as genuine in one HMAC, however many rotations ago
+ *   it was replaced (theft: RFC 9700 4.14.2), while a forged one fails its tag and revokes nothing.
+ *
+ * Tokens of the earlier form `<session id>.<secret>` (issued before the tag) still rotate; their
+ * successors have the new form.
  */
 
-const SECRET_SHAPE = /^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})$/;
-
-/**
- * How far back an unknown token is walked: bounds the work a forged token costs (well under a
- * millisecond). A token replayed more rotations ago than this is refused without ending the session.
- */
-export const MAX_WALK = 64;
+const TOKEN_SHAPE = /^([1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,9})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/;
+const UNTAGGED_SHAPE = /^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})$/;
 
 export interface ParsedRefreshToken {
   sessionId: string;
   secret: string;
+  /** Absent in a token of the untagged form. */
+  generation?: number;
+  tag?: string;
 }
 
 export function parseRefreshToken(token: string): ParsedRefreshToken | undefined {
-  const match = SECRET_SHAPE.exec(token);
-  return match ? { sessionId: match[1]!, secret: match[2]! } : undefined;
-}
-
-export function formatRefreshToken(sessionId: string, secret: string): string {
-  return `${sessionId}.${secret}`;
+  const tagged = TOKEN_SHAPE.exec(token);
+  if (tagged) return { sessionId: tagged[1]!, generation: Number(tagged[2]), secret: tagged[3]!, tag: tagged[4]! };
+  const untagged = UNTAGGED_SHAPE.exec(token);
+  return untagged ? { sessionId: untagged[1]!, secret: untagged[2]! } : undefined;
 }
 
 // ASVS 5.0 V7.2.3: 256 bits from the CSPRNG.
@@ -42,6 +43,7 @@ export function hashSecret(secret: string): string {
   return createHash('sha256').update(secret).digest('base64url');
 }
 
+/** The server-side key's two uses: deriving a session's next secret, and tagging its tokens. */
 export class RefreshChain {
   constructor(private readonly key: Buffer) {}
 
@@ -49,16 +51,20 @@ export class RefreshChain {
     return createHmac('sha256', this.key).update(secret).digest('base64url');
   }
 
-  /**
-   * How many rotations ago `secret` was the session's token (0 = it is the current one), or
-   * undefined when it never was (walking at most `maxSteps`).
-   */
-  stepsBehind(secret: string, currentHash: string, maxSteps: number): number | undefined {
-    let s = secret;
-    for (let steps = 0; steps <= Math.min(maxSteps, MAX_WALK); steps++) {
-      if (hashSecret(s) === currentHash) return steps;
-      s = this.next(s);
-    }
-    return undefined;
+  format(sessionId: string, generation: number, secret: string): string {
+    return `${sessionId}.${generation}.${secret}.${this.#tag(sessionId, generation, secret)}`;
+  }
+
+  /** Whether the server issued this token (its tag checks out); says nothing of whether it is still current. */
+  issued(token: ParsedRefreshToken): token is ParsedRefreshToken & { generation: number; tag: string } {
+    if (token.generation === undefined || token.tag === undefined) return false;
+    const expected = Buffer.from(this.#tag(token.sessionId, token.generation, token.secret));
+    const presented = Buffer.from(token.tag);
+    return presented.length === expected.length && timingSafeEqual(presented, expected);
+  }
+
+  // The "tag." prefix keeps these inputs apart from next()'s (a bare 43-character secret).
+  #tag(sessionId: string, generation: number, secret: string): string {
+    return createHmac('sha256', this.key).update(`tag.${sessionId}.${generation}.${secret}`).digest().subarray(0, 16).toString('base64url');
   }
 }

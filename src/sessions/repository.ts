@@ -154,7 +154,7 @@ export function findSessionForRefresh(db: Queryable, sessionId: string) {
 }
 
 /** What a refresh needs of the session it rotated. */
-export type RotatedSession = Pick<SessionRow, 'session_id' | 'user_id' | 'created_at' | 'expires_at' | 'amr'>;
+export type RotatedSession = Pick<SessionRow, 'session_id' | 'user_id' | 'created_at' | 'expires_at' | 'amr' | 'refresh_generation'>;
 
 /**
  * The common refresh in one statement: moves the session to `nextHash` if `presentedHash` is its
@@ -180,10 +180,11 @@ export async function rotateIfCurrent(
     .where('is_active', '=', true)
     .where('expires_at', '>', values.now)
     .where('last_used_at', '>', new Date(values.now.getTime() - values.idleTtlS * 1000));
-  if (!isMysql(db)) return update.returning(['session_id', 'user_id', 'created_at', 'expires_at', 'amr']).executeTakeFirst();
+  const rotated = ['session_id', 'user_id', 'created_at', 'expires_at', 'amr', 'refresh_generation'] as const;
+  if (!isMysql(db)) return update.returning(rotated).executeTakeFirst();
   const result = await update.executeTakeFirst();
   if (result.numUpdatedRows !== 1n) return undefined;
-  return db.selectFrom('user_sessions').select(['session_id', 'user_id', 'created_at', 'expires_at', 'amr']).where('session_id', '=', values.sessionId).executeTakeFirst();
+  return db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId).executeTakeFirst();
 }
 
 /** Ends sessions; returns the ids that were active and now are not. */

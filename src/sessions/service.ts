@@ -9,7 +9,7 @@ import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
 import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
 import { findUserById, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
-import { formatRefreshToken, hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
+import { hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
 import type { LastUseRecorder } from './last-use.js';
 import {
   findPasswordSignInSubject,
@@ -241,12 +241,12 @@ export class SessionsService {
       signIn,
     );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
-    return this.#tokenPair(toUser(user), session, secret);
+    return this.#tokenPair(toUser(user), { ...session, refresh_generation: 0 }, secret);
   }
 
   async #tokenPair(
     user: User,
-    session: { session_id: string; created_at: Date; expires_at: Date; amr: string },
+    session: { session_id: string; created_at: Date; expires_at: Date; amr: string; refresh_generation: number },
     secret: string,
   ): Promise<TokenPair> {
     const access = await this.tokens.issue(user.id, session.session_id, session.amr.split(' '));
@@ -254,7 +254,7 @@ export class SessionsService {
       access_token: access.token,
       token_type: 'Bearer',
       expires_in: access.expiresIn,
-      refresh_token: formatRefreshToken(session.session_id, secret),
+      refresh_token: this.chain.format(session.session_id, session.refresh_generation, secret),
       session: { id: session.session_id, created_at: session.created_at.toISOString(), expires_at: session.expires_at.toISOString() },
       user,
     };
@@ -267,7 +267,8 @@ export class SessionsService {
    */
   async refresh(token: string, client: ClientInfo): Promise<TokenPair> {
     const parsed = parseRefreshToken(token);
-    if (!parsed) throw invalidRefreshToken();
+    // A token that names its generation must carry that generation's tag: one the server issued.
+    if (!parsed || (parsed.tag !== undefined && !this.chain.issued(parsed))) throw invalidRefreshToken();
     const presentedHash = hashSecret(parsed.secret);
 
     // The common case, a current token of a usable session, in one statement.
@@ -299,9 +300,9 @@ export class SessionsService {
         await this.#endForReuse(session, client);
       }
 
-      // An older token of this session, replayed: genuine if it walks forward to the current one.
-      const behind = this.chain.stepsBehind(parsed.secret, session.refresh_token_hash, session.refresh_generation);
-      if (behind !== undefined && behind >= 1) await this.#endForReuse(session, client);
+      // An older token of this session, replayed: one the server issued (its tag says so) before
+      // the session's current generation, however long ago.
+      if (parsed.generation !== undefined && parsed.generation < session.refresh_generation) await this.#endForReuse(session, client);
       throw invalidRefreshToken();
     }
     throw invalidRefreshToken();
@@ -320,7 +321,7 @@ export class SessionsService {
     throw invalidRefreshToken();
   }
 
-  async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date; amr: string }, secret: string): Promise<TokenPair> {
+  async #pairFor(session: { session_id: string; user_id: string; created_at: Date; expires_at: Date; amr: string; refresh_generation: number }, secret: string): Promise<TokenPair> {
     const user = await this.profiles.profile(session.user_id).catch((err: unknown) => {
       throw err instanceof AppError ? invalidRefreshToken() : err;
     });

@@ -162,16 +162,20 @@ describe('security: sessions', () => {
     it("V10.4.5: when an attacker pairs another user's session id with the secret of their own refresh token, then 401 invalid_refresh_token and neither session changes", async () => {
       const { sessions: [victim] } = await userWithSessions(1);
       const { sessions: [attacker] } = await userWithSessions(1);
-      const secret = attacker!.refreshToken.split('.')[1]!;
-      await assertRefreshRefused(`${victim!.sessionId}.${secret}`);
+      // The attacker's generation, secret and tag, under the victim's session id: the tag names the session.
+      const afterId = attacker!.refreshToken.slice(attacker!.refreshToken.indexOf('.') + 1);
+      await assertRefreshRefused(`${victim!.sessionId}.${afterId}`);
       assert.equal((await me(victim!.accessToken)).statusCode, 200);
       assert.equal((await me(attacker!.accessToken)).statusCode, 200);
     });
 
     it("V10.4.5: when a well-formed refresh token with a random secret names the victim's session, then 401 invalid_refresh_token and the session stays active (no revocation by guessing)", async () => {
       const { sessions: [victim] } = await userWithSessions(1);
+      const rotated = await refresh(victim!.refreshToken); // generation 1 now: a token of generation 0 would be an older one
+      assert.equal(rotated.statusCode, 200, rotated.body);
+      await assertRefreshRefused(`${victim!.sessionId}.0.${randomBytes(32).toString('base64url')}.${randomBytes(16).toString('base64url')}`);
       await assertRefreshRefused(`${victim!.sessionId}.${randomBytes(32).toString('base64url')}`);
-      const ok = await refresh(victim!.refreshToken);
+      const ok = await refresh(rotated.json().refresh_token);
       assert.equal(ok.statusCode, 200, 'the genuine token still works');
     });
 
