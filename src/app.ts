@@ -70,7 +70,29 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 // ASVS 5.0 V16.2.5.
 /** Secrets never reach a log line, whatever gets logged. */
-export const LOG_REDACT = [
+/** Query parameters whose values are logged; others show as [Redacted] (a token put in a URL by mistake stays out of the log). */
+const LOGGED_QUERY_PARAMS = new Set(['limit', 'before']);
+
+export function urlForLog(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url;
+  const params = url
+    .slice(q + 1)
+    .split('&')
+    .map((pair) => {
+      const eq = pair.indexOf('=');
+      const name = eq < 0 ? pair : pair.slice(0, eq);
+      return eq < 0 || LOGGED_QUERY_PARAMS.has(name) ? pair : `${name}=[Redacted]`;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+/** Fastify's request serializer, with the URL's query values redacted. */
+function requestForLog(req: FastifyRequest): Record<string, unknown> {
+  return { method: req.method, url: urlForLog(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
+}
+
+const LOG_REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
@@ -103,7 +125,7 @@ function setStandardHeaders(request: FastifyRequest, reply: FastifyReply): void 
 export async function buildApp({ config, db: handle, logger = false, testHooks = false }: BuildAppOptions): Promise<App> {
   const db = handle.kysely;
   const app = Fastify({
-    logger: logger === true ? { level: config.logLevel, redact: LOG_REDACT } : logger,
+    logger: logger === false ? false : { redact: LOG_REDACT, serializers: { req: requestForLog }, ...(logger === true ? { level: config.logLevel } : logger) },
     bodyLimit: BODY_LIMIT,
     // Fastify also takes a hop count here; its types only list the other forms.
     // ASVS 5.0 V15.3.4: the client address comes from TRUST_PROXY proxies only.

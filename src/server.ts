@@ -1,6 +1,6 @@
 import cluster from 'node:cluster';
 import { join } from 'node:path';
-import { buildApp, LOG_REDACT } from './app.js';
+import { buildApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { migrateToLatest } from './db/migrate.js';
@@ -48,7 +48,7 @@ function announce(config: Config, port: number, kind: string, workers: number): 
 async function serve(config: Config, migrate: boolean): Promise<void> {
   const db = await open(config);
   if (migrate) await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db, logger: { level: config.logLevel, redact: LOG_REDACT } });
+  const app = await buildApp({ config, db, logger: { level: config.logLevel } });
   lowerBackgroundThreads();
   const idle = collectWhenIdle();
   app.server.on('request', idle.touch);
