@@ -301,7 +301,9 @@ describe('passkeys', () => {
       const assertion = auth.assert(await freshChallenge());
       assert.equal((await signIn(assertion)).statusCode, 201);
       const sessions = await sessionCount(user.id);
-      assertProblem(await signIn(assertion), 401, 'invalid_credentials', 'replay');
+      const replay = await signIn(assertion);
+      assertProblem(replay, 401, 'invalid_credentials', 'replay');
+      assert.equal(problem(replay).detail, 'The passkey could not be verified.', 'no word of a username or password, which were not sent');
       assert.equal(await sessionCount(user.id), sessions);
       const failed = await events(user.id, 'passkey_login_failed');
       assert.equal(failed.length, 0, 'an unknown challenge names no user');

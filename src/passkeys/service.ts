@@ -53,7 +53,8 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const TRANSPORTS = new Set(['ble', 'cable', 'hybrid', 'internal', 'nfc', 'smart-card', 'usb']);
 
 const invalidPasskey = (cause?: unknown) => new AppError('invalid_passkey', { cause });
-const invalidCredentials = () => new AppError('invalid_credentials');
+// The same code as a wrong password (API-ACCOUNT.md), with a detail that speaks of what was sent.
+const invalidCredentials = () => new AppError('invalid_credentials', { detail: 'The passkey could not be verified.' });
 
 /** The `challenge` inside a response's clientDataJSON, or undefined when there is none to read. */
 function challengeOf(clientDataJSON: string): string | undefined {
