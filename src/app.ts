@@ -226,7 +226,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     await mailer.close();
   });
   audit.onRecorded(new SecurityNotices(db, mailer, accountJobs, app.log).recorded);
-  const verification = new EmailVerification(db, mailer, audit, invalidation, config.publicUrl, app.log);
+  const verification = new EmailVerification(db, mailer, audit, invalidation, config.publicUrl, app.log, config.emailChangeNeedsRecentSignIn);
   const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength, verification);
   const mfa = new MfaService(db, hasher, throttle, audit, revocation, cipher, new URL(config.publicUrl).host);
   const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config, mfa);

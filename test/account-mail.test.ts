@@ -321,6 +321,63 @@ function credentialRows(svc: TestService, userId: string) {
   return svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', userId).orderBy('credentials_id').execute();
 }
 
+describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
+  let svc: TestService;
+  let lax: TestService;
+  const outbox = new Outbox();
+  before(async () => {
+    svc = await startTestService({ outboxDir: outbox.dir }, { EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: 'true' });
+    lax = await startTestService({ outboxDir: outbox.dir });
+  });
+  after(async () => {
+    await svc.close();
+    await lax.close();
+    outbox.remove();
+  });
+  const patch = (on: TestService, accessToken: string, payload: Record<string, unknown>) =>
+    on.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(accessToken), payload });
+  /** Makes the session look opened `minutes` ago, as an old session left open would be. */
+  const age = (on: TestService, sessionId: string, minutes: number) =>
+    on.db.updateTable('user_sessions').set({ created_at: new Date(Date.now() - minutes * 60_000) }).where('session_id', '=', sessionId).execute();
+
+  it('when the session was opened more than 15 minutes ago, then an email change answers 403 reauthentication_required, nothing changes and nothing is mailed; other fields and a change of case still go through', async () => {
+    assert.equal(svc.config.emailChangeNeedsRecentSignIn, true);
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    await mailSettled(svc.app);
+    await age(svc, session.sessionId, 16);
+    const mailsBefore = (await outbox.messages(user.email)).length;
+
+    const refused = await patch(svc, session.accessToken, { email: `${uniqueName('moved')}@example.org`, name: 'Not Applied' });
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(problem(refused).code, 'reauthentication_required');
+    const row = (await userRow(svc, user.id))!;
+    assert.deepEqual([row.email, row.name], [user.email, 'Test User'], 'neither field changed');
+    await mailSettled(svc.app);
+    assert.equal((await outbox.messages(user.email)).length, mailsBefore, 'no notice, no link');
+
+    assert.equal((await patch(svc, session.accessToken, { name: 'New Name' })).statusCode, 200);
+    assert.equal((await patch(svc, session.accessToken, { email: user.email.toUpperCase() })).statusCode, 200, 'the same address in other case');
+  });
+
+  it('when the session was opened just now, then the email changes as without the setting', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const moved = `${uniqueName('moved')}@example.org`;
+    const res = await patch(svc, session.accessToken, { email: moved });
+    assert.equal(res.statusCode, 200, res.body);
+    assert.equal((await userRow(svc, user.id))!.email, moved);
+  });
+
+  it('when the setting is off (the default), then an old session still changes the email', async () => {
+    assert.equal(lax.config.emailChangeNeedsRecentSignIn, false);
+    const user = await registerUser(lax.app);
+    const session = await login(lax.app, user);
+    await age(lax, session.sessionId, 60);
+    assert.equal((await patch(lax, session.accessToken, { email: `${uniqueName('moved')}@example.org` })).statusCode, 200);
+  });
+});
+
 describe('password reset', () => {
   let svc: TestService;
   const outbox = new Outbox();

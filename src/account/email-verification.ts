@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import type { MailLog, Mailer } from '../mail/mailer.js';
 import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
 import type { Caller, ClientInfo } from '../sessions/service.js';
+import { assertRecentSignIn } from '../sessions/recent-sign-in.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 import type { EmailEvents } from '../users/service.js';
 import { consumeToken, findLiveToken, HOUR_MS, hourlyCapWait, issueToken, markEmailVerified } from './tokens.js';
@@ -23,6 +24,8 @@ export class EmailVerification implements EmailEvents {
     private readonly invalidation: Invalidation,
     private readonly publicUrl: string,
     private readonly log: MailLog,
+    /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
+    private readonly changeNeedsRecentSignIn = false,
   ) {}
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
@@ -52,9 +55,12 @@ export class EmailVerification implements EmailEvents {
   /**
    * An email change sends two mails (the new address's link, the old address's notice), so it
    * shares the hourly cap of verification mails: past it the change is refused (429) rather than
-   * made without its mails, and a changing address can never mail anyone without limit.
+   * made without its mails, and a changing address can never mail anyone without limit. With
+   * EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN, it also takes a recent sign-in (403 reauthentication_required).
    */
   async assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void> {
+    // The address is where reset links go: with this on, a stolen access token cannot redirect them.
+    if (this.changeNeedsRecentSignIn) await assertRecentSignIn(this.db, caller);
     const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
     if (waitS === undefined) return;
     await this.audit.record('throttled', caller, { what: 'email_change' });

@@ -107,8 +107,3 @@ export async function pruneChallenges(db: Queryable): Promise<void> {
   await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date()).execute();
 }
 
-/** When the caller's session was opened (re-authentication: a recent sign-in). */
-export async function sessionOpenedAt(db: Queryable, sessionId: string, userId: string): Promise<Date | undefined> {
-  const row = await db.selectFrom('user_sessions').select('created_at').where('session_id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
-  return row?.created_at;
-}

@@ -16,6 +16,7 @@ import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import type { Caller, ClientInfo, SessionsService } from '../sessions/service.js';
+import { assertRecentSignIn } from '../sessions/recent-sign-in.js';
 import type { TokenPair } from '../sessions/schemas.js';
 import { findUserById } from '../users/repository.js';
 import {
@@ -27,7 +28,6 @@ import {
   insertPasskey,
   listPasskeys,
   recordPasskeyUse,
-  sessionOpenedAt,
   type ChallengePurpose,
 } from './repository.js';
 import type { Passkey } from './schemas.js';
@@ -44,7 +44,6 @@ export interface PasskeySettings {
 /** Challenges live this long (API-ACCOUNT.md), and the browser is told to wait as long. */
 export const CHALLENGE_TTL_MS = 5 * 60_000;
 /** Adding or removing a passkey needs a session opened this recently. */
-export const REAUTH_WINDOW_MS = 15 * 60_000;
 /** RFC 8176: a hardware-bound key (swk) with user verification, which is multi-factor. */
 export const PASSKEY_AMR = ['swk', 'mfa'] as const;
 
@@ -96,17 +95,12 @@ export class PasskeysService {
   }
 
   /** Adding or removing a passkey takes a session opened in the last 15 minutes. */
-  async #requireRecentSignIn(caller: Caller): Promise<void> {
-    const openedAt = await sessionOpenedAt(this.db, caller.sessionId, caller.userId);
-    if (!openedAt || Date.now() - openedAt.getTime() > REAUTH_WINDOW_MS) throw new AppError('reauthentication_required');
-  }
-
   async #newChallenge(challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<void> {
     await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(Date.now() + CHALLENGE_TTL_MS) });
   }
 
   async registrationOptions(caller: Caller): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    await this.#requireRecentSignIn(caller);
+    await assertRecentSignIn(this.db, caller);
     const user = await findUserById(this.db, caller.userId);
     if (!user) throw new AppError('invalid_token');
     const existing = await credentialIdsOf(this.db, caller.userId);
@@ -130,7 +124,7 @@ export class PasskeysService {
     if (name.length === 0 || [...name].length > NAME_MAX || CONTROL.test(name)) {
       throw validationFailed([{ field: 'name', message: `1 to ${NAME_MAX} characters, no control characters` }]);
     }
-    await this.#requireRecentSignIn(caller);
+    await assertRecentSignIn(this.db, caller);
 
     const challenge = challengeOf(input.response.response.clientDataJSON);
     // Used up whatever comes next: a response gets one try.
@@ -182,7 +176,7 @@ export class PasskeysService {
 
   /** Removes one of the caller's passkeys; anyone else's (or none) is 404. */
   async remove(caller: Caller, passkeyId: string): Promise<void> {
-    await this.#requireRecentSignIn(caller);
+    await assertRecentSignIn(this.db, caller);
     if (!/^[1-9][0-9]{0,17}$/.test(passkeyId) || !(await deletePasskey(this.db, caller.userId, passkeyId))) {
       throw new AppError('not_found', { detail: 'You have no passkey with that id.' });
     }
