@@ -417,6 +417,44 @@ describe('TOTP second factor', () => {
     });
   });
 
+  describe('while the account waits after failed logins', () => {
+    it('when the account waits, then turning TOTP on, confirming it and turning it off answer 429 too_many_requests with Retry-After, even with the right password or code, and change nothing', async () => {
+      // One user with a set-up pending, one with TOTP on; each then fails 5 logins from this address.
+      const pending = await registerUser(svc.app);
+      const pendingSession = await login(svc.app, pending);
+      const setup = await inject('POST', '/v1/users/me/mfa/totp', pendingSession.accessToken, { current_password: pending.password });
+      assert.equal(setup.statusCode, 201, setup.body);
+      const { secret } = setup.json();
+      const on = await userWithTotp();
+      for (const user of [pending, on.user]) {
+        for (let i = 0; i < 5; i++) {
+          const res = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: 'wrong password here' } });
+          assert.equal(res.statusCode, 401, res.body);
+        }
+      }
+      const recoveryCodes = async (userId: string) => (await svc.db.selectFrom('user_recovery_codes').select('code_hash').where('user_id', '=', userId).execute()).length;
+      const before = { pending: await factorRow(pending.id), on: await factorRow(on.user.id), onCodes: await recoveryCodes(on.user.id) };
+
+      const answers = {
+        'POST /v1/users/me/mfa/totp': await inject('POST', '/v1/users/me/mfa/totp', pendingSession.accessToken, { current_password: pending.password }),
+        'POST /v1/users/me/mfa/totp/confirm': await inject('POST', '/v1/users/me/mfa/totp/confirm', pendingSession.accessToken, { code: codeFor(secret) }),
+        'DELETE /v1/users/me/mfa/totp': await inject('DELETE', '/v1/users/me/mfa/totp', on.session.accessToken, { current_password: on.user.password }),
+      };
+      for (const [what, res] of Object.entries(answers)) {
+        assert.equal(res.statusCode, 429, `${what}: ${res.body}`);
+        assert.equal(problem(res).code, 'too_many_requests', what);
+        const retryAfter = Number(res.headers['retry-after']);
+        assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, `${what}: Retry-After ${res.headers['retry-after']}`);
+      }
+
+      assert.deepEqual(await factorRow(pending.id), before.pending, 'the set-up is neither started again nor confirmed');
+      assert.equal(await recoveryCodes(pending.id), 0);
+      assert.deepEqual(await factorRow(on.user.id), before.on, 'TOTP stays on');
+      assert.equal(await recoveryCodes(on.user.id), before.onCodes);
+      for (const user of [pending, on.user]) assert.equal((await failures(user.id)).failures, 5, 'attempts during the wait are not counted');
+    });
+  });
+
   it('when the user is deleted, then their factor, codes and tokens go with them (ON DELETE CASCADE)', async () => {
     const { user } = await userWithTotp();
     await mfaToken(user);
