@@ -213,6 +213,26 @@ describe('sessions', () => {
       assert.notEqual(other.sid, claims.sid);
       assert.notEqual(other.jti, claims.jti, 'each token has its own jti');
     });
+
+    describe('with ACCESS_TOKEN_TTL_S=120', () => {
+      let short: TestService;
+      before(async () => {
+        short = await startTestService({}, { ACCESS_TOKEN_TTL_S: '120' });
+      });
+      after(() => short.close());
+
+      it('when a token is issued at login or on refresh, then expires_in is 120 and its exp is iat + 120', async () => {
+        const user = await registerUser(short.app);
+        const session = await login(short.app, user);
+        const refreshed = await short.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+        assert.equal(refreshed.statusCode, 200, refreshed.body);
+        for (const [what, body] of [['login', session.body], ['refresh', refreshed.json()]] as const) {
+          assert.equal(body.expires_in, 120, what);
+          const claims = decodeJwt(body.access_token);
+          assert.equal(claims.exp! - claims.iat!, 120, what);
+        }
+      });
+    });
   });
 
   describe('protected routes', () => {
