@@ -633,6 +633,25 @@ describe('self-service deletion', () => {
     assert.equal(problem(missing).code, 'validation_failed');
   });
 
+  it('when the account waits after failed logins, then deletion with the right password answers 429 too_many_requests with Retry-After, deletes nothing and is not counted', async () => {
+    const user = await registerUser(svc.app);
+    const { accessToken } = await login(svc.app, user);
+    for (let i = 0; i < 5; i++) {
+      const res = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: 'not my password at all' } });
+      assert.equal(res.statusCode, 401, res.body);
+    }
+    const before = await rowsOf(user.id);
+    const res = await deleteMe(accessToken, { current_password: user.password });
+    assert.equal(res.statusCode, 429, res.body);
+    assert.equal(problem(res).code, 'too_many_requests');
+    const retryAfter = Number(res.headers['retry-after']);
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, `Retry-After ${res.headers['retry-after']}`);
+    assert.deepEqual(await rowsOf(user.id), before);
+    assert.equal((await me(svc, accessToken)).statusCode, 200, 'the session goes on');
+    const throttle = await svc.db.selectFrom('login_throttles').select('failures').where('throttle_key', 'like', `account:${user.id}|%`).execute();
+    assert.deepEqual(throttle.map((r) => r.failures), [5]);
+  });
+
   it('when the password is right, then 204: every session ends at once, every row of the user is gone, the audit log keeps only a pseudonym, and the username and email are free again', async () => {
     const user = await registerUser(svc.app);
     const a = await login(svc.app, user);

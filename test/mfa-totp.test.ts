@@ -9,6 +9,18 @@ function codeFor(secret: string, offsetS = 0): string {
   return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
 }
 
+/** The code of RFC 6238 time step `step` (30 s each) for `secret`. */
+function stepCode(secret: string, step: number): string {
+  return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: step * 30_000 });
+}
+
+/** The time step now, once well inside it, so the server checks a code within the step it was made for. */
+async function stepNow(): Promise<number> {
+  const intoStep = Date.now() % 30_000;
+  if (intoStep > 25_000) await new Promise((r) => setTimeout(r, 30_000 - intoStep + 100));
+  return Math.floor(Date.now() / 30_000);
+}
+
 /** A 6-digit code that is none of the codes of the accepted window. */
 function wrongCode(secret: string): string {
   const valid = new Set([-30, 0, 30].map((o) => codeFor(secret, o)));
@@ -157,6 +169,24 @@ describe('TOTP second factor', () => {
       assert.ok((await events(user.id)).some((e) => e.event === 'mfa_challenge_failed'));
     });
 
+    it('when a confirmation code is two steps (60 s) before or after the server\'s time, then 401 invalid_mfa_code and the set-up stays pending: one step either way only', async () => {
+      const user = await registerUser(svc.app);
+      const session = await login(svc.app, user);
+      const { secret } = (await inject('POST', '/v1/users/me/mfa/totp', session.accessToken, { current_password: user.password })).json();
+      const now = await stepNow();
+      const accepted = [-1, 0, 1].map((d) => stepCode(secret, now + d));
+      for (const d of [-2, 2]) {
+        const code = stepCode(secret, now + d);
+        if (accepted.includes(code)) continue; // the same six digits as a code of the window: one chance in 300 000
+        const res = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code });
+        assert.equal(res.statusCode, 401, `${d} steps: ${res.body}`);
+        assert.equal(problem(res).code, 'invalid_mfa_code');
+      }
+      assert.equal((await factorRow(user.id))?.confirmed_at, null);
+      const edge = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: stepCode(secret, now - 1) });
+      assert.equal(edge.statusCode, 200, `one step before is accepted: ${edge.body}`);
+    });
+
     it('when nothing is pending, then confirming is 409 mfa_not_pending', async () => {
       const user = await registerUser(svc.app);
       const session = await login(svc.app, user);
@@ -266,6 +296,23 @@ describe('TOTP second factor', () => {
         assert.equal(res.statusCode, 401, `offset ${offset}`);
         assert.equal(problem(res).code, 'invalid_mfa_code');
       }
+    });
+
+    it("when a code is two steps (60 s) before or after the server's time, then 401 invalid_mfa_code: one step either way only", async () => {
+      const { user, secret } = await userWithTotp();
+      const now = await stepNow();
+      // Forget the confirmation's step, so a code of an earlier step is refused for the window alone, not as a replay.
+      await svc.db.updateTable('user_totp_factors').set({ last_used_step: now - 10 }).where('user_id', '=', user.id).execute();
+      const accepted = [-1, 0, 1].map((d) => stepCode(secret, now + d));
+      for (const d of [-2, 2]) {
+        const code = stepCode(secret, now + d);
+        if (accepted.includes(code)) continue; // the same six digits as a code of the window: one chance in 300 000
+        const res = await secondStep(await mfaToken(user), code);
+        assert.equal(res.statusCode, 401, `${d} steps: ${res.body}`);
+        assert.equal(problem(res).code, 'invalid_mfa_code');
+      }
+      const edge = await secondStep(await mfaToken(user), stepCode(secret, now - 1));
+      assert.equal(edge.statusCode, 201, `one step before is accepted: ${edge.body}`);
     });
 
     it('when the mfa_token is unknown, malformed, expired or used from another address, then 401 invalid_mfa_token before the code is looked at', async () => {
@@ -414,6 +461,44 @@ describe('TOTP second factor', () => {
       assert.equal(res.statusCode, 409);
       assert.equal(problem(res).code, 'mfa_not_enabled');
       assert.equal((await passwordLogin(user)).statusCode, 201);
+    });
+  });
+
+  describe('while the account waits after failed logins', () => {
+    it('when the account waits, then turning TOTP on, confirming it and turning it off answer 429 too_many_requests with Retry-After, even with the right password or code, and change nothing', async () => {
+      // One user with a set-up pending, one with TOTP on; each then fails 5 logins from this address.
+      const pending = await registerUser(svc.app);
+      const pendingSession = await login(svc.app, pending);
+      const setup = await inject('POST', '/v1/users/me/mfa/totp', pendingSession.accessToken, { current_password: pending.password });
+      assert.equal(setup.statusCode, 201, setup.body);
+      const { secret } = setup.json();
+      const on = await userWithTotp();
+      for (const user of [pending, on.user]) {
+        for (let i = 0; i < 5; i++) {
+          const res = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: 'wrong password here' } });
+          assert.equal(res.statusCode, 401, res.body);
+        }
+      }
+      const recoveryCodes = async (userId: string) => (await svc.db.selectFrom('user_recovery_codes').select('code_hash').where('user_id', '=', userId).execute()).length;
+      const before = { pending: await factorRow(pending.id), on: await factorRow(on.user.id), onCodes: await recoveryCodes(on.user.id) };
+
+      const answers = {
+        'POST /v1/users/me/mfa/totp': await inject('POST', '/v1/users/me/mfa/totp', pendingSession.accessToken, { current_password: pending.password }),
+        'POST /v1/users/me/mfa/totp/confirm': await inject('POST', '/v1/users/me/mfa/totp/confirm', pendingSession.accessToken, { code: codeFor(secret) }),
+        'DELETE /v1/users/me/mfa/totp': await inject('DELETE', '/v1/users/me/mfa/totp', on.session.accessToken, { current_password: on.user.password }),
+      };
+      for (const [what, res] of Object.entries(answers)) {
+        assert.equal(res.statusCode, 429, `${what}: ${res.body}`);
+        assert.equal(problem(res).code, 'too_many_requests', what);
+        const retryAfter = Number(res.headers['retry-after']);
+        assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 30, `${what}: Retry-After ${res.headers['retry-after']}`);
+      }
+
+      assert.deepEqual(await factorRow(pending.id), before.pending, 'the set-up is neither started again nor confirmed');
+      assert.equal(await recoveryCodes(pending.id), 0);
+      assert.deepEqual(await factorRow(on.user.id), before.on, 'TOTP stays on');
+      assert.equal(await recoveryCodes(on.user.id), before.onCodes);
+      for (const user of [pending, on.user]) assert.equal((await failures(user.id)).failures, 5, 'attempts during the wait are not counted');
     });
   });
 

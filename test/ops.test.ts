@@ -11,6 +11,7 @@ import { sql } from 'kysely';
 import { buildApp } from '../src/app.js';
 import { freePort } from './helpers/processes.js';
 import { ConfigError, loadConfig } from '../src/config.js';
+import { PROBLEMS, publicCode, type ProblemName } from '../src/errors.js';
 import { JSON_TYPE, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -130,6 +131,52 @@ describe('operations endpoints', () => {
     const idParam = (doc.paths['/v1/sessions/{id}'].delete.parameters ?? []).find((p: { name: string; in: string }) => p.name === 'id');
     assert.equal(idParam?.in, 'path');
     assert.equal(doc.components?.securitySchemes?.bearerAuth?.scheme, 'bearer');
+  });
+
+  it('when the OpenAPI document describes an error status, then it names every code the operation can answer with it, and only codes of that status', async () => {
+    const doc = (await svc.app.inject({ method: 'GET', url: '/openapi.json' })).json();
+    const codesOf = (path: string, method: string, status: string): string[] =>
+      String(doc.paths?.[path]?.[method]?.responses?.[status]?.description ?? '')
+        .split(',')
+        .map((c) => c.trim())
+        .filter(Boolean);
+
+    // Codes the contract says these operations answer; every way of signing in may answer
+    // 403 email_not_verified (REQUIRE_EMAIL_VERIFICATION), a register or profile update either 409.
+    const expected: Array<[string, string, string, string[]]> = [
+      ['post', '/v1/sessions', '401', ['invalid_credentials']],
+      ['post', '/v1/sessions', '403', ['mfa_required', 'email_not_verified']],
+      ['post', '/v1/sessions/mfa', '401', ['invalid_mfa_token', 'invalid_mfa_code']],
+      ['post', '/v1/sessions/mfa', '403', ['email_not_verified']],
+      ['post', '/v1/sessions/passkey', '401', ['invalid_credentials']],
+      ['post', '/v1/sessions/passkey', '403', ['email_not_verified']],
+      ['post', '/v1/users', '409', ['username_taken', 'email_taken']],
+      ['patch', '/v1/users/me', '409', ['username_taken', 'email_taken']],
+      ['put', '/v1/users/me/password', '403', ['invalid_credentials']],
+      ['delete', '/v1/users/me', '403', ['invalid_credentials']],
+      ['post', '/v1/users/me/mfa/totp/confirm', '401', ['invalid_token', 'invalid_mfa_code']],
+    ];
+    const missing: string[] = [];
+    for (const [method, path, status, codes] of expected) {
+      const listed = codesOf(path, method, status);
+      for (const code of codes) if (!listed.includes(code)) missing.push(`${method.toUpperCase()} ${path} ${status} lacks ${code} (lists: ${listed.join(', ') || 'nothing'})`);
+    }
+    assert.deepEqual(missing, []);
+
+    // Each code named under a status is a code the service answers with that status.
+    const answered = new Set(Object.entries(PROBLEMS).map(([name, p]) => `${p.status} ${publicCode(name as ProblemName)}`));
+    const misplaced: string[] = [];
+    for (const [path, item] of Object.entries<Record<string, { responses?: Record<string, unknown> }>>(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const status of Object.keys(op.responses ?? {})) {
+          if (Number(status) < 400) continue;
+          for (const code of codesOf(path, method, status)) {
+            if (!answered.has(`${status} ${code}`)) misplaced.push(`${method.toUpperCase()} ${path} ${status}: ${code}`);
+          }
+        }
+      }
+    }
+    assert.deepEqual(misplaced, []);
   });
 
   it('when the OpenAPI document describes an error answer, then as application/problem+json, the media type the service sends', async () => {

@@ -13,6 +13,7 @@ import {
   login,
   problem,
   registerUser,
+  serverUrl,
   startTestService,
   tableCounts,
   uniqueName,
@@ -211,6 +212,26 @@ describe('sessions', () => {
       assert.equal(other.sid, second.sessionId);
       assert.notEqual(other.sid, claims.sid);
       assert.notEqual(other.jti, claims.jti, 'each token has its own jti');
+    });
+
+    describe('with ACCESS_TOKEN_TTL_S=120', () => {
+      let short: TestService;
+      before(async () => {
+        short = await startTestService({}, { ACCESS_TOKEN_TTL_S: '120' });
+      });
+      after(() => short.close());
+
+      it('when a token is issued at login or on refresh, then expires_in is 120 and its exp is iat + 120', async () => {
+        const user = await registerUser(short.app);
+        const session = await login(short.app, user);
+        const refreshed = await short.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+        assert.equal(refreshed.statusCode, 200, refreshed.body);
+        for (const [what, body] of [['login', session.body], ['refresh', refreshed.json()]] as const) {
+          assert.equal(body.expires_in, 120, what);
+          const claims = decodeJwt(body.access_token);
+          assert.equal(claims.exp! - claims.iat!, 120, what);
+        }
+      });
     });
   });
 
@@ -562,6 +583,21 @@ describe('sessions', () => {
       assertInvalidRefreshToken(await refresh(first.json().refresh_token), 'the latest refresh token');
     });
 
+    it("when this process's clock runs ahead of the database's, then a retry within REFRESH_RETRY_S of the rotation (on the database's clock, which stamped it) still answers the same successor", { skip: serverUrl === undefined && "PGlite runs on this process's clock: no skew to make" }, async (t) => {
+      const user = await registerUser(svc.app);
+      const session = await login(svc.app, user);
+      const first = await refresh(session.refreshToken);
+      assert.equal(first.statusCode, 200, first.body);
+      // The database stamped the rotation a moment ago by its clock; this process believes it is a minute later.
+      const realNow = Date.now;
+      t.mock.method(Date, 'now', () => realNow() + (svc.config.refreshRetryS + 60) * 1000);
+      const retry = await refresh(session.refreshToken);
+      t.mock.restoreAll();
+      assert.equal(retry.statusCode, 200, retry.body);
+      assert.equal(retry.json().refresh_token, first.json().refresh_token, 'the same successor');
+      assert.equal((await sessionRow(session.sessionId)).is_active, true);
+    });
+
     it('when a refresh token is garbage, of the wrong shape, or forged for a real session, then 401 invalid_refresh_token and the session stays active', async () => {
       const user = await registerUser(svc.app);
       const session = await login(svc.app, user);
@@ -643,6 +679,22 @@ describe('sessions', () => {
         const successor = await strict.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: first.json().refresh_token } });
         assertInvalidRefreshToken(successor, 'the successor after reuse');
         assertInvalidToken(await strict.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(first.json().access_token) }), 'access token after reuse');
+      });
+
+      it("when the database's clock runs ahead of this process's (the rotation stamped in the future), then a replay of the rotated token is still refused and ends the session", async () => {
+        const user = await registerUser(strict.app);
+        const session = await login(strict.app, user);
+        const first = await strict.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+        assert.equal(first.statusCode, 200, first.body);
+        await strict.db
+          .updateTable('user_sessions')
+          .set({ refresh_rotated_at: new Date(Date.now() + 60_000) })
+          .where('session_id', '=', session.sessionId)
+          .execute();
+        const again = await strict.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: session.refreshToken } });
+        assertInvalidRefreshToken(again, 'strict single use, whatever the clocks say');
+        const row = await strict.db.selectFrom('user_sessions').selectAll().where('session_id', '=', session.sessionId).executeTakeFirstOrThrow();
+        assert.equal(row.is_active, false, 'the replay ends the session');
       });
     });
   });

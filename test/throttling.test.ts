@@ -62,6 +62,26 @@ describe('throttling', () => {
     assert.equal(locked.headers['retry-after'], '60');
   });
 
+  it('when failures go on past each wait, then the wait doubles up to 15 minutes and never beyond: Retry-After stays at most 900', async () => {
+    const user = await registerUser(svc.app);
+    const ip = '203.0.113.61';
+    const key = `account:${user.id}|${ip}`;
+    for (let i = 0; i < 5; i++) assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' }, ip)).statusCode, 401);
+    const waits: number[] = [];
+    for (let round = 0; round < 8; round++) {
+      const locked = await attempt(svc, { username: user.username, password: user.password }, ip);
+      assert.equal(locked.statusCode, 429, locked.body);
+      assert.equal(problem(locked).code, 'too_many_requests');
+      waits.push(Number(locked.headers['retry-after']));
+      const row = await svc.db.selectFrom('login_throttles').select('locked_until').where('throttle_key', '=', key).executeTakeFirstOrThrow();
+      assert.ok(row.locked_until!.getTime() <= Date.now() + 900_000, `round ${round}: locked until ${row.locked_until!.toISOString()}`);
+      // Let the wait pass, and fail once more.
+      await svc.db.updateTable('login_throttles').set({ locked_until: new Date(Date.now() - 1000) }).where('throttle_key', '=', key).execute();
+      assert.equal((await attempt(svc, { username: user.username, password: 'wrong password here' }, ip)).statusCode, 401);
+    }
+    assert.deepEqual(waits, [30, 60, 120, 240, 480, 900, 900, 900]);
+  });
+
   it('when a name that belongs to no account fails, then it is throttled exactly like an account', async () => {
     const ghost = uniqueName('ghost');
     const user = await registerUser(svc.app);

@@ -77,3 +77,8 @@ export function schemaDialect(db: Kysely<any>): SchemaDialect {
 export function dbNow(db: Kysely<any>): RawBuilder<Date> {
   return isMysql(db) ? sql<Date>`current_timestamp(3)` : sql<Date>`now()`;
 }
+
+/** The database's time `seconds` ago (see dbNow), for comparisons made on the database's own clock. */
+export function dbSecondsAgo(db: Kysely<any>, seconds: number): RawBuilder<Date> {
+  return isMysql(db) ? sql<Date>`current_timestamp(3) - interval ${seconds} second` : sql<Date>`now() - make_interval(secs => ${seconds})`;
+}

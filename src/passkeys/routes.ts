@@ -3,6 +3,7 @@ import { callerOf } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import type { RefreshCookie } from '../sessions/refresh-cookie.js';
+import { SIGN_IN_REFUSALS } from '../sessions/sign-in-policy.js';
 import { TokenPair } from '../sessions/schemas.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { AddPasskeyBody, CreationOptions, Passkey, PasskeyIdParams, PasskeyList, PasskeySignInBody, RequestOptions } from './schemas.js';
@@ -96,7 +97,7 @@ export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard
         summary: 'Sign in with a passkey: the assertion for the request options',
         tags: ['sessions', 'passkeys'],
         body: PasskeySignInBody,
-        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', ...SIGN_IN_REFUSALS, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {

@@ -1,7 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
-import { dbNow, isMysql } from '../db/dialect.js';
+import { dbNow, dbSecondsAgo, isMysql } from '../db/dialect.js';
 import { lookupKey, userColumns, type UserRecord } from '../users/repository.js';
 import { afterAttemptRow, leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
 import type { auditRow } from '../audit/audit-log.js';
@@ -133,7 +133,12 @@ export function findSessionState(db: Queryable, sessionId: string): Promise<Sess
     .executeTakeFirst();
 }
 
-export function findSessionForRefresh(db: Queryable, sessionId: string) {
+/**
+ * The session, for a refresh that did not rotate it. `rotated_within` is 1 when its last rotation
+ * was at most `retryS` seconds ago, measured on the database's clock, the one that stamped it, so
+ * a skew between this process and the database neither opens nor closes the retry window.
+ */
+export function findSessionForRefresh(db: Queryable, sessionId: string, retryS: number) {
   return db
     .selectFrom('user_sessions')
     .select([
@@ -145,9 +150,9 @@ export function findSessionForRefresh(db: Queryable, sessionId: string) {
       'last_used_at',
       'refresh_token_hash',
       'previous_refresh_token_hash',
-      'refresh_rotated_at',
       'refresh_generation',
       'amr',
+      sql<number>`case when refresh_rotated_at >= ${dbSecondsAgo(db, retryS)} then 1 else 0 end`.as('rotated_within'),
     ])
     .where('session_id', '=', sessionId)
     .executeTakeFirst();

@@ -6,6 +6,7 @@ import { perMinute } from '../throttling/rate-limit.js';
 import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
 import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
+import { SIGN_IN_REFUSALS } from './sign-in-policy.js';
 import { clientOf } from '../http/client.js';
 
 export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
@@ -18,7 +19,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
         summary: 'Log in (create_new_session) with username or email and password',
         tags: ['sessions'],
         body: LoginBody,
-        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'mfa_required', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_credentials', 'mfa_required', ...SIGN_IN_REFUSALS, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {
@@ -35,7 +36,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
         summary: 'Second step of a sign-in: the mfa_token of 403 mfa_required and a TOTP or recovery code',
         tags: ['sessions'],
         body: MfaLoginBody,
-        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_mfa_token', 'invalid_mfa_code', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 201: TokenPair, ...problems('validation_failed', 'invalid_mfa_token', 'invalid_mfa_code', ...SIGN_IN_REFUSALS, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {

@@ -280,7 +280,7 @@ export class SessionsService {
 
     // Otherwise read the session to tell a retry, a replay or an unusable session apart.
     for (let attempt = 0; attempt < 2; attempt++) {
-      const session = await findSessionForRefresh(this.db, parsed.sessionId);
+      const session = await findSessionForRefresh(this.db, parsed.sessionId, this.settings.refreshRetryS);
       if (!session || !this.isUsable(session)) throw invalidRefreshToken();
 
       if (session.refresh_token_hash === presentedHash) {
@@ -290,8 +290,9 @@ export class SessionsService {
       }
 
       if (session.previous_refresh_token_hash === presentedHash) {
-        const rotatedAt = session.refresh_rotated_at?.getTime() ?? 0;
-        const withinRetry = Date.now() - rotatedAt <= this.settings.refreshRetryS * 1000;
+        // REFRESH_RETRY_S=0 is strict single use, whatever the clocks say; a window is measured on
+        // the database's clock, which stamped the rotation.
+        const withinRetry = this.settings.refreshRetryS > 0 && Number(session.rotated_within) === 1;
         if (withinRetry && hashSecret(next) === session.refresh_token_hash) {
           // The successor it was given before (derived from it): the same answer again.
           await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client }, { retry: true });

@@ -1,4 +1,10 @@
-import { AppError } from '../errors.js';
+import { AppError, type ProblemName } from '../errors.js';
+
+/**
+ * The refusals assertMaySignIn can answer: every route that signs in lists them among its error
+ * answers (OpenAPI), so a rule added here shows up on all of them.
+ */
+export const SIGN_IN_REFUSALS = ['email_not_verified'] as const satisfies readonly ProblemName[];
 
 /**
  * Whether a user whose credentials checked out may have a session. Every way of signing in

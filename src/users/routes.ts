@@ -3,7 +3,7 @@ import { bearerAuth, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { RegisterBody, UpdateProfileBody, User } from './schemas.js';
-import type { UsersService } from './service.js';
+import { TAKEN, type UsersService } from './service.js';
 import { clientOf } from '../http/client.js';
 
 export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLimitPerMinute: number): void {
@@ -15,7 +15,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
         summary: 'Register a new user (create_new_user)',
         tags: ['users'],
         body: RegisterBody,
-        response: { 201: User, ...problems('validation_failed', 'weak_password', 'username_taken', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 201: User, ...problems('validation_failed', 'weak_password', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {
@@ -42,7 +42,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
         tags: ['users'],
         security: bearerAuth,
         body: UpdateProfileBody,
-        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'username_taken', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 200: User, ...problems('validation_failed', 'invalid_token', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request) => users.updateProfile(callerOf(request), request.body),

@@ -7,7 +7,7 @@ import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
-import { AppError, validationFailed, type FieldError } from '../errors.js';
+import { AppError, validationFailed, type FieldError, type ProblemName } from '../errors.js';
 import { findUserById, insertUserWithPassword, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
@@ -36,6 +36,9 @@ function checkDob(dob: string, errors: FieldError[], now = new Date()): void {
   if (dob > today) errors.push({ field: 'dob', message: 'must not be in the future' });
   else if (dob < oldest) errors.push({ field: 'dob', message: `must not be more than ${MAX_AGE_YEARS} years ago` });
 }
+
+/** What a register or a profile update answers when a unique field is in use (conflict below). */
+export const TAKEN = ['username_taken', 'email_taken'] as const satisfies readonly ProblemName[];
 
 function conflict(taken: Array<'username' | 'email'>): AppError {
   const first = taken[0] ?? 'username';
