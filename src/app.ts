@@ -18,6 +18,7 @@ import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
 import { CredentialsService } from './credentials/service.js';
 import type { Db } from './db/create-db.js';
+import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
@@ -137,6 +138,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     if (body === '') return done(null, undefined);
     return parseJson(request, body as string, done);
   });
+  registerBodyRules(app);
 
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (request, reply) => setStandardHeaders(request, reply));

@@ -16,6 +16,7 @@ import {
   uniqueName,
   type TestService,
 } from './helpers/app.js';
+import { assertNothingChanged, dbState } from './security/support.js';
 
 /** What a generated or echoed X-Request-Id may look like (printable, no spaces, bounded). */
 const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -200,6 +201,58 @@ describe('http layer', () => {
     const current = await login(svc.app, user);
     const one = await inject({ method: 'DELETE', url: `/v1/sessions/${other.sessionId}`, payload: '', headers: { ...bearer(current.accessToken), 'content-type': 'application/json' } });
     assert.equal(one.statusCode, 204, one.body);
+  });
+
+  it('when a POST, PUT or DELETE that takes no input gets a body with a field, then 400 validation_failed naming it and nothing changes', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const other = await login(svc.app, user);
+    // Every operation of the OpenAPI document that writes and declares no request body: the ones known today, and any added later.
+    const paths = (svc.app.swagger() as { paths: Record<string, Record<string, { requestBody?: unknown }>> }).paths;
+    const noInput = Object.entries(paths).flatMap(([path, operations]) =>
+      Object.entries(operations)
+        .filter(([method, operation]) => ['post', 'put', 'patch', 'delete'].includes(method) && operation.requestBody === undefined)
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    for (const known of [
+      'POST /v1/users/me/email-verification',
+      'POST /v1/users/me/passkeys/options',
+      'POST /v1/sessions/passkey/options',
+      'DELETE /v1/sessions/current',
+      'DELETE /v1/sessions',
+      'DELETE /v1/sessions/{id}',
+      'DELETE /v1/users/me/passkeys/{id}',
+    ]) {
+      assert.ok(noInput.includes(known), `${known} is among ${JSON.stringify(noInput)}`);
+    }
+    const before = await dbState(svc.db);
+    for (const operation of noInput) {
+      const [method, path] = operation.split(' ') as [InjectOptions['method'], string];
+      const url = path.replace('{id}', other.sessionId);
+      for (const payload of ['{"x":1}', '{"x":1,"user_id":"1"}']) {
+        const res = await inject({ method, url, payload, headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+        const body = assertProblem(res, 400, 'validation_failed');
+        assert.ok(body.errors && (body.errors as Array<{ field: string }>).some((e) => e.field === 'x'), `${operation} ${payload}: errors name x: ${res.body}`);
+      }
+    }
+    await assertNothingChanged(svc.db, before);
+    const verification = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '[]', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assertProblem(verification, 400, 'validation_failed');
+  });
+
+  it('when a POST or DELETE that takes no input gets {} or an empty body, then it is answered as usual', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    for (const [payload, headers] of [['{}', { 'content-type': 'application/json' }], ['', { 'content-type': 'application/json' }], ['', {}]] as const) {
+      const res = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload, headers: { ...bearer(session.accessToken), ...headers } });
+      assert.equal(res.statusCode, 202, `${JSON.stringify(payload)} ${JSON.stringify(headers)}: ${res.body}`);
+      const options = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload, headers });
+      assert.equal(options.statusCode, 200, `${JSON.stringify(payload)} ${JSON.stringify(headers)}: ${options.body}`);
+    }
+    const logout = await inject({ method: 'DELETE', url: '/v1/sessions/current', payload: '{}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assert.equal(logout.statusCode, 204, logout.body);
+    const row = await svc.db.selectFrom('user_sessions').select('is_active').where('session_id', '=', session.sessionId).executeTakeFirstOrThrow();
+    assert.equal(row.is_active, false, 'the session ended');
   });
 
   it('when any kind of answer is given (200, 201, 204, 400, 401, 404, 413, 415), then it carries the security headers and an X-Request-Id', async () => {
