@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Readable } from 'node:stream';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import type { App } from '../src/http/types.js';
@@ -253,6 +254,52 @@ describe('http layer', () => {
     assert.equal(logout.statusCode, 204, logout.body);
     const row = await svc.db.selectFrom('user_sessions').select('is_active').where('session_id', '=', session.sessionId).executeTakeFirstOrThrow();
     assert.equal(row.is_active, false, 'the session ended');
+  });
+
+  it('when a POST or DELETE that takes no input has an empty body of any media type, then it is answered as usual; a non-empty one is 415 unsupported_media_type', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const types = ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream'];
+    for (const type of types) {
+      // A user of its own each time: 5 verification mails an hour (registration's included).
+      const caller = await login(svc.app, await registerUser(svc.app));
+      const verification = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '', headers: { ...bearer(caller.accessToken), 'content-type': type } });
+      assert.equal(verification.statusCode, 202, `${type}: ${verification.body}`);
+      const options = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: '', headers: { 'content-type': type } });
+      assert.equal(options.statusCode, 200, `${type}: ${options.body}`);
+    }
+    // Without a Content-Length (a chunked body that turns out empty).
+    const streamed = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: Readable.from([]), headers: { 'content-type': 'text/plain' } });
+    assert.equal(streamed.statusCode, 200, streamed.body);
+
+    const before = await dbState(svc.db);
+    for (const [type, payload] of [['text/plain', '{}'], ['application/x-www-form-urlencoded', 'x=1'], ['application/octet-stream', 'x']]) {
+      const res = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload, headers: { ...bearer(session.accessToken), 'content-type': type } });
+      assertProblem(res, 415, 'unsupported_media_type');
+      assertProblem(await inject({ method: 'DELETE', url: '/v1/sessions/current', payload, headers: { ...bearer(session.accessToken), 'content-type': type } }), 415, 'unsupported_media_type');
+    }
+    const noType = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '{}', headers: bearer(session.accessToken) });
+    assertProblem(noType, 415, 'unsupported_media_type');
+    const chunked = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: Readable.from([Buffer.from('x')]), headers: { 'content-type': 'text/plain' } });
+    assertProblem(chunked, 415, 'unsupported_media_type');
+    await assertNothingChanged(svc.db, before);
+
+    const logout = await inject({ method: 'DELETE', url: '/v1/sessions/current', payload: '', headers: { ...bearer(session.accessToken), 'content-type': 'text/plain' } });
+    assert.equal(logout.statusCode, 204, logout.body);
+  });
+
+  it('when a route that takes JSON gets an empty body of another media type, then 400 validation_failed as for no body, and nothing is written', async () => {
+    const before = await dbState(svc.db);
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+      for (const url of ['/v1/users', '/v1/sessions']) {
+        const res = await inject({ method: 'POST', url, payload: '', headers: { 'content-type': type } });
+        const body = assertProblem(res, 400, 'validation_failed');
+        assert.deepEqual(body.errors, [{ field: '(body)', message: 'must be object' }], `${url} ${type}`);
+        const missing = await inject({ method: 'POST', url, payload: '' });
+        assert.deepEqual(problem(missing), body, `${url} ${type}: answered as a missing body`);
+      }
+    }
+    await assertNothingChanged(svc.db, before);
   });
 
   it('when any kind of answer is given (200, 201, 204, 400, 401, 404, 413, 415), then it carries the security headers and an X-Request-Id', async () => {

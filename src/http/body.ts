@@ -1,5 +1,5 @@
 import type { FastifyRequest, RouteOptions } from 'fastify';
-import { validationFailed } from '../errors.js';
+import { AppError, validationFailed } from '../errors.js';
 import type { App } from './types.js';
 
 /** Methods whose requests may carry a body Fastify parses. */
@@ -18,8 +18,48 @@ async function refuseInput(request: FastifyRequest): Promise<void> {
   if (fields.length > 0) throw validationFailed(fields.map((field) => ({ field, message: 'is not a known field' })));
 }
 
-/** The rules for request bodies, before any route is added. */
+/**
+ * A body of any media type but JSON is refused (415) unless it is empty: API.md lets a POST that
+ * takes no input come with an empty body, with or without a Content-Type. An empty body is then
+ * no body, whatever the route (a route that takes JSON answers it as a missing body).
+ * Only as much is read as it takes to tell: a Content-Length, or the first non-empty chunk.
+ */
+function emptyOrUnsupported(request: FastifyRequest, payload: NodeJS.ReadableStream, done: (err: Error | null, body?: unknown) => void): void {
+  const length = request.headers['content-length'];
+  if (length !== undefined) {
+    done(Number(length) === 0 ? null : new AppError('unsupported_media_type'), undefined);
+    return;
+  }
+  const finish = (err: Error | null): void => {
+    payload.removeListener('data', onData);
+    payload.removeListener('end', onEnd);
+    payload.removeListener('error', finish);
+    done(err, undefined);
+  };
+  const onData = (chunk: Buffer | string): void => {
+    if (chunk.length > 0) finish(new AppError('unsupported_media_type'));
+  };
+  const onEnd = (): void => finish(null);
+  payload.on('data', onData);
+  payload.on('end', onEnd);
+  payload.on('error', finish);
+  payload.resume();
+}
+
+/** The rules for request bodies; before any route is added. */
 export function registerBodyRules(app: App): void {
+  // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
+  // __proto__ and constructor keys are refused, not parsed.
+  // ASVS 5.0 V15.3.6 (prototype pollution).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // JSON is the only body the API takes: text/plain and the rest answer 415.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    return parseJson(request, body as string, done);
+  });
+  app.addContentTypeParser('*', emptyOrUnsupported);
+
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (route.schema?.body !== undefined || !methods.some((m) => WRITE_METHODS.has(m))) return;
