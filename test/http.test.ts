@@ -185,6 +185,55 @@ describe('http layer', () => {
     assert.deepEqual(await tableCounts(svc.db), before);
   });
 
+  it('when a JSON string holds a lone UTF-16 surrogate (an escape in the raw text), then 400 validation_failed naming the field and nothing is written', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const json = { 'content-type': 'application/json' };
+    const before = await dbState(svc.db);
+    // Raw JSON text: JSON.stringify would escape a lone surrogate the same way.
+    const valid = JSON.stringify(registerPayload());
+    const cases: Array<[string, string, string, Record<string, string>, string]> = [
+      ['register, name', 'POST', '/v1/users', {}, `{"name":"a\\ud800b",${valid.slice(1).replace(/"name":"[^"]*",/, '')}`],
+      ['register, password (low surrogate)', 'POST', '/v1/users', {}, valid.replace(`"password":"${GOOD_PASSWORD}"`, '"password":"violet lantern orbit \\udc00"')],
+      ['register, password (pair reversed)', 'POST', '/v1/users', {}, valid.replace(`"password":"${GOOD_PASSWORD}"`, '"password":"violet lantern \\udc00\\ud800"')],
+      ['login, password', 'POST', '/v1/sessions', {}, `{"username":"${user.username}","password":"${GOOD_PASSWORD}\\ud800"}`],
+      ['profile, name', 'PATCH', '/v1/users/me', bearer(session.accessToken), '{"name":"a\\ud800b"}'],
+      ['password change, new_password', 'PUT', '/v1/users/me/password', bearer(session.accessToken), `{"current_password":"${GOOD_PASSWORD}","new_password":"orbit lantern \\udbff violet"}`],
+      ['passkey sign-in, nested', 'POST', '/v1/sessions/passkey', {}, '{"response":{"id":"\\udfff","rawId":"x"}}'],
+    ];
+    const expected: Record<string, string> = {
+      'register, name': 'name',
+      'register, password (low surrogate)': 'password',
+      'register, password (pair reversed)': 'password',
+      'login, password': 'password',
+      'profile, name': 'name',
+      'password change, new_password': 'new_password',
+      'passkey sign-in, nested': 'response.id',
+    };
+    for (const [what, method, url, headers, payload] of cases) {
+      const res = await inject({ method: method as InjectOptions['method'], url, payload, headers: { ...headers, ...json } });
+      assertProblem(res, 400, 'validation_failed');
+      assert.deepEqual(problem(res).errors?.map((e) => e.field), [expected[what]], `${what}: ${res.body}`);
+    }
+    await assertNothingChanged(svc.db, before);
+
+    // A surrogate pair written as two escapes is one well-formed character, and is kept as such.
+    const emoji = await inject({ method: 'PATCH', url: '/v1/users/me', payload: '{"name":"Ada \\ud83d\\ude00"}', headers: { ...bearer(session.accessToken), ...json } });
+    assert.equal(emoji.statusCode, 200, emoji.body);
+    assert.equal(emoji.json().name, 'Ada \u{1F600}');
+  });
+
+  it('when a JSON key holds a lone surrogate, then 400 validation_failed naming it, on a route that takes input and on one that takes none', async () => {
+    const session = await login(svc.app, await registerUser(svc.app));
+    const before = await dbState(svc.db);
+    for (const [method, url] of [['PATCH', '/v1/users/me'], ['POST', '/v1/users/me/email-verification']] as const) {
+      const res = await inject({ method, url, payload: '{"a\\ud800":1}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+      assertProblem(res, 400, 'validation_failed');
+      assert.deepEqual(problem(res).errors?.map((e) => e.field), ['a\ud800'], `${method} ${url}: ${res.body}`);
+    }
+    await assertNothingChanged(svc.db, before);
+  });
+
   it('when a DELETE that takes no input has an empty body, with Content-Type application/json or without any, then 204', async () => {
     const user = await registerUser(svc.app);
     for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'application/json; charset=utf-8' }, {}]) {

@@ -1,6 +1,13 @@
 import type { FastifyRequest, RouteOptions } from 'fastify';
-import { AppError, validationFailed } from '../errors.js';
+import { AppError, validationFailed, type FieldError } from '../errors.js';
 import type { App } from './types.js';
+
+declare global {
+  interface String {
+    /** ES2024, in Node since 20: false when the string holds a lone surrogate. */
+    isWellFormed(): boolean;
+  }
+}
 
 /** Methods whose requests may carry a body Fastify parses. */
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -16,6 +23,32 @@ async function refuseInput(request: FastifyRequest): Promise<void> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw validationFailed([{ field: '(body)', message: 'must be object' }]);
   const fields = Object.keys(body);
   if (fields.length > 0) throw validationFailed(fields.map((field) => ({ field, message: 'is not a known field' })));
+}
+
+/** A JSON text can only yield a lone surrogate through an escape such as `\ud800` (decoded UTF-8 never has one). */
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+
+/**
+ * Every key or string of a parsed body that is not well-formed UTF-16, named as the client sent it
+ * (`response.id`; `(body)` for the body itself). Such a string cannot be stored or hashed as it
+ * is: it would turn into U+FFFD, so that two different passwords would hash alike.
+ */
+function lonelySurrogates(root: unknown): FieldError[] {
+  const message = 'is not valid Unicode (a lone surrogate)';
+  if (typeof root === 'string') return root.isWellFormed() ? [] : [{ field: '(body)', message }];
+  const found: FieldError[] = [];
+  const queue: Array<[object, string]> = root !== null && typeof root === 'object' ? [[root, '']] : [];
+  // Breadth first, without recursion: 16 KiB of brackets nest deep.
+  for (let i = 0; i < queue.length; i++) {
+    const [node, path] = queue[i]!;
+    for (const key of Object.keys(node)) {
+      const value: unknown = (node as Record<string, unknown>)[key];
+      const field = path === '' ? key : `${path}.${key}`;
+      if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) found.push({ field, message });
+      else if (value !== null && typeof value === 'object') queue.push([value, field]);
+    }
+  }
+  return found;
 }
 
 /**
@@ -55,8 +88,14 @@ export function registerBodyRules(app: App): void {
   // JSON is the only body the API takes: text/plain and the rest answer 415.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') return done(null, undefined);
-    return parseJson(request, body as string, done);
+    const text = body as string;
+    if (text === '') return done(null, undefined);
+    return parseJson(request, text, (err, value) => {
+      if (err || !SURROGATE_ESCAPE.test(text)) return done(err, value);
+      const bad = lonelySurrogates(value);
+      if (bad.length === 0) return done(null, value);
+      return done(validationFailed(bad, 'The body has a string that is not valid Unicode (a lone surrogate).'), undefined);
+    });
   });
   app.addContentTypeParser('*', emptyOrUnsupported);
 
