@@ -185,6 +185,36 @@ describe('http layer', () => {
     assert.deepEqual(await tableCounts(svc.db), before);
   });
 
+  it('when a body carries a __proto__ or constructor.prototype key, then 400 validation_failed says that key is not allowed, naming it, and nothing is written', async () => {
+    const session = await login(svc.app, await registerUser(svc.app));
+    const before = await dbState(svc.db);
+    const valid = JSON.stringify(registerPayload());
+    const cases: Array<[string, InjectOptions['method'], string, string, string]> = [
+      ['__proto__', 'POST', '/v1/users', `{"__proto__":{"is_admin":true},${valid.slice(1)}`, '__proto__'],
+      ['constructor.prototype', 'POST', '/v1/users', `{"constructor":{"prototype":{"is_admin":true}},${valid.slice(1)}`, 'constructor.prototype'],
+      ['__proto__ spelt with escapes', 'POST', '/v1/sessions', '{"\\u005f_pr\\u006fto__":{"x":1},"username":"someone","password":"whatever password"}', '__proto__'],
+      ['nested __proto__', 'PATCH', '/v1/users/me', '{"name":{"__proto__":{"polluted":"yes"}}}', 'name.__proto__'],
+      ['__proto__ in an array', 'POST', '/v1/sessions/passkey', '{"response":[{"__proto__":{}}]}', 'response.0.__proto__'],
+      ['__proto__ on a route that takes no input', 'DELETE', '/v1/sessions/current', '{"__proto__":{}}', '__proto__'],
+    ];
+    for (const [what, method, url, payload, field] of cases) {
+      const res = await inject({ method, url, payload, headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+      const body = assertProblem(res, 400, 'validation_failed');
+      assert.equal(body.detail, 'The body has a key that is not allowed (__proto__ or constructor.prototype).', `${what}: ${res.body}`);
+      assert.deepEqual(problem(res).errors, [{ field, message: 'is not allowed' }], what);
+      assert.equal(({} as Record<string, unknown>).is_admin, undefined, 'no prototype was polluted');
+      assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted');
+    }
+    await assertNothingChanged(svc.db, before);
+    // A key named constructor whose value is no object with a prototype is just an unknown field.
+    const plain = await inject({ method: 'PATCH', url: '/v1/users/me', payload: '{"constructor":"x"}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assertProblem(plain, 400, 'validation_failed');
+    assert.deepEqual(problem(plain).errors, [{ field: 'constructor', message: 'is not a known field' }]);
+    // Broken JSON still says so.
+    const broken = await inject({ method: 'POST', url: '/v1/users', payload: '{"__proto__":', headers: { 'content-type': 'application/json' } });
+    assert.equal(assertProblem(broken, 400, 'validation_failed').detail, 'The body is not valid JSON.');
+  });
+
   it('when a JSON string holds a lone UTF-16 surrogate (an escape in the raw text), then 400 validation_failed naming the field and nothing is written', async () => {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);

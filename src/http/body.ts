@@ -1,5 +1,5 @@
 import type { FastifyRequest, RouteOptions } from 'fastify';
-import { AppError, validationFailed, type FieldError } from '../errors.js';
+import { AppError, bodyNotJson, validationFailed, type FieldError } from '../errors.js';
 import type { App } from './types.js';
 
 declare global {
@@ -25,30 +25,64 @@ async function refuseInput(request: FastifyRequest): Promise<void> {
   if (fields.length > 0) throw validationFailed(fields.map((field) => ({ field, message: 'is not a known field' })));
 }
 
-/** A JSON text can only yield a lone surrogate through an escape such as `\ud800` (decoded UTF-8 never has one). */
-const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+/**
+ * What the walk below looks for can only come from a JSON text that has one of these: a lone
+ * surrogate only from an escape such as `\ud800` (decoded UTF-8 never holds one), a `__proto__`
+ * or `constructor` key written out or spelt with escapes.
+ */
+const SUSPECT = /\\u|__proto__|constructor/;
+
+const NOT_ALLOWED = 'is not allowed';
+const NOT_UNICODE = 'is not valid Unicode (a lone surrogate)';
 
 /**
- * Every key or string of a parsed body that is not well-formed UTF-16, named as the client sent it
- * (`response.id`; `(body)` for the body itself). Such a string cannot be stored or hashed as it
- * is: it would turn into U+FFFD, so that two different passwords would hash alike.
+ * The keys of a parsed body that could reach a prototype once merged into an object (`__proto__`,
+ * and `constructor` holding a `prototype`), and the keys and strings that are not well-formed
+ * UTF-16, each named as the client sent it (`response.id`; `(body)` for the body itself). A lone
+ * surrogate cannot be stored or hashed as it is: it would turn into U+FFFD, so that two different
+ * passwords would hash alike.
+ * ASVS 5.0 V15.3.6 (prototype pollution).
  */
-function lonelySurrogates(root: unknown): FieldError[] {
-  const message = 'is not valid Unicode (a lone surrogate)';
-  if (typeof root === 'string') return root.isWellFormed() ? [] : [{ field: '(body)', message }];
-  const found: FieldError[] = [];
+function refusals(root: unknown): { keys: FieldError[]; strings: FieldError[] } {
+  const keys: FieldError[] = [];
+  const strings: FieldError[] = [];
+  if (typeof root === 'string' && !root.isWellFormed()) strings.push({ field: '(body)', message: NOT_UNICODE });
   const queue: Array<[object, string]> = root !== null && typeof root === 'object' ? [[root, '']] : [];
   // Breadth first, without recursion: 16 KiB of brackets nest deep.
   for (let i = 0; i < queue.length; i++) {
     const [node, path] = queue[i]!;
+    const at = (key: string) => (path === '' ? key : `${path}.${key}`);
+    // JSON.parse makes `__proto__` an own property; nothing has been merged anywhere yet.
+    if (Object.hasOwn(node, '__proto__')) keys.push({ field: at('__proto__'), message: NOT_ALLOWED });
+    const ctor: unknown = Object.hasOwn(node, 'constructor') ? (node as { constructor: unknown }).constructor : undefined;
+    if (ctor !== null && typeof ctor === 'object' && Object.hasOwn(ctor, 'prototype')) keys.push({ field: at('constructor.prototype'), message: NOT_ALLOWED });
     for (const key of Object.keys(node)) {
       const value: unknown = (node as Record<string, unknown>)[key];
-      const field = path === '' ? key : `${path}.${key}`;
-      if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) found.push({ field, message });
-      else if (value !== null && typeof value === 'object') queue.push([value, field]);
+      if (!key.isWellFormed() || (typeof value === 'string' && !value.isWellFormed())) strings.push({ field: at(key), message: NOT_UNICODE });
+      else if (value !== null && typeof value === 'object') queue.push([value, at(key)]);
     }
   }
-  return found;
+  return { keys, strings };
+}
+
+/**
+ * A JSON body as a value, or why it is refused: not JSON; a key that could reach a prototype;
+ * a string that is not valid Unicode. An empty body is no body.
+ */
+function parseJsonBody(text: string): { value: unknown } | { refused: AppError } {
+  if (text === '') return { value: undefined };
+  let value: unknown;
+  try {
+    // A byte order mark is allowed (RFC 8259 §8.1: ignored, not an error), as Fastify's parser did.
+    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+  } catch {
+    return { refused: bodyNotJson() };
+  }
+  if (!SUSPECT.test(text)) return { value };
+  const { keys, strings } = refusals(value);
+  if (keys.length > 0) return { refused: validationFailed(keys, 'The body has a key that is not allowed (__proto__ or constructor.prototype).') };
+  if (strings.length > 0) return { refused: validationFailed(strings, 'The body has a string that is not valid Unicode (a lone surrogate).') };
+  return { value };
 }
 
 /**
@@ -81,21 +115,12 @@ function emptyOrUnsupported(request: FastifyRequest, payload: NodeJS.ReadableStr
 
 /** The rules for request bodies; before any route is added. */
 export function registerBodyRules(app: App): void {
-  // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
-  // __proto__ and constructor keys are refused, not parsed.
-  // ASVS 5.0 V15.3.6 (prototype pollution).
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  // JSON is the only body the API takes: text/plain and the rest answer 415.
+  // JSON is the only body the API takes: text/plain and the rest answer 415 unless empty.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    const text = body as string;
-    if (text === '') return done(null, undefined);
-    return parseJson(request, text, (err, value) => {
-      if (err || !SURROGATE_ESCAPE.test(text)) return done(err, value);
-      const bad = lonelySurrogates(value);
-      if (bad.length === 0) return done(null, value);
-      return done(validationFailed(bad, 'The body has a string that is not valid Unicode (a lone surrogate).'), undefined);
-    });
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const parsed = parseJsonBody(body as string);
+    if ('refused' in parsed) done(parsed.refused, undefined);
+    else done(null, parsed.value);
   });
   app.addContentTypeParser('*', emptyOrUnsupported);
 
