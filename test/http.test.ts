@@ -264,6 +264,31 @@ describe('http layer', () => {
     await assertNothingChanged(svc.db, before);
   });
 
+  it('when a JSON body is not valid UTF-8 (Latin-1 bytes, a surrogate encoded as UTF-8), then 400 validation_failed and nothing is written', async () => {
+    const before = await dbState(svc.db);
+    const valid = registerPayload();
+    const text = JSON.stringify({ ...valid, password: 'violet lantern orbit %BYTES%' });
+    for (const [what, bytes] of [
+      ['0xff', [0xff]],
+      ['Latin-1 é', [0xe9]],
+      ['CESU-8 surrogate', [0xed, 0xa0, 0x80]],
+      ['overlong /', [0xc0, 0xaf]],
+    ] as const) {
+      const [head, tail] = text.split('%BYTES%') as [string, string];
+      const payload = Buffer.concat([Buffer.from(head), Buffer.from(bytes), Buffer.from(tail)]);
+      const res = await inject({ method: 'POST', url: '/v1/users', payload, headers: { 'content-type': 'application/json' } });
+      const body = assertProblem(res, 400, 'validation_failed');
+      assert.equal(body.detail, 'The body is not valid UTF-8.', what);
+      assert.deepEqual(problem(res).errors, [{ field: '(body)', message: 'is not valid UTF-8' }], what);
+    }
+    await assertNothingChanged(svc.db, before);
+    // UTF-8 itself, with or without a byte order mark, is fine.
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ ...valid, name: 'Zoë Ådå' }))]);
+    const created = await inject({ method: 'POST', url: '/v1/users', payload: bom, headers: { 'content-type': 'application/json' } });
+    assert.equal(created.statusCode, 201, created.body);
+    assert.equal(created.json().name, 'Zoë Ådå');
+  });
+
   it('when a DELETE that takes no input has an empty body, with Content-Type application/json or without any, then 204', async () => {
     const user = await registerUser(svc.app);
     for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'application/json; charset=utf-8' }, {}]) {

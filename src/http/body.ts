@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyRequest, RouteOptions } from 'fastify';
 import { AppError, bodyNotJson, validationFailed, type FieldError } from '../errors.js';
 import type { App } from './types.js';
@@ -66,11 +67,15 @@ function refusals(root: unknown): { keys: FieldError[]; strings: FieldError[] } 
 }
 
 /**
- * A JSON body as a value, or why it is refused: not JSON; a key that could reach a prototype;
- * a string that is not valid Unicode. An empty body is no body.
+ * A JSON body as a value, or why it is refused: not UTF-8; not JSON; a key that could reach a
+ * prototype; a string that is not valid Unicode. An empty body is no body.
  */
-function parseJsonBody(text: string): { value: unknown } | { refused: AppError } {
-  if (text === '') return { value: undefined };
+function parseJsonBody(bytes: Buffer): { value: unknown } | { refused: AppError } {
+  if (bytes.length === 0) return { value: undefined };
+  // RFC 8259 §8.1: JSON text exchanged is UTF-8. Decoding anything else would put U+FFFD in
+  // place of the bytes it cannot read, as with a lone surrogate.
+  if (!isUtf8(bytes)) return { refused: validationFailed([{ field: '(body)', message: 'is not valid UTF-8' }], 'The body is not valid UTF-8.') };
+  const text = bytes.toString('utf8');
   let value: unknown;
   try {
     // A byte order mark is allowed (RFC 8259 §8.1: ignored, not an error), as Fastify's parser did.
@@ -117,8 +122,8 @@ function emptyOrUnsupported(request: FastifyRequest, payload: NodeJS.ReadableStr
 export function registerBodyRules(app: App): void {
   // JSON is the only body the API takes: text/plain and the rest answer 415 unless empty.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
-    const parsed = parseJsonBody(body as string);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
+    const parsed = parseJsonBody(body as Buffer);
     if ('refused' in parsed) done(parsed.refused, undefined);
     else done(null, parsed.value);
   });
