@@ -18,6 +18,7 @@ import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
 import { CredentialsService } from './credentials/service.js';
 import type { Db } from './db/create-db.js';
+import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
@@ -149,16 +150,8 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  // JSON bodies: an empty one is no input (API.md: a POST that takes no input accepts it);
-  // __proto__ and constructor keys are refused, not parsed.
-  // ASVS 5.0 V15.3.6 (prototype pollution).
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  // JSON is the only body the API takes: text/plain and the rest answer 415.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') return done(null, undefined);
-    return parseJson(request, body as string, done);
-  });
+  // JSON only; an empty body of any type is no input; a body a route does not take is refused.
+  registerBodyRules(app);
 
   app.decorateRequest('caller', null);
   app.addHook('onRequest', async (request, reply) => setStandardHeaders(request, reply));

@@ -81,6 +81,11 @@ export function validationFailed(errors: FieldError[], detail = 'The request is 
   return new AppError('validation_failed', { detail, errors });
 }
 
+/** A body that does not parse as JSON. */
+export function bodyNotJson(): AppError {
+  return validationFailed([{ field: '(body)', message: 'must be a JSON object' }], 'The body is not valid JSON.');
+}
+
 export interface ProblemBody {
   type: string;
   title: string;

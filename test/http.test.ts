@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Readable } from 'node:stream';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { sql } from 'kysely';
 import type { App } from '../src/http/types.js';
@@ -16,6 +17,7 @@ import {
   uniqueName,
   type TestService,
 } from './helpers/app.js';
+import { assertNothingChanged, dbState } from './security/support.js';
 
 /** What a generated or echoed X-Request-Id may look like (printable, no spaces, bounded). */
 const WELL_FORMED_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -183,6 +185,110 @@ describe('http layer', () => {
     assert.deepEqual(await tableCounts(svc.db), before);
   });
 
+  it('when a body carries a __proto__ or constructor.prototype key, then 400 validation_failed says that key is not allowed, naming it, and nothing is written', async () => {
+    const session = await login(svc.app, await registerUser(svc.app));
+    const before = await dbState(svc.db);
+    const valid = JSON.stringify(registerPayload());
+    const cases: Array<[string, InjectOptions['method'], string, string, string]> = [
+      ['__proto__', 'POST', '/v1/users', `{"__proto__":{"is_admin":true},${valid.slice(1)}`, '__proto__'],
+      ['constructor.prototype', 'POST', '/v1/users', `{"constructor":{"prototype":{"is_admin":true}},${valid.slice(1)}`, 'constructor.prototype'],
+      ['__proto__ spelt with escapes', 'POST', '/v1/sessions', '{"\\u005f_pr\\u006fto__":{"x":1},"username":"someone","password":"whatever password"}', '__proto__'],
+      ['nested __proto__', 'PATCH', '/v1/users/me', '{"name":{"__proto__":{"polluted":"yes"}}}', 'name.__proto__'],
+      ['__proto__ in an array', 'POST', '/v1/sessions/passkey', '{"response":[{"__proto__":{}}]}', 'response.0.__proto__'],
+      ['__proto__ on a route that takes no input', 'DELETE', '/v1/sessions/current', '{"__proto__":{}}', '__proto__'],
+    ];
+    for (const [what, method, url, payload, field] of cases) {
+      const res = await inject({ method, url, payload, headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+      const body = assertProblem(res, 400, 'validation_failed');
+      assert.equal(body.detail, 'The body has a key that is not allowed (__proto__ or constructor.prototype).', `${what}: ${res.body}`);
+      assert.deepEqual(problem(res).errors, [{ field, message: 'is not allowed' }], what);
+      assert.equal(({} as Record<string, unknown>).is_admin, undefined, 'no prototype was polluted');
+      assert.equal(({} as Record<string, unknown>).polluted, undefined, 'no prototype was polluted');
+    }
+    await assertNothingChanged(svc.db, before);
+    // A key named constructor whose value is no object with a prototype is just an unknown field.
+    const plain = await inject({ method: 'PATCH', url: '/v1/users/me', payload: '{"constructor":"x"}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assertProblem(plain, 400, 'validation_failed');
+    assert.deepEqual(problem(plain).errors, [{ field: 'constructor', message: 'is not a known field' }]);
+    // Broken JSON still says so.
+    const broken = await inject({ method: 'POST', url: '/v1/users', payload: '{"__proto__":', headers: { 'content-type': 'application/json' } });
+    assert.equal(assertProblem(broken, 400, 'validation_failed').detail, 'The body is not valid JSON.');
+  });
+
+  it('when a JSON string holds a lone UTF-16 surrogate (an escape in the raw text), then 400 validation_failed naming the field and nothing is written', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const json = { 'content-type': 'application/json' };
+    const before = await dbState(svc.db);
+    // Raw JSON text: JSON.stringify would escape a lone surrogate the same way.
+    const valid = JSON.stringify(registerPayload());
+    const cases: Array<[string, string, string, Record<string, string>, string]> = [
+      ['register, name', 'POST', '/v1/users', {}, `{"name":"a\\ud800b",${valid.slice(1).replace(/"name":"[^"]*",/, '')}`],
+      ['register, password (low surrogate)', 'POST', '/v1/users', {}, valid.replace(`"password":"${GOOD_PASSWORD}"`, '"password":"violet lantern orbit \\udc00"')],
+      ['register, password (pair reversed)', 'POST', '/v1/users', {}, valid.replace(`"password":"${GOOD_PASSWORD}"`, '"password":"violet lantern \\udc00\\ud800"')],
+      ['login, password', 'POST', '/v1/sessions', {}, `{"username":"${user.username}","password":"${GOOD_PASSWORD}\\ud800"}`],
+      ['profile, name', 'PATCH', '/v1/users/me', bearer(session.accessToken), '{"name":"a\\ud800b"}'],
+      ['password change, new_password', 'PUT', '/v1/users/me/password', bearer(session.accessToken), `{"current_password":"${GOOD_PASSWORD}","new_password":"orbit lantern \\udbff violet"}`],
+      ['passkey sign-in, nested', 'POST', '/v1/sessions/passkey', {}, '{"response":{"id":"\\udfff","rawId":"x"}}'],
+    ];
+    const expected: Record<string, string> = {
+      'register, name': 'name',
+      'register, password (low surrogate)': 'password',
+      'register, password (pair reversed)': 'password',
+      'login, password': 'password',
+      'profile, name': 'name',
+      'password change, new_password': 'new_password',
+      'passkey sign-in, nested': 'response.id',
+    };
+    for (const [what, method, url, headers, payload] of cases) {
+      const res = await inject({ method: method as InjectOptions['method'], url, payload, headers: { ...headers, ...json } });
+      assertProblem(res, 400, 'validation_failed');
+      assert.deepEqual(problem(res).errors?.map((e) => e.field), [expected[what]], `${what}: ${res.body}`);
+    }
+    await assertNothingChanged(svc.db, before);
+
+    // A surrogate pair written as two escapes is one well-formed character, and is kept as such.
+    const emoji = await inject({ method: 'PATCH', url: '/v1/users/me', payload: '{"name":"Ada \\ud83d\\ude00"}', headers: { ...bearer(session.accessToken), ...json } });
+    assert.equal(emoji.statusCode, 200, emoji.body);
+    assert.equal(emoji.json().name, 'Ada \u{1F600}');
+  });
+
+  it('when a JSON key holds a lone surrogate, then 400 validation_failed naming it, on a route that takes input and on one that takes none', async () => {
+    const session = await login(svc.app, await registerUser(svc.app));
+    const before = await dbState(svc.db);
+    for (const [method, url] of [['PATCH', '/v1/users/me'], ['POST', '/v1/users/me/email-verification']] as const) {
+      const res = await inject({ method, url, payload: '{"a\\ud800":1}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+      assertProblem(res, 400, 'validation_failed');
+      assert.deepEqual(problem(res).errors?.map((e) => e.field), ['a\ud800'], `${method} ${url}: ${res.body}`);
+    }
+    await assertNothingChanged(svc.db, before);
+  });
+
+  it('when a JSON body is not valid UTF-8 (Latin-1 bytes, a surrogate encoded as UTF-8), then 400 validation_failed and nothing is written', async () => {
+    const before = await dbState(svc.db);
+    const valid = registerPayload();
+    const text = JSON.stringify({ ...valid, password: 'violet lantern orbit %BYTES%' });
+    for (const [what, bytes] of [
+      ['0xff', [0xff]],
+      ['Latin-1 é', [0xe9]],
+      ['CESU-8 surrogate', [0xed, 0xa0, 0x80]],
+      ['overlong /', [0xc0, 0xaf]],
+    ] as const) {
+      const [head, tail] = text.split('%BYTES%') as [string, string];
+      const payload = Buffer.concat([Buffer.from(head), Buffer.from(bytes), Buffer.from(tail)]);
+      const res = await inject({ method: 'POST', url: '/v1/users', payload, headers: { 'content-type': 'application/json' } });
+      const body = assertProblem(res, 400, 'validation_failed');
+      assert.equal(body.detail, 'The body is not valid UTF-8.', what);
+      assert.deepEqual(problem(res).errors, [{ field: '(body)', message: 'is not valid UTF-8' }], what);
+    }
+    await assertNothingChanged(svc.db, before);
+    // UTF-8 itself, with or without a byte order mark, is fine.
+    const bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify({ ...valid, name: 'Zoë Ådå' }))]);
+    const created = await inject({ method: 'POST', url: '/v1/users', payload: bom, headers: { 'content-type': 'application/json' } });
+    assert.equal(created.statusCode, 201, created.body);
+    assert.equal(created.json().name, 'Zoë Ådå');
+  });
+
   it('when a DELETE that takes no input has an empty body, with Content-Type application/json or without any, then 204', async () => {
     const user = await registerUser(svc.app);
     for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'application/json; charset=utf-8' }, {}]) {
@@ -200,6 +306,104 @@ describe('http layer', () => {
     const current = await login(svc.app, user);
     const one = await inject({ method: 'DELETE', url: `/v1/sessions/${other.sessionId}`, payload: '', headers: { ...bearer(current.accessToken), 'content-type': 'application/json' } });
     assert.equal(one.statusCode, 204, one.body);
+  });
+
+  it('when a POST, PUT or DELETE that takes no input gets a body with a field, then 400 validation_failed naming it and nothing changes', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const other = await login(svc.app, user);
+    // Every operation of the OpenAPI document that writes and declares no request body: the ones known today, and any added later.
+    const paths = (svc.app.swagger() as { paths: Record<string, Record<string, { requestBody?: unknown }>> }).paths;
+    const noInput = Object.entries(paths).flatMap(([path, operations]) =>
+      Object.entries(operations)
+        .filter(([method, operation]) => ['post', 'put', 'patch', 'delete'].includes(method) && operation.requestBody === undefined)
+        .map(([method]) => `${method.toUpperCase()} ${path}`),
+    );
+    for (const known of [
+      'POST /v1/users/me/email-verification',
+      'POST /v1/users/me/passkeys/options',
+      'POST /v1/sessions/passkey/options',
+      'DELETE /v1/sessions/current',
+      'DELETE /v1/sessions',
+      'DELETE /v1/sessions/{id}',
+      'DELETE /v1/users/me/passkeys/{id}',
+    ]) {
+      assert.ok(noInput.includes(known), `${known} is among ${JSON.stringify(noInput)}`);
+    }
+    const before = await dbState(svc.db);
+    for (const operation of noInput) {
+      const [method, path] = operation.split(' ') as [InjectOptions['method'], string];
+      const url = path.replace('{id}', other.sessionId);
+      for (const payload of ['{"x":1}', '{"x":1,"user_id":"1"}']) {
+        const res = await inject({ method, url, payload, headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+        const body = assertProblem(res, 400, 'validation_failed');
+        assert.ok(body.errors && (body.errors as Array<{ field: string }>).some((e) => e.field === 'x'), `${operation} ${payload}: errors name x: ${res.body}`);
+      }
+    }
+    await assertNothingChanged(svc.db, before);
+    const verification = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '[]', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assertProblem(verification, 400, 'validation_failed');
+  });
+
+  it('when a POST or DELETE that takes no input gets {} or an empty body, then it is answered as usual', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    for (const [payload, headers] of [['{}', { 'content-type': 'application/json' }], ['', { 'content-type': 'application/json' }], ['', {}]] as const) {
+      const res = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload, headers: { ...bearer(session.accessToken), ...headers } });
+      assert.equal(res.statusCode, 202, `${JSON.stringify(payload)} ${JSON.stringify(headers)}: ${res.body}`);
+      const options = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload, headers });
+      assert.equal(options.statusCode, 200, `${JSON.stringify(payload)} ${JSON.stringify(headers)}: ${options.body}`);
+    }
+    const logout = await inject({ method: 'DELETE', url: '/v1/sessions/current', payload: '{}', headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
+    assert.equal(logout.statusCode, 204, logout.body);
+    const row = await svc.db.selectFrom('user_sessions').select('is_active').where('session_id', '=', session.sessionId).executeTakeFirstOrThrow();
+    assert.equal(row.is_active, false, 'the session ended');
+  });
+
+  it('when a POST or DELETE that takes no input has an empty body of any media type, then it is answered as usual; a non-empty one is 415 unsupported_media_type', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const types = ['text/plain', 'text/plain; charset=utf-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/octet-stream'];
+    for (const type of types) {
+      // A user of its own each time: 5 verification mails an hour (registration's included).
+      const caller = await login(svc.app, await registerUser(svc.app));
+      const verification = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '', headers: { ...bearer(caller.accessToken), 'content-type': type } });
+      assert.equal(verification.statusCode, 202, `${type}: ${verification.body}`);
+      const options = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: '', headers: { 'content-type': type } });
+      assert.equal(options.statusCode, 200, `${type}: ${options.body}`);
+    }
+    // Without a Content-Length (a chunked body that turns out empty).
+    const streamed = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: Readable.from([]), headers: { 'content-type': 'text/plain' } });
+    assert.equal(streamed.statusCode, 200, streamed.body);
+
+    const before = await dbState(svc.db);
+    for (const [type, payload] of [['text/plain', '{}'], ['application/x-www-form-urlencoded', 'x=1'], ['application/octet-stream', 'x']]) {
+      const res = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload, headers: { ...bearer(session.accessToken), 'content-type': type } });
+      assertProblem(res, 415, 'unsupported_media_type');
+      assertProblem(await inject({ method: 'DELETE', url: '/v1/sessions/current', payload, headers: { ...bearer(session.accessToken), 'content-type': type } }), 415, 'unsupported_media_type');
+    }
+    const noType = await inject({ method: 'POST', url: '/v1/users/me/email-verification', payload: '{}', headers: bearer(session.accessToken) });
+    assertProblem(noType, 415, 'unsupported_media_type');
+    const chunked = await inject({ method: 'POST', url: '/v1/sessions/passkey/options', payload: Readable.from([Buffer.from('x')]), headers: { 'content-type': 'text/plain' } });
+    assertProblem(chunked, 415, 'unsupported_media_type');
+    await assertNothingChanged(svc.db, before);
+
+    const logout = await inject({ method: 'DELETE', url: '/v1/sessions/current', payload: '', headers: { ...bearer(session.accessToken), 'content-type': 'text/plain' } });
+    assert.equal(logout.statusCode, 204, logout.body);
+  });
+
+  it('when a route that takes JSON gets an empty body of another media type, then 400 validation_failed as for no body, and nothing is written', async () => {
+    const before = await dbState(svc.db);
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']) {
+      for (const url of ['/v1/users', '/v1/sessions']) {
+        const res = await inject({ method: 'POST', url, payload: '', headers: { 'content-type': type } });
+        const body = assertProblem(res, 400, 'validation_failed');
+        assert.deepEqual(body.errors, [{ field: '(body)', message: 'must be object' }], `${url} ${type}`);
+        const missing = await inject({ method: 'POST', url, payload: '' });
+        assert.deepEqual(problem(missing), body, `${url} ${type}: answered as a missing body`);
+      }
+    }
+    await assertNothingChanged(svc.db, before);
   });
 
   it('when any kind of answer is given (200, 201, 204, 400, 401, 404, 413, 415), then it carries the security headers and an X-Request-Id', async () => {

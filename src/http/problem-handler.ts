@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/errors.js';
-import { AppError, problemBody, validationFailed, type FieldError } from '../errors.js';
+import { AppError, bodyNotJson, problemBody, validationFailed, type FieldError } from '../errors.js';
 
 export const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 
@@ -43,13 +43,13 @@ export function toAppError(err: FastifyError & { validation?: AjvError[] }): App
       return validationFailed([], 'The body length does not match Content-Length.');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return validationFailed([{ field: '(body)', message: 'must be a JSON object' }], 'The body is not valid JSON.');
+      return bodyNotJson();
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_ASYNC_CONSTRAINT':
       return new AppError('not_found');
   }
   if (err instanceof SyntaxError || (err.statusCode === 400 && /JSON|proto|constructor/i.test(err.message))) {
-    return validationFailed([{ field: '(body)', message: 'must be a JSON object' }], 'The body is not valid JSON.');
+    return bodyNotJson();
   }
   if (isDatabaseUnavailable(err)) return new AppError('unavailable', { cause: err, headers: { 'retry-after': '1' } });
   if (err.statusCode === 413) return new AppError('payload_too_large');
