@@ -152,6 +152,7 @@ describe('operations endpoints', () => {
       ['post', '/v1/sessions/passkey', '403', ['email_not_verified']],
       ['post', '/v1/users', '409', ['username_taken', 'email_taken']],
       ['patch', '/v1/users/me', '409', ['username_taken', 'email_taken']],
+      ['patch', '/v1/users/me', '403', ['reauthentication_required']],
       ['put', '/v1/users/me/password', '403', ['invalid_credentials']],
       ['delete', '/v1/users/me', '403', ['invalid_credentials']],
       ['post', '/v1/users/me/mfa/totp/confirm', '401', ['invalid_token', 'invalid_mfa_code']],

@@ -42,7 +42,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
         tags: ['users'],
         security: bearerAuth,
         body: UpdateProfileBody,
-        response: { 200: User, ...problems('validation_failed', 'invalid_token', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'reauthentication_required', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request) => users.updateProfile(callerOf(request), request.body),
