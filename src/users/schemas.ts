@@ -1,8 +1,9 @@
 import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
+import { Matching } from '../http/validation.js';
 
 // Field rules of API.md. Lengths count code points (JSON Schema does too).
-export const Username = Type.String({ minLength: 3, maxLength: 32, pattern: '^[A-Za-z0-9_.-]+$', examples: ['ada_l'] });
+export const Username = Matching('^[A-Za-z0-9_.-]+$', 'may contain only letters, digits, "_", "." and "-"', { minLength: 3, maxLength: 32, examples: ['ada_l'] });
 // Trimmed and checked for control characters by the service; the bound here only keeps bodies small.
 export const Name = Type.String({ minLength: 1, maxLength: 1000, examples: ['Ada Lovelace'] });
 export const Dob = Type.String({ format: 'date', description: 'YYYY-MM-DD, not in the future, at most 150 years ago.', examples: ['1990-12-10'] });
