@@ -1,10 +1,11 @@
 /**
- * How a refused input is answered (API.md, Errors): 400 validation_failed naming the bad fields in
- * plain words.
+ * How a refused input is answered (API.md, Errors): one 400 validation_failed that names every bad
+ * field at once, in plain words; the password rules as 400 weak_password, judged once the rest of
+ * the body is valid.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { GOOD_PASSWORD, PROBLEM_TYPE, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
+import { GOOD_PASSWORD, PROBLEM_TYPE, bearer, login, problem, registerUser, startTestService, tableCounts, uniqueName, type TestService } from './helpers/app.js';
 
 function registerPayload(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const username = uniqueName('val');
@@ -35,6 +36,58 @@ describe('validation answers', () => {
     svc = await startTestService();
   });
   after(() => svc.close());
+
+  describe('every bad field at once', () => {
+    it('when a registration breaks the schema (username) and the field rules (name, dob) together, then one 400 validation_failed names each of them once, and nothing is written', async () => {
+      const before = await tableCounts(svc.db);
+      const res = await svc.app.inject({
+        method: 'POST',
+        url: '/v1/users',
+        payload: registerPayload({ username: 'ab', name: '   ', dob: '2999-01-01' }),
+      });
+      const errors = assert400(res, 'validation_failed', 'register');
+      assert.deepEqual(errors.map((e) => e.field), ['dob', 'name', 'username']);
+      assert.equal(errors.find((e) => e.field === 'dob')!.message, 'must not be in the future');
+      assert.equal(errors.find((e) => e.field === 'name')!.message, 'must be 1 to 100 characters after trimming');
+      assertPlain(errors, 'register');
+      assert.deepEqual(await tableCounts(svc.db), before);
+    });
+
+    it('when a registration has a bad username and a 150-year-old dob, then both are named (the example of the contract)', async () => {
+      const before = await tableCounts(svc.db);
+      const errors = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ username: 'ab', dob: '1800-01-01' }) }), 'validation_failed', 'register');
+      assert.deepEqual(errors.map((e) => e.field), ['dob', 'username']);
+      assert.deepEqual(await tableCounts(svc.db), before);
+    });
+
+    it('when a registration has a bad field and a weak password, then 400 validation_failed names the field only; once the rest is valid the same password is 400 weak_password', async () => {
+      const before = await tableCounts(svc.db);
+      for (const password of ['short']) {
+        const errors = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ dob: '2999-01-01', password }) }), 'validation_failed', `${password.length}`);
+        assert.deepEqual(errors.map((e) => e.field), ['dob']);
+        const weak = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ password }) }), 'weak_password', `${password.length}`);
+        assert.deepEqual(weak.map((e) => e.field), ['password']);
+      }
+      assert.deepEqual(await tableCounts(svc.db), before);
+    });
+
+    it('when a PATCH breaks the schema (username) and the field rules (name, dob) together, then one 400 validation_failed names each, and the profile is unchanged', async () => {
+      const user = await registerUser(svc.app);
+      const { accessToken } = await login(svc.app, user);
+      const rowBefore = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
+      const res = await svc.app.inject({
+        method: 'PATCH',
+        url: '/v1/users/me',
+        headers: bearer(accessToken),
+        payload: { username: 'bad name!', name: 'bell\u0007', dob: '1990-02-30' },
+      });
+      const errors = assert400(res, 'validation_failed', 'patch');
+      assert.deepEqual(errors.map((e) => e.field), ['dob', 'name', 'username']);
+      assertPlain(errors, 'patch');
+      const rowAfter = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
+      assert.deepEqual(rowAfter, rowBefore);
+    });
+  });
 
   describe('plain messages', () => {
     it('when the events page is asked with a limit out of range or a bad cursor, then the message says what is allowed, not a regular expression', async () => {
