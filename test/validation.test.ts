@@ -38,15 +38,15 @@ describe('validation answers', () => {
   after(() => svc.close());
 
   describe('every bad field at once', () => {
-    it('when a registration breaks the schema (username) and the field rules (name, dob) together, then one 400 validation_failed names each of them once, and nothing is written', async () => {
+    it('when a registration breaks the schema (username) and the field rules (name, dob) and the email rule together, then one 400 validation_failed names each of them once, and nothing is written', async () => {
       const before = await tableCounts(svc.db);
       const res = await svc.app.inject({
         method: 'POST',
         url: '/v1/users',
-        payload: registerPayload({ username: 'ab', name: '   ', dob: '2999-01-01' }),
+        payload: registerPayload({ username: 'ab', name: '   ', dob: '2999-01-01', email: `${'a'.repeat(65)}@example.com` }),
       });
       const errors = assert400(res, 'validation_failed', 'register');
-      assert.deepEqual(errors.map((e) => e.field), ['dob', 'name', 'username']);
+      assert.deepEqual(errors.map((e) => e.field), ['dob', 'email', 'name', 'username']);
       assert.equal(errors.find((e) => e.field === 'dob')!.message, 'must not be in the future');
       assert.equal(errors.find((e) => e.field === 'name')!.message, 'must be 1 to 100 characters after trimming');
       assertPlain(errors, 'register');
@@ -71,7 +71,7 @@ describe('validation answers', () => {
       assert.deepEqual(await tableCounts(svc.db), before);
     });
 
-    it('when a PATCH breaks the schema (username) and the field rules (name, dob) together, then one 400 validation_failed names each, and the profile is unchanged', async () => {
+    it('when a PATCH breaks the schema (username), the field rules (name, dob) and the email rule together, then one 400 validation_failed names each, and the profile is unchanged', async () => {
       const user = await registerUser(svc.app);
       const { accessToken } = await login(svc.app, user);
       const rowBefore = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
@@ -79,13 +79,35 @@ describe('validation answers', () => {
         method: 'PATCH',
         url: '/v1/users/me',
         headers: bearer(accessToken),
-        payload: { username: 'bad name!', name: 'bell\u0007', dob: '1990-02-30' },
+        payload: { username: 'bad name!', name: 'bell\u0007', dob: '1990-02-30', email: `${'b'.repeat(65)}@example.com` },
       });
       const errors = assert400(res, 'validation_failed', 'patch');
-      assert.deepEqual(errors.map((e) => e.field), ['dob', 'name', 'username']);
+      assert.deepEqual(errors.map((e) => e.field), ['dob', 'email', 'name', 'username']);
       assertPlain(errors, 'patch');
       const rowAfter = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
       assert.deepEqual(rowAfter, rowBefore);
+    });
+  });
+
+  describe('the email address', () => {
+    it('when a new address has 65 characters before the @, then 400 validation_failed naming email at registration and on PATCH; 64 are accepted', async () => {
+      const before = await tableCounts(svc.db);
+      const tooLong = `${'l'.repeat(65)}@example.com`;
+      const errors = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ email: tooLong }) }), 'validation_failed', 'register');
+      assert.deepEqual(errors, [{ field: 'email', message: 'must have at most 64 characters before the @' }]);
+      assert.deepEqual(await tableCounts(svc.db), before);
+
+      const user = await registerUser(svc.app, { email: `${`${uniqueName('x')}${'m'.repeat(64)}`.slice(0, 64)}@example.com` });
+      const { accessToken } = await login(svc.app, user);
+      const rowBefore = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
+      const patch = await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(accessToken), payload: { email: tooLong } });
+      assert.deepEqual(assert400(patch, 'validation_failed', 'patch').map((e) => e.field), ['email']);
+      assert.deepEqual(await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow(), rowBefore);
+    });
+
+    it('when a password reset is asked for an address with a long local part, then the same 202 (it looks an account up, it sets no address)', async () => {
+      const res = await svc.app.inject({ method: 'POST', url: '/v1/password-resets', payload: { email: `${'r'.repeat(65)}@example.com` } });
+      assert.equal(res.statusCode, 202, res.body);
     });
   });
 

@@ -5,6 +5,8 @@
 
 const CONTROL_CHARACTERS = /\p{Cc}/u;
 export const MAX_AGE_YEARS = 150;
+/** RFC 5321, 4.5.3.1.1: a local part is at most 64 octets. */
+export const MAX_LOCAL_PART_OCTETS = 64;
 
 /** name: 1–100 code points after trimming, no control characters. */
 export function nameProblem(name: string): string | undefined {
@@ -24,5 +26,16 @@ export function dobProblem(dob: string, now = new Date()): string | undefined {
   const oldest = new Date(Date.UTC(now.getUTCFullYear() - MAX_AGE_YEARS, now.getUTCMonth(), now.getUTCDate())).toISOString().slice(0, 10);
   if (dob > today) return 'must not be in the future';
   if (dob < oldest) return `must not be more than ${MAX_AGE_YEARS} years ago`;
+  return undefined;
+}
+
+/**
+ * A new email address, beyond its shape (the `email` format of the schema): at most 64 octets
+ * before the @. Addresses only looked up (a password reset request) are not held to it, so one
+ * accepted before the rule still finds its account.
+ */
+export function newEmailProblem(email: string): string | undefined {
+  const at = email.lastIndexOf('@');
+  if (at > 0 && Buffer.byteLength(email.slice(0, at)) > MAX_LOCAL_PART_OCTETS) return `must have at most ${MAX_LOCAL_PART_OCTETS} characters before the @`;
   return undefined;
 }

@@ -1,7 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
 import { Checked, Matching } from '../http/validation.js';
-import { dobProblem, nameProblem } from './rules.js';
+import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
 
 // Field rules of API.md. Lengths count code points (JSON Schema does too). A rule JSON Schema
 // cannot state is a check of rules.ts run in the same pass, so one answer names every bad field.
@@ -9,7 +9,10 @@ export const Username = Matching('^[A-Za-z0-9_.-]+$', 'may contain only letters,
 // Trimmed by the service; unbounded here but for the 16 KiB body limit, so the one message says the rule.
 export const Name = Checked('name', nameProblem, { description: '1–100 characters after trimming; no control characters.', examples: ['Ada Lovelace'] });
 export const Dob = Checked('dob', dobProblem, { format: 'date', description: 'YYYY-MM-DD, not in the future, at most 150 years ago.', examples: ['1990-12-10'] });
-export const Email = Type.String({ format: 'email', maxLength: 254, examples: ['ada@example.com'] });
+/** An address to look an account up by (a password reset request): its shape only. */
+export const EmailLookup = Type.String({ format: 'email', maxLength: 254, examples: ['ada@example.com'] });
+/** A new address of an account (registration, a change): also at most 64 octets before the @. */
+export const Email = Checked('email', newEmailProblem, { format: 'email', maxLength: 254, description: 'At most 254 characters, 64 before the @.', examples: ['ada@example.com'] });
 // Password length is a password rule (400 weak_password), checked after NFKC; this bound only keeps bodies small.
 export const Password = Type.String({ maxLength: 4096, examples: ['violet lantern orbit 4217'] });
 

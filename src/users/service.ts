@@ -9,10 +9,10 @@ import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError } from '../errors.js';
 import { findUserById, insertUserWithPassword, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
-import { dobProblem, nameProblem } from './rules.js';
+import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
-const FIELD_RULES = { name: nameProblem, dob: dobProblem } as const;
+const FIELD_RULES = { name: nameProblem, dob: dobProblem, email: newEmailProblem } as const;
 
 /**
  * Throws 400 validation_failed naming each given field that breaks its rule (rules.ts). The
