@@ -1,11 +1,16 @@
 /**
  * How a refused input is answered (API.md, Errors): one 400 validation_failed that names every bad
- * field at once, in plain words; the password rules as 400 weak_password, judged once the rest of
- * the body is valid.
+ * field at once, in plain words; the password rules (length included) as 400 weak_password, judged
+ * once the rest of the body is valid and before the password is ever hashed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { PasswordHasher } from '../src/credentials/hashing.js';
 import { GOOD_PASSWORD, PROBLEM_TYPE, bearer, login, problem, registerUser, startTestService, tableCounts, uniqueName, type TestService } from './helpers/app.js';
+import { mailSettled, Outbox, tokenFrom } from './helpers/mail.js';
+
+/** 5000 characters: over the 128 of the password rules, well under the 16 KiB body limit. */
+const LONG_PASSWORD = 'p'.repeat(5000);
 
 function registerPayload(overrides: Record<string, unknown> = {}): Record<string, unknown> {
   const username = uniqueName('val');
@@ -31,11 +36,33 @@ function assertPlain(errors: Array<{ field: string; message: string }>, label: s
 
 describe('validation answers', () => {
   let svc: TestService;
+  const outbox = new Outbox();
+  /** Lengths of the passwords given to Argon2id (hash or verify) while a test runs. */
+  let hashed: number[] = [];
+  const original = { hash: PasswordHasher.prototype.hash, verify: PasswordHasher.prototype.verify };
 
   before(async () => {
-    svc = await startTestService();
+    svc = await startTestService({ outboxDir: outbox.dir });
   });
-  after(() => svc.close());
+  after(async () => {
+    await svc.close();
+    outbox.remove();
+  });
+  beforeEach(() => {
+    hashed = [];
+    PasswordHasher.prototype.hash = function (password: string) {
+      hashed.push(password.length);
+      return original.hash.call(this, password);
+    };
+    PasswordHasher.prototype.verify = function (phc: string, password: string) {
+      hashed.push(password.length);
+      return original.verify.call(this, phc, password);
+    };
+  });
+  afterEach(() => {
+    PasswordHasher.prototype.hash = original.hash;
+    PasswordHasher.prototype.verify = original.verify;
+  });
 
   describe('every bad field at once', () => {
     it('when a registration breaks the schema (username) and the field rules (name, dob) and the email rule together, then one 400 validation_failed names each of them once, and nothing is written', async () => {
@@ -62,7 +89,7 @@ describe('validation answers', () => {
 
     it('when a registration has a bad field and a weak password, then 400 validation_failed names the field only; once the rest is valid the same password is 400 weak_password', async () => {
       const before = await tableCounts(svc.db);
-      for (const password of ['short']) {
+      for (const password of ['short', LONG_PASSWORD]) {
         const errors = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ dob: '2999-01-01', password }) }), 'validation_failed', `${password.length}`);
         assert.deepEqual(errors.map((e) => e.field), ['dob']);
         const weak = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ password }) }), 'weak_password', `${password.length}`);
@@ -86,6 +113,58 @@ describe('validation answers', () => {
       assertPlain(errors, 'patch');
       const rowAfter = await svc.db.selectFrom('users').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
       assert.deepEqual(rowAfter, rowBefore);
+    });
+  });
+
+  describe('an over-long password', () => {
+    it('when a registration password is 5000 characters, then 400 weak_password naming password, it is never hashed, and nothing is written', async () => {
+      const before = await tableCounts(svc.db);
+      const errors = assert400(await svc.app.inject({ method: 'POST', url: '/v1/users', payload: registerPayload({ password: LONG_PASSWORD }) }), 'weak_password', 'register');
+      assert.deepEqual(errors, [{ field: 'password', message: 'Use at most 128 characters.' }]);
+      assert.deepEqual(hashed, [], 'Argon2id never saw it');
+      assert.deepEqual(await tableCounts(svc.db), before);
+    });
+
+    it('when a password change sets a 5000-character new password, then 400 weak_password naming new_password, it is never hashed, and the credentials are unchanged', async () => {
+      const user = await registerUser(svc.app);
+      const { accessToken } = await login(svc.app, user);
+      const credsBefore = await svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', user.id).orderBy('credentials_id').execute();
+      hashed = [];
+      const res = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(accessToken), payload: { current_password: user.password, new_password: LONG_PASSWORD } });
+      const errors = assert400(res, 'weak_password', 'change');
+      assert.deepEqual(errors.map((e) => e.field), ['new_password']);
+      assert.ok(!hashed.includes(LONG_PASSWORD.length), 'Argon2id never saw it');
+      assert.deepEqual(await svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', user.id).orderBy('credentials_id').execute(), credsBefore);
+    });
+
+    it('when a password reset completes with a 5000-character password, then 400 weak_password, it is never hashed, nothing changes, and the token still works', async () => {
+      const user = await registerUser(svc.app);
+      assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/password-resets', payload: { email: user.email } })).statusCode, 202);
+      await mailSettled(svc.app);
+      const mail = (await outbox.messages(user.email)).filter((m) => m.subject === 'Reset your password').at(-1)!;
+      const token = tokenFrom(mail, 'reset-password');
+      const credsBefore = await svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', user.id).orderBy('credentials_id').execute();
+      hashed = [];
+      const res = await svc.app.inject({ method: 'POST', url: '/v1/password-resets/complete', payload: { token, new_password: LONG_PASSWORD } });
+      const errors = assert400(res, 'weak_password', 'reset');
+      assert.deepEqual(errors.map((e) => e.field), ['new_password']);
+      assert.ok(!hashed.includes(LONG_PASSWORD.length), 'Argon2id never saw it');
+      assert.deepEqual(await svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', user.id).orderBy('credentials_id').execute(), credsBefore);
+      const done = await svc.app.inject({ method: 'POST', url: '/v1/password-resets/complete', payload: { token, new_password: 'a completely new passphrase 5' } });
+      assert.equal(done.statusCode, 204, 'the refused password left the token usable');
+    });
+
+    it('when a login or a current_password is 5000 characters, then it is a wrong password (401 / 403 invalid_credentials), not a validation failure', async () => {
+      const user = await registerUser(svc.app);
+      const { accessToken } = await login(svc.app, user);
+      const before = await tableCounts(svc.db);
+      const signIn = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: LONG_PASSWORD }, remoteAddress: '10.99.0.1' });
+      assert.equal(signIn.statusCode, 401, signIn.body);
+      assert.equal(problem(signIn).code, 'invalid_credentials');
+      const change = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(accessToken), payload: { current_password: LONG_PASSWORD, new_password: 'another fine passphrase 3' } });
+      assert.equal(change.statusCode, 403, change.body);
+      assert.equal(problem(change).code, 'invalid_credentials');
+      assert.deepEqual(await tableCounts(svc.db), before);
     });
   });
 

@@ -13,12 +13,17 @@ export const Dob = Checked('dob', dobProblem, { format: 'date', description: 'YY
 export const EmailLookup = Type.String({ format: 'email', maxLength: 254, examples: ['ada@example.com'] });
 /** A new address of an account (registration, a change): also at most 64 octets before the @. */
 export const Email = Checked('email', newEmailProblem, { format: 'email', maxLength: 254, description: 'At most 254 characters, 64 before the @.', examples: ['ada@example.com'] });
-// Password length is a password rule (400 weak_password), checked after NFKC; this bound only keeps bodies small.
-export const Password = Type.String({ maxLength: 4096, examples: ['violet lantern orbit 4217'] });
+/**
+ * A new password. Its length is a password rule (400 weak_password, in code points after NFKC,
+ * judged before anything is hashed), so it has no bound here: the 16 KiB body limit bounds it.
+ */
+export const NewPassword = Type.String({ description: 'Judged by the password rules once the rest of the body is valid; breaking one (length included) answers 400 weak_password.', examples: ['violet lantern orbit 4217'] });
+/** A password checked against the stored one (login, current_password): any string; one longer than any password can be is simply wrong. */
+export const CurrentPassword = Type.String({ examples: ['violet lantern orbit 4217'] });
 
 // ASVS 5.0 V15.3.3: additionalProperties false on every body (no mass assignment); V2.2.1 positive validation.
 export const RegisterBody = Type.Object(
-  { username: Username, name: Name, dob: Dob, email: Email, password: Password },
+  { username: Username, name: Name, dob: Dob, email: Email, password: NewPassword },
   { additionalProperties: false },
 );
 export type RegisterBody = Static<typeof RegisterBody>;
