@@ -22,6 +22,7 @@ import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
+import { fieldChecks } from './http/validation.js';
 import { AppError } from './errors.js';
 import type { App } from './http/types.js';
 import { RefreshChain } from './sessions/refresh-tokens.js';
@@ -141,6 +142,8 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
       // and every bad field reported at once.
       // ASVS 5.0 V15.3.3, V15.3.5, V2.2.1.
       customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: true },
+      // Field rules beyond JSON Schema run in the same pass (http/validation.ts); ajv-formats is still added.
+      plugins: [fieldChecks],
     },
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 100 },
     // A URL Fastify cannot even route (a broken %-escape) is answered like any other error.

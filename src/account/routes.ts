@@ -3,7 +3,7 @@ import { callerOf } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
-import { Email, Password } from '../users/schemas.js';
+import { CurrentPassword, EmailLookup, NewPassword } from '../users/schemas.js';
 import type { AccountDeletion } from './deletion.js';
 import type { EmailVerification } from './email-verification.js';
 import type { PasswordReset } from './password-reset.js';
@@ -15,9 +15,9 @@ import { clientOf } from '../http/client.js';
 const Token = Type.String({ description: 'The token from the link in the mail (after #token=).' });
 
 const VerifyEmailBody = Type.Object({ token: Token }, { additionalProperties: false });
-const ResetRequestBody = Type.Object({ email: Email }, { additionalProperties: false });
-const ResetCompleteBody = Type.Object({ token: Token, new_password: Password }, { additionalProperties: false });
-const DeleteAccountBody = Type.Object({ current_password: Password }, { additionalProperties: false });
+const ResetRequestBody = Type.Object({ email: EmailLookup }, { additionalProperties: false });
+const ResetCompleteBody = Type.Object({ token: Token, new_password: NewPassword }, { additionalProperties: false });
+const DeleteAccountBody = Type.Object({ current_password: CurrentPassword }, { additionalProperties: false });
 
 const Accepted = Type.Object({ status: Type.Literal('accepted') }, { description: 'Accepted; the mail, if any, is on its way.' });
 const ACCEPTED = { status: 'accepted' as const };

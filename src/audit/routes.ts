@@ -2,12 +2,14 @@ import { Type } from 'typebox';
 import { callerOf } from '../auth/guard.js';
 import { bearerAuth, Id, problems, Timestamp } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
+import { Matching } from '../http/validation.js';
 import type { AuditLog } from './audit-log.js';
 
 const EventsQuery = Type.Object(
   {
-    limit: Type.Optional(Type.String({ pattern: '^(?:[1-9]|[1-9][0-9]|100)$', description: '1 to 100, default 20.' })),
-    before: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,17}$', description: 'The `next` of the previous page.' })),
+    // Strings: query parameters are not coerced (coerceTypes is off), so the pattern is the range.
+    limit: Type.Optional(Matching('^(?:[1-9]|[1-9][0-9]|100)$', 'must be an integer from 1 to 100', { description: '1 to 100, default 20.' })),
+    before: Type.Optional(Matching('^[1-9][0-9]{0,17}$', 'must be the `next` of the previous page, a positive integer', { description: 'The `next` of the previous page.' })),
   },
   { additionalProperties: false },
 );

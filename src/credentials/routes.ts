@@ -2,10 +2,10 @@ import { Type } from 'typebox';
 import { callerOf } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
-import { Password } from '../users/schemas.js';
+import { CurrentPassword, NewPassword } from '../users/schemas.js';
 import type { CredentialsService } from './service.js';
 
-const ChangePasswordBody = Type.Object({ current_password: Password, new_password: Password }, { additionalProperties: false });
+const ChangePasswordBody = Type.Object({ current_password: CurrentPassword, new_password: NewPassword }, { additionalProperties: false });
 
 export function credentialsRoutes(app: App, credentials: CredentialsService, guard: Guard): void {
   app.put(

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { AppError, bodyNotJson, problemBody, validationFailed, type FieldError } from '../errors.js';
+import { messageOf, type ValidationError } from './validation.js';
 
 export const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 
@@ -9,29 +10,21 @@ export function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
   return reply.code(err.status).type(PROBLEM_JSON).send(JSON.stringify(problemBody(err)));
 }
 
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** One entry per bad field, named as the client sent it. */
-function fieldErrors(validation: AjvError[]): FieldError[] {
+/** One entry per bad field, named as the client sent it, in plain words (see validation.ts). */
+function fieldErrors(validation: ValidationError[]): FieldError[] {
   const seen = new Map<string, string>();
   for (const e of validation) {
     let field = e.instancePath.replace(/^\//, '').replaceAll('/', '.');
     if (e.keyword === 'required') field = [field, String(e.params.missingProperty)].filter(Boolean).join('.');
     if (e.keyword === 'additionalProperties') field = [field, String(e.params.additionalProperty)].filter(Boolean).join('.');
-    const message = e.keyword === 'additionalProperties' ? 'is not a known field' : e.keyword === 'required' ? 'is required' : (e.message ?? 'is not valid');
-    if (!seen.has(field || '(body)')) seen.set(field || '(body)', message);
+    if (!seen.has(field || '(body)')) seen.set(field || '(body)', messageOf(e));
   }
   return [...seen].map(([field, message]) => ({ field, message }));
 }
 
 // ASVS 5.0 V16.5.1 (generic message), V16.5.3 (anything unexpected is an error, never a success).
 /** Turns anything thrown into a problem+json answer that says nothing internal. */
-export function toAppError(err: FastifyError & { validation?: AjvError[] }): AppError {
+export function toAppError(err: FastifyError & { validation?: ValidationError[] }): AppError {
   if (err instanceof AppError) return err;
   if (err.validation) return validationFailed(fieldErrors(err.validation));
   switch (err.code) {

@@ -1,9 +1,10 @@
 import { Type, type TSchema } from 'typebox';
 import { PROBLEMS, publicCode, type ProblemName } from '../errors.js';
+import { Matching } from './validation.js';
 
 /** Shared pieces of the HTTP schemas (validation, serialisation and OpenAPI come from these). */
 
-export const Id = Type.String({ pattern: '^[0-9]+$', description: 'An integer id, as a string.' });
+export const Id = Matching('^[0-9]+$', 'must be an id, digits only', { description: 'An integer id, as a string.' });
 export const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC.' });
 
 export const Problem = Type.Object(

@@ -2,10 +2,10 @@ import { Type } from 'typebox';
 import { callerOf } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Guard } from '../http/types.js';
-import { Password } from '../users/schemas.js';
+import { CurrentPassword } from '../users/schemas.js';
 import type { MfaService } from './service.js';
 
-const CurrentPasswordBody = Type.Object({ current_password: Password }, { additionalProperties: false });
+const CurrentPasswordBody = Type.Object({ current_password: CurrentPassword }, { additionalProperties: false });
 const ConfirmBody = Type.Object({ code: Type.String({ maxLength: 64, description: 'A 6-digit code from the authenticator app.' }) }, { additionalProperties: false });
 
 const TotpSetup = Type.Object({

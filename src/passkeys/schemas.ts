@@ -1,10 +1,11 @@
 import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
+import { Matching } from '../http/validation.js';
 
 // The browser's PublicKeyCredential JSON (WebAuthn Level 3 toJSON(), as @simplewebauthn/browser
 // sends it). Only the shape is checked here; the verifier checks the content. Extra members that
 // browsers add (extension outputs, hints) are let through.
-const B64url = (maxLength: number) => Type.String({ minLength: 1, maxLength, pattern: '^[A-Za-z0-9_-]+={0,2}$' });
+const B64url = (maxLength: number) => Matching('^[A-Za-z0-9_-]+={0,2}$', 'must be base64url (A-Z a-z 0-9 - _)', { minLength: 1, maxLength });
 
 export const RegistrationResponse = Type.Object(
   {

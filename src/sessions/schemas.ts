@@ -1,13 +1,13 @@
 import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
-import { User } from '../users/schemas.js';
+import { CurrentPassword, User } from '../users/schemas.js';
 
 // Either username or email, never both (checked by the service, which names the field).
 export const LoginBody = Type.Object(
   {
     username: Type.Optional(Type.String({ maxLength: 254 })),
     email: Type.Optional(Type.String({ maxLength: 254 })),
-    password: Type.String({ maxLength: 4096 }),
+    password: CurrentPassword,
   },
   { additionalProperties: false },
 );

@@ -9,32 +9,23 @@ import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError, type ProblemName } from '../errors.js';
 import { findUserById, insertUserWithPassword, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
+import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
-const CONTROL_CHARACTERS = /\p{Cc}/u;
-const MAX_AGE_YEARS = 150;
+const FIELD_RULES = { name: nameProblem, dob: dobProblem, email: newEmailProblem } as const;
 
-/** Trims a name and checks it: 1–100 code points, no control characters. */
-function checkName(name: string, errors: FieldError[]): string {
-  const trimmed = name.trim();
-  const length = [...trimmed].length;
-  if (length < 1 || length > 100) errors.push({ field: 'name', message: 'must be 1 to 100 characters after trimming' });
-  else if (CONTROL_CHARACTERS.test(trimmed)) errors.push({ field: 'name', message: 'must not contain control characters' });
-  return trimmed;
-}
-
-/** A real calendar date, not in the future (UTC), not more than 150 years ago. */
-function checkDob(dob: string, errors: FieldError[], now = new Date()): void {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dob);
-  const date = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
-  if (!date || date.toISOString().slice(0, 10) !== dob) {
-    errors.push({ field: 'dob', message: 'must be a real date, YYYY-MM-DD' });
-    return;
+/**
+ * Throws 400 validation_failed naming each given field that breaks its rule (rules.ts). The
+ * request schemas run the same rules with the rest of the body; this keeps the service whole.
+ */
+function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string>>): void {
+  const errors: FieldError[] = [];
+  for (const field of Object.keys(FIELD_RULES) as Array<keyof typeof FIELD_RULES>) {
+    const value = input[field];
+    const message = value === undefined ? undefined : FIELD_RULES[field](value);
+    if (message !== undefined) errors.push({ field, message });
   }
-  const today = now.toISOString().slice(0, 10);
-  const oldest = new Date(Date.UTC(now.getUTCFullYear() - MAX_AGE_YEARS, now.getUTCMonth(), now.getUTCDate())).toISOString().slice(0, 10);
-  if (dob > today) errors.push({ field: 'dob', message: 'must not be in the future' });
-  else if (dob < oldest) errors.push({ field: 'dob', message: `must not be more than ${MAX_AGE_YEARS} years ago` });
+  if (errors.length) throw validationFailed(errors);
 }
 
 /** What a register or a profile update answers when a unique field is in use (conflict below). */
@@ -80,10 +71,9 @@ export class UsersService {
 
   /** create_new_user: the profile and its first, current credential, in one transaction. */
   async register(input: RegisterBody, client: ClientInfo): Promise<User> {
-    const errors: FieldError[] = [];
-    const name = checkName(input.name, errors);
-    checkDob(input.dob, errors);
-    if (errors.length) throw validationFailed(errors);
+    assertFieldRules(input);
+    const name = input.name.trim();
+    // The password rules are judged once every other field is valid: 400 weak_password, before any hashing.
     checkPasswordPolicy(input.password, this.passwordMinLength, { username: input.username, email: input.email });
 
     const taken = await takenFields(this.db, input);
@@ -116,16 +106,12 @@ export class UsersService {
   /** update_user_details: any non-empty subset of the profile fields; updated_at moves. */
   async updateProfile(caller: Caller, input: UpdateProfileBody): Promise<User> {
     const { userId } = caller;
-    const errors: FieldError[] = [];
+    assertFieldRules(input);
     const changes: { username?: string; name?: string; dob?: string; email?: string; email_verified?: boolean } = {};
     if (input.username !== undefined) changes.username = input.username;
     if (input.email !== undefined) changes.email = input.email;
-    if (input.name !== undefined) changes.name = checkName(input.name, errors);
-    if (input.dob !== undefined) {
-      checkDob(input.dob, errors);
-      changes.dob = input.dob;
-    }
-    if (errors.length) throw validationFailed(errors);
+    if (input.name !== undefined) changes.name = input.name.trim();
+    if (input.dob !== undefined) changes.dob = input.dob;
     if (changes.email !== undefined && this.emailEvents) {
       const current = await this.profile(userId).catch(() => undefined);
       if (current && lookupKey(current.email) !== lookupKey(changes.email)) await this.emailEvents.assertMayChangeEmail(caller, changes.email);
