@@ -12,26 +12,23 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
  *   token presented again is then recognised as genuine in one HMAC, however many rotations ago
  *   it was replaced (theft: RFC 9700 4.14.2), while a forged one fails its tag and revokes nothing.
  *
- * Tokens of the earlier form `<session id>.<secret>` (issued before the tag) still rotate; their
- * successors have the new form.
+ * Tokens of the earlier form `<session id>.<secret>` are refused: one could be made from any
+ * tagged token by dropping its generation and tag, and would then be replayed without ending the
+ * session. A session signed in before the tag signs in again.
  */
 
 const TOKEN_SHAPE = /^([1-9][0-9]{0,17})\.(0|[1-9][0-9]{0,9})\.([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{22})$/;
-const UNTAGGED_SHAPE = /^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{43})$/;
 
 export interface ParsedRefreshToken {
   sessionId: string;
+  generation: number;
   secret: string;
-  /** Absent in a token of the untagged form. */
-  generation?: number;
-  tag?: string;
+  tag: string;
 }
 
 export function parseRefreshToken(token: string): ParsedRefreshToken | undefined {
-  const tagged = TOKEN_SHAPE.exec(token);
-  if (tagged) return { sessionId: tagged[1]!, generation: Number(tagged[2]), secret: tagged[3]!, tag: tagged[4]! };
-  const untagged = UNTAGGED_SHAPE.exec(token);
-  return untagged ? { sessionId: untagged[1]!, secret: untagged[2]! } : undefined;
+  const match = TOKEN_SHAPE.exec(token);
+  return match ? { sessionId: match[1]!, generation: Number(match[2]), secret: match[3]!, tag: match[4]! } : undefined;
 }
 
 // ASVS 5.0 V7.2.3: 256 bits from the CSPRNG.
@@ -56,8 +53,7 @@ export class RefreshChain {
   }
 
   /** Whether the server issued this token (its tag checks out); says nothing of whether it is still current. */
-  issued(token: ParsedRefreshToken): token is ParsedRefreshToken & { generation: number; tag: string } {
-    if (token.generation === undefined || token.tag === undefined) return false;
+  issued(token: ParsedRefreshToken): boolean {
     const expected = Buffer.from(this.#tag(token.sessionId, token.generation, token.secret));
     const presented = Buffer.from(token.tag);
     return presented.length === expected.length && timingSafeEqual(presented, expected);

@@ -267,8 +267,8 @@ export class SessionsService {
    */
   async refresh(token: string, client: ClientInfo): Promise<TokenPair> {
     const parsed = parseRefreshToken(token);
-    // A token that names its generation must carry that generation's tag: one the server issued.
-    if (!parsed || (parsed.tag !== undefined && !this.chain.issued(parsed))) throw invalidRefreshToken();
+    // Only a token the server issued (its tag checks out) goes further.
+    if (!parsed || !this.chain.issued(parsed)) throw invalidRefreshToken();
     const presentedHash = hashSecret(parsed.secret);
 
     // The common case, a current token of a usable session, in one statement.
@@ -303,7 +303,7 @@ export class SessionsService {
 
       // An older token of this session, replayed: one the server issued (its tag says so) before
       // the session's current generation, however long ago.
-      if (parsed.generation !== undefined && parsed.generation < session.refresh_generation) await this.#endForReuse(session, client);
+      if (parsed.generation < session.refresh_generation) await this.#endForReuse(session, client);
       throw invalidRefreshToken();
     }
     throw invalidRefreshToken();
