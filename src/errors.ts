@@ -77,8 +77,16 @@ export class AppError extends Error {
   readonly extensions: Record<string, unknown>;
 }
 
+/**
+ * At most this many entries in `errors`, each field name at most FIELD_NAME_MAX characters: a
+ * small body of deeply nested or countless bad fields must not make an answer many times its size.
+ */
+export const MAX_FIELD_ERRORS = 20;
+const FIELD_NAME_MAX = 100;
+
 export function validationFailed(errors: FieldError[], detail = 'The request is not valid.'): AppError {
-  return new AppError('validation_failed', { detail, errors });
+  const listed = errors.slice(0, MAX_FIELD_ERRORS).map((e) => (e.field.length > FIELD_NAME_MAX ? { ...e, field: `${e.field.slice(0, FIELD_NAME_MAX - 1)}…` } : e));
+  return new AppError('validation_failed', { detail, errors: listed });
 }
 
 /** A body that does not parse as JSON. */

@@ -253,6 +253,21 @@ describe('http layer', () => {
     assert.equal(emoji.json().name, 'Ada \u{1F600}');
   });
 
+  it('when a small body holds deeply nested or countless bad fields, then the 400 lists at most 20 of them, each name at most 100 characters, in an answer smaller than the body', async () => {
+    const json = { 'content-type': 'application/json' };
+    // ~16 KiB: 1,400 levels, each with a lone surrogate; and 1,500 unknown fields.
+    let nested = '"\\ud800"';
+    while (nested.length < 15_000) nested = `["\\ud800",${nested}]`;
+    const deep = await inject({ method: 'POST', url: '/v1/users', payload: nested, headers: json });
+    const unknown = await inject({ method: 'PATCH', url: '/v1/users/me', payload: JSON.stringify(Object.fromEntries(Array.from({ length: 1500 }, (_, i) => [`f${i}`, 1]))), headers: { ...json, ...bearer((await login(svc.app, await registerUser(svc.app))).accessToken) } });
+    for (const [what, res, sent] of [['nested surrogates', deep, nested.length], ['unknown fields', unknown, 1500 * 8]] as const) {
+      const errors = assertProblem(res, 400, 'validation_failed').errors ?? [];
+      assert.ok(errors.length > 0 && errors.length <= 20, `${what}: ${errors.length} entries`);
+      assert.ok(errors.every((e) => e.field.length <= 100), `${what}: a field name of ${Math.max(...errors.map((e) => e.field.length))} characters`);
+      assert.ok(res.body.length < sent, `${what}: an answer of ${res.body.length} bytes to a body of ${sent}`);
+    }
+  });
+
   it('when a JSON key holds a lone surrogate, then 400 validation_failed naming it, on a route that takes input and on one that takes none', async () => {
     const session = await login(svc.app, await registerUser(svc.app));
     const before = await dbState(svc.db);

@@ -1,6 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { FastifyRequest, RouteOptions } from 'fastify';
-import { AppError, bodyNotJson, validationFailed, type FieldError } from '../errors.js';
+import { AppError, bodyNotJson, MAX_FIELD_ERRORS, validationFailed, type FieldError } from '../errors.js';
 import type { App } from './types.js';
 
 declare global {
@@ -50,7 +50,7 @@ function refusals(root: unknown): { keys: FieldError[]; strings: FieldError[] } 
   if (typeof root === 'string' && !root.isWellFormed()) strings.push({ field: '(body)', message: NOT_UNICODE });
   const queue: Array<[object, string]> = root !== null && typeof root === 'object' ? [[root, '']] : [];
   // Breadth first, without recursion: 16 KiB of brackets nest deep.
-  for (let i = 0; i < queue.length; i++) {
+  for (let i = 0; i < queue.length && keys.length + strings.length < MAX_FIELD_ERRORS; i++) {
     const [node, path] = queue[i]!;
     const at = (key: string) => (path === '' ? key : `${path}.${key}`);
     // JSON.parse makes `__proto__` an own property; nothing has been merged anywhere yet.
