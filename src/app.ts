@@ -72,21 +72,39 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 // ASVS 5.0 V16.2.5.
 /** Secrets never reach a log line, whatever gets logged. */
-/** Query parameters whose values are logged; others show as [Redacted] (a token put in a URL by mistake stays out of the log). */
+/**
+ * The URL of a request as the log shows it. Query values are logged only for the API's own
+ * parameters and only when they look like one (digits); every other value, a bare query item, a
+ * fragment (a client may send one) and a path segment too long to be an id show as [Redacted]:
+ * a token put in a URL by mistake stays out of the log.
+ */
 const LOGGED_QUERY_PARAMS = new Set(['limit', 'before']);
+const LOGGED_QUERY_VALUE = /^[0-9]{1,20}$/;
+const LONGEST_LOGGED_SEGMENT = 40;
+const REDACTED = '[Redacted]';
 
 export function urlForLog(url: string): string {
-  const q = url.indexOf('?');
-  if (q < 0) return url;
-  const params = url
-    .slice(q + 1)
-    .split('&')
-    .map((pair) => {
-      const eq = pair.indexOf('=');
-      const name = eq < 0 ? pair : pair.slice(0, eq);
-      return eq < 0 || LOGGED_QUERY_PARAMS.has(name) ? pair : `${name}=[Redacted]`;
-    });
-  return `${url.slice(0, q)}?${params.join('&')}`;
+  const hash = url.indexOf('#');
+  const beforeHash = hash < 0 ? url : url.slice(0, hash);
+  const q = beforeHash.indexOf('?');
+  const path = (q < 0 ? beforeHash : beforeHash.slice(0, q))
+    .split('/')
+    .map((segment) => (segment.length > LONGEST_LOGGED_SEGMENT ? REDACTED : segment))
+    .join('/');
+  const query =
+    q < 0
+      ? ''
+      : `?${beforeHash
+          .slice(q + 1)
+          .split('&')
+          .map((pair) => {
+            const eq = pair.indexOf('=');
+            if (eq < 0) return pair === '' ? '' : REDACTED;
+            const name = pair.slice(0, eq);
+            return LOGGED_QUERY_PARAMS.has(name) && LOGGED_QUERY_VALUE.test(pair.slice(eq + 1)) ? pair : `${name}=${REDACTED}`;
+          })
+          .join('&')}`;
+  return `${path}${query}${hash < 0 ? '' : `#${REDACTED}`}`;
 }
 
 /** Fastify's request serializer, with the URL's query values redacted. */
