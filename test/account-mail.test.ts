@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { hashSecret } from '../src/sessions/refresh-tokens.js';
-import { GOOD_PASSWORD, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
+import { GOOD_PASSWORD, bearer, login, problem, registerUser, serverUrl, startTestService, uniqueName, type TestService } from './helpers/app.js';
 import { mailSettled, Outbox, startSmtpServer, tokenFrom } from './helpers/mail.js';
 import { SoftAuthenticator } from './helpers/authenticator.js';
 import { Secret, TOTP } from 'otpauth';
@@ -358,6 +358,19 @@ describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
 
     assert.equal((await patch(svc, session.accessToken, { name: 'New Name' })).statusCode, 200);
     assert.equal((await patch(svc, session.accessToken, { email: user.email.toUpperCase() })).statusCode, 200, 'the same address in other case');
+  });
+
+  it("when this process's clock runs behind the database's, then the 15 minutes are still counted on the database's clock, which stamped the session", { skip: serverUrl === undefined && "PGlite runs on this process's clock: no skew to make" }, async (t) => {
+    const realNow = Date.now;
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    t.mock.method(Date, 'now', () => realNow() - 2 * 60_000); // this process believes it is 2 minutes earlier
+    // 16 minutes ago by the database's (the real) clock; 14 by this process's.
+    await svc.db.updateTable('user_sessions').set({ created_at: new Date(realNow() - 16 * 60_000) }).where('session_id', '=', session.sessionId).execute();
+    const refused = await patch(svc, session.accessToken, { email: `${uniqueName('moved')}@example.org` });
+    t.mock.restoreAll();
+    assert.equal(refused.statusCode, 403, refused.body);
+    assert.equal(problem(refused).code, 'reauthentication_required');
   });
 
   it('when the session was opened just now, then the email changes as without the setting', async () => {

@@ -76,6 +76,16 @@ describe('signing keys', () => {
     await assert.rejects(jwtVerify(forged, jwks, { algorithms: ['EdDSA'] }));
   });
 
+  it("when this process's clock steps back before the signing key's activation, then logins still get tokens signed by a published key", async (t) => {
+    const user = await registerUser(svc.app);
+    const realNow = Date.now;
+    t.mock.method(Date, 'now', () => realNow() - 10 * 60_000);
+    const res = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
+    t.mock.restoreAll();
+    assert.equal(res.statusCode, 201, res.body);
+    assert.ok((await jwksKids()).includes(decodeProtectedHeader(res.json().access_token).kid));
+  });
+
   it('when the only live key would be retired, then it is refused', async () => {
     const live = (await listKeys(svc.db)).filter((k) => k.state !== 'retired');
     assert.equal(live.length, 1);

@@ -132,6 +132,17 @@ describe('security notices by mail', () => {
     const subjects = (await notices(user)).map((m) => m.subject);
     assert.deepEqual([subjects.length, subjects.at(-1)], [6, 'A session of your account was ended']);
   });
+
+  it('when an account had 15 notices of other kinds within the hour, then a 16th change of yet another kind is not mailed (the cap of all kinds)', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    // As if passkeys, the authenticator app and stolen sessions had come and gone: 5 of each.
+    const kinds = ['passkey_added', 'mfa_enabled', 'refresh_reuse'];
+    await svc.db.insertInto('audit_events').values(kinds.flatMap((event) => Array.from({ length: 5 }, () => ({ event, user_id: user.id, details: '{}' })))).execute();
+    const next = 'yet another passphrase here';
+    assert.equal((await inject('PUT', '/v1/users/me/password', session.accessToken, { current_password: user.password, new_password: next })).statusCode, 204);
+    assert.deepEqual((await notices(user)).map((m) => m.subject), []);
+  });
 });
 
 describe('security notices behind a proxy that is believed', () => {

@@ -14,10 +14,11 @@ import type { BackgroundJobs } from './background.js';
  * Driven by the security events: every way that records one of these events sends its notice,
  * once the event is stored and off the request path (a mail that fails never fails the change).
  * Text a client chose (user agent, passkey name) is left out: it would let a stranger write into
- * a mail that comes from us. At most MAX_PER_HOUR notices of one kind go to one account an hour
- * (counted in the stored events, so across instances): whoever holds an account whose address is
- * someone else's cannot turn these into a stream of mail to that address, and whoever holds an
- * account cannot use up its notices with one kind of change to make another go untold.
+ * a mail that comes from us. At most MAX_PER_HOUR_OF_KIND notices of one kind, and MAX_PER_HOUR
+ * in all, go to one account an hour (counted in the stored events, so across instances): whoever
+ * holds an account whose address is someone else's cannot turn these into a stream of mail to
+ * that address, and using up one kind of change does not make another go untold (it would take
+ * three kinds used up to reach the cap of all).
  */
 interface Notice {
   subject: string;
@@ -51,7 +52,9 @@ const NOTICES: Partial<Record<AuditEventType, Notice>> = {
   },
 };
 
-const MAX_PER_HOUR = 5;
+const MAX_PER_HOUR_OF_KIND = 5;
+const MAX_PER_HOUR = 15;
+const NOTICE_EVENTS = Object.keys(NOTICES);
 
 export class SecurityNotices {
   constructor(
@@ -70,24 +73,26 @@ export class SecurityNotices {
     if (notice.when && !notice.when(details)) return;
     const at = new Date();
     this.jobs.run(async () => {
-      // The address, and the events of this kind of the last hour (this one among them: it was stored first).
+      // The address, and the events of the last hour that send notices: of this kind, and of all
+      // kinds (this one among them: it was stored first).
+      const since = new Date(at.getTime() - 3_600_000);
       const user = await this.db
         .selectFrom('users')
-        .select((eb) => [
-          'email',
-          eb
-            .selectFrom('audit_events')
-            .select((c) => c.fn.countAll<string>().as('n'))
-            .where('audit_events.user_id', '=', String(userId))
-            .where('audit_events.event', '=', row.event)
-            .where('audit_events.occurred_at', '>', new Date(at.getTime() - 3_600_000))
-            .as('notices'),
-        ])
+        .select((eb) => {
+          const lastHour = (events: string[]) =>
+            eb
+              .selectFrom('audit_events')
+              .select((c) => c.fn.countAll<string>().as('n'))
+              .where('audit_events.user_id', '=', String(userId))
+              .where('audit_events.event', 'in', events)
+              .where('audit_events.occurred_at', '>', since);
+          return ['email', lastHour([row.event]).as('of_kind'), lastHour(NOTICE_EVENTS).as('of_all')];
+        })
         .where('users.user_id', '=', String(userId))
         .executeTakeFirst();
       if (!user) return; // deleted meanwhile
-      if (Number(user.notices) > MAX_PER_HOUR) {
-        this.log.warn({ event: row.event }, 'security notice not sent: this account had its hourly number of this kind');
+      if (Number(user.of_kind) > MAX_PER_HOUR_OF_KIND || Number(user.of_all) > MAX_PER_HOUR) {
+        this.log.warn({ event: row.event }, 'security notice not sent: this account had its hourly number');
         return;
       }
       this.mailer.send(securityNoticeMessage(user.email, notice.subject, notice.what(details), { at, ip: row.ip ?? null }));

@@ -68,12 +68,20 @@ export class KeyStore {
     clearInterval(this.#timer);
   }
 
+  /**
+   * The newest live key whose time to sign has come. If none has by this process's clock (it
+   * stepped back, or runs behind the clock that stamped the only key), the live key that was
+   * first to sign: it is published already, and a login must not fail for a clock.
+   */
   #signing(now = Date.now()): LoadedKey | undefined {
     let newest: LoadedKey | undefined;
+    let earliest: LoadedKey | undefined;
     for (const key of this.#keys.values()) {
-      if (key.activatesAt <= now && (key.retiredAt === null || key.retiredAt > now) && (!newest || key.createdAt >= newest.createdAt)) newest = key;
+      if (key.retiredAt !== null && key.retiredAt <= now) continue;
+      if (key.activatesAt <= now && (!newest || key.createdAt >= newest.createdAt)) newest = key;
+      if (!earliest || key.activatesAt < earliest.activatesAt) earliest = key;
     }
-    return newest;
+    return newest ?? earliest;
   }
 
   signingKey(): { kid: string; privateKey: CryptoKey } {

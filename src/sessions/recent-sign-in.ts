@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { dbSecondsAgo } from '../db/dialect.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 
@@ -11,6 +12,13 @@ export const REAUTH_WINDOW_MS = 15 * 60_000;
  * in or recovers the account.
  */
 export async function assertRecentSignIn(db: Kysely<Database>, caller: { userId: string; sessionId: string }): Promise<void> {
-  const row = await db.selectFrom('user_sessions').select('created_at').where('session_id', '=', caller.sessionId).where('user_id', '=', caller.userId).executeTakeFirst();
-  if (!row || Date.now() - row.created_at.getTime() > REAUTH_WINDOW_MS) throw new AppError('reauthentication_required');
+  // On the database's clock, which stamped created_at: a skew with this process changes nothing.
+  const recent = await db
+    .selectFrom('user_sessions')
+    .select('session_id')
+    .where('session_id', '=', caller.sessionId)
+    .where('user_id', '=', caller.userId)
+    .where('created_at', '>=', dbSecondsAgo(db, REAUTH_WINDOW_MS / 1000))
+    .executeTakeFirst();
+  if (!recent) throw new AppError('reauthentication_required');
 }

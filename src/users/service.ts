@@ -113,8 +113,10 @@ export class UsersService {
     if (input.name !== undefined) changes.name = input.name.trim();
     if (input.dob !== undefined) changes.dob = input.dob;
     if (changes.email !== undefined && this.emailEvents) {
-      const current = await this.profile(userId).catch(() => undefined);
-      if (current && lookupKey(current.email) !== lookupKey(changes.email)) await this.emailEvents.assertMayChangeEmail(caller, changes.email);
+      // From the row, not the profile cache (another instance may have changed it), and checked
+      // unless the row shows the same address: a failed read fails the request, never skips this.
+      const current = await findUserById(this.db, userId);
+      if (!current || lookupKey(current.email) !== lookupKey(changes.email)) await this.emailEvents.assertMayChangeEmail(caller, changes.email);
     }
 
     const taken = await takenFields(this.db, changes, userId);
