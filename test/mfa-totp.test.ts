@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { Secret, TOTP } from 'otpauth';
+import { awayFromStepEdge } from './helpers/clock.js';
 import { bearer, login, problem, registerUser, startTestService, type LoggedIn, type RegisteredUser, type TestService } from './helpers/app.js';
 
 /** The code an authenticator app shows for `secret`, `offsetS` seconds from now. */
@@ -16,8 +17,7 @@ function stepCode(secret: string, step: number): string {
 
 /** The time step now, once well inside it, so the server checks a code within the step it was made for. */
 async function stepNow(): Promise<number> {
-  const intoStep = Date.now() % 30_000;
-  if (intoStep > 25_000) await new Promise((r) => setTimeout(r, 30_000 - intoStep + 100));
+  await awayFromStepEdge();
   return Math.floor(Date.now() / 30_000);
 }
 

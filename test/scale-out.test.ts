@@ -93,7 +93,8 @@ describe('scale-out: three instances on one database', { skip: serverUrl ? false
     for (const i of [0, 1, 2]) {
       const res = await call(i, 'POST', '/v1/sessions', user);
       assert.equal(res.status, 429, `instance ${i}`);
-      assert.equal(res.headers.get('retry-after'), i === 0 ? '30' : res.headers.get('retry-after'));
+      // 30 s from the fifth failure, counted down in whole seconds (29 if a second passed meanwhile).
+      assert.ok(['30', '29'].includes(res.headers.get('retry-after') ?? ''), `instance ${i}: Retry-After ${res.headers.get('retry-after')}`);
     }
   });
 
