@@ -774,9 +774,8 @@ describe('mail through a real SMTP server', () => {
   });
 
   it('when the SMTP server is down, then registration and reset requests answer at once, and the mail is given up after 3 retries', async () => {
-    const smtp = await startSmtpServer();
-    const deadUrl = smtp.url;
-    await smtp.close(); // nothing listens there now
+    // Port 1 (tcpmux): nothing listens there, and no other test can start a server on it meanwhile.
+    const deadUrl = 'smtp://127.0.0.1:1';
     // Retries 100, 400 and 1600 ms apart: the mails are still pending when the requests have answered.
     const svc = await startTestService({ mailRetryBaseMs: 100 }, { SMTP_URL: deadUrl });
     try {
