@@ -70,8 +70,6 @@ export const BODY_LIMIT = 16 * 1024;
 /** A client's own request id is echoed back only when it looks like one. */
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-// ASVS 5.0 V16.2.5.
-/** Secrets never reach a log line, whatever gets logged. */
 /**
  * The URL of a request as the log shows it. Query values are logged only for the API's own
  * parameters and only when they look like one (digits); every other value, a bare query item, a
@@ -112,6 +110,8 @@ function requestForLog(req: FastifyRequest): Record<string, unknown> {
   return { method: req.method, url: urlForLog(req.url), host: req.host, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
 }
 
+// ASVS 5.0 V16.2.5.
+/** Secrets never reach a log line, whatever gets logged. */
 const LOG_REDACT = [
   'req.headers.authorization',
   'req.headers.cookie',

@@ -43,7 +43,6 @@ export interface PasskeySettings {
 
 /** Challenges live this long (API-ACCOUNT.md), and the browser is told to wait as long. */
 export const CHALLENGE_TTL_MS = 5 * 60_000;
-/** Adding or removing a passkey needs a session opened this recently. */
 /** RFC 8176: a hardware-bound key (swk) with user verification, which is multi-factor. */
 export const PASSKEY_AMR = ['swk', 'mfa'] as const;
 
@@ -94,7 +93,6 @@ export class PasskeysService {
     return new Uint8Array(createHmac('sha256', this.userHandleKey).update(`webauthn-user:${userId}`).digest());
   }
 
-  /** Adding or removing a passkey takes a session opened in the last 15 minutes. */
   async #newChallenge(challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<void> {
     await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(Date.now() + CHALLENGE_TTL_MS) });
   }
