@@ -5,8 +5,8 @@ import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { MailLog, Mailer } from '../mail/mailer.js';
 import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
-import type { Caller, ClientInfo } from '../sessions/service.js';
-import { assertRecentSignIn } from '../sessions/recent-sign-in.js';
+import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Reauthentication } from '../core/reauth.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 import type { EmailEvents } from '../users/service.js';
 import { consumeToken, findLiveToken, HOUR_MS, hourlyCapWait, issueToken, markEmailVerified } from './tokens.js';
@@ -16,17 +16,32 @@ export const VERIFICATION_TTL_MS = 24 * HOUR_MS;
 /** Verification mails an hour per user, the one sent at registration included. */
 export const VERIFICATION_MAILS_PER_HOUR = 5;
 
+export interface EmailVerificationDeps {
+  db: Kysely<Database>;
+  mailer: Mailer;
+  audit: AuditLog;
+  invalidation: Invalidation;
+  reauth: Pick<Reauthentication, 'recentSignIn'>;
+  log: MailLog;
+  config: { publicUrl: string; emailChangeNeedsRecentSignIn: boolean };
+}
+
 export class EmailVerification implements EmailEvents {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly mailer: Mailer,
-    private readonly audit: AuditLog,
-    private readonly invalidation: Invalidation,
-    private readonly publicUrl: string,
-    private readonly log: MailLog,
-    /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
-    private readonly changeNeedsRecentSignIn = false,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly mailer: Mailer;
+  private readonly audit: AuditLog;
+  private readonly invalidation: Invalidation;
+  private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
+  private readonly log: MailLog;
+  private readonly publicUrl: string;
+  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
+  private readonly changeNeedsRecentSignIn: boolean;
+
+  constructor(deps: EmailVerificationDeps) {
+    ({ db: this.db, mailer: this.mailer, audit: this.audit, invalidation: this.invalidation, reauth: this.reauth, log: this.log } = deps);
+    this.publicUrl = deps.config.publicUrl;
+    this.changeNeedsRecentSignIn = deps.config.emailChangeNeedsRecentSignIn;
+  }
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
   /** `newUser`: the user was created by this request (registration): no hourly count to check. */
@@ -60,7 +75,7 @@ export class EmailVerification implements EmailEvents {
    */
   async assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void> {
     // The address is where reset links go: with this on, a stolen access token cannot redirect them.
-    if (this.changeNeedsRecentSignIn) await assertRecentSignIn(this.db, caller);
+    if (this.changeNeedsRecentSignIn) await this.reauth.recentSignIn(caller);
     const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
     if (waitS === undefined) return;
     await this.audit.record('throttled', caller, { what: 'email_change' });

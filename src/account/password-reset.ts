@@ -8,8 +8,9 @@ import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { Mailer } from '../mail/mailer.js';
 import { passwordResetMessage } from '../mail/templates.js';
-import type { ClientInfo } from '../sessions/service.js';
+import type { ClientInfo } from '../core/caller.js';
 import type { LoginThrottle } from '../throttling/login-throttle.js';
+import { deleteMfaTokens } from '../mfa/repository.js';
 import { findUserByLogin } from '../users/repository.js';
 import type { BackgroundJobs } from './background.js';
 import { consumeToken, findLiveToken, HOUR_MS, issueToken, markEmailVerified } from './tokens.js';
@@ -23,17 +24,30 @@ export interface PasswordResetSettings {
   rateLimitPerMinute: number;
 }
 
+export interface PasswordResetDeps {
+  db: Kysely<Database>;
+  credentials: Pick<CredentialsService, 'replacePassword'>;
+  throttle: Pick<LoginThrottle, 'clearAccount'>;
+  mailer: Mailer;
+  jobs: BackgroundJobs;
+  audit: AuditLog;
+  invalidation: Invalidation;
+  config: PasswordResetSettings;
+}
+
 export class PasswordReset {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly credentials: CredentialsService,
-    private readonly throttle: LoginThrottle,
-    private readonly mailer: Mailer,
-    private readonly jobs: BackgroundJobs,
-    private readonly audit: AuditLog,
-    private readonly invalidation: Invalidation,
-    private readonly settings: PasswordResetSettings,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly credentials: Pick<CredentialsService, 'replacePassword'>;
+  private readonly throttle: Pick<LoginThrottle, 'clearAccount'>;
+  private readonly mailer: Mailer;
+  private readonly jobs: BackgroundJobs;
+  private readonly audit: AuditLog;
+  private readonly invalidation: Invalidation;
+  private readonly settings: PasswordResetSettings;
+
+  constructor(deps: PasswordResetDeps) {
+    ({ db: this.db, credentials: this.credentials, throttle: this.throttle, mailer: this.mailer, jobs: this.jobs, audit: this.audit, invalidation: this.invalidation, config: this.settings } = deps);
+  }
 
   /**
    * POST /v1/password-resets. The answer is the same 202, in the same time, for every address:
@@ -84,7 +98,7 @@ export class PasswordReset {
           throw new AppError('invalid_reset_token');
         }
         // A sign-in half-way (an mfa_token from the old password) dies with the old password.
-        await trx.deleteFrom('mfa_tokens').where('user_id', '=', live.user_id).execute();
+        await deleteMfaTokens(trx, live.user_id);
         await this.invalidation.publish(trx, 'user', [live.user_id]);
       })
       .catch((err: unknown) => {

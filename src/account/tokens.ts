@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AccountTokenKind, Database } from '../db/schema.js';
-import { hashSecret, newSecret } from '../sessions/refresh-tokens.js';
-import { lookupKey } from '../users/repository.js';
+import { hashSecret, newSecret } from '../core/secrets.js';
+import { lookupKey } from '../core/lookup-key.js';
 import { dbNow } from '../db/dialect.js';
 
 /**
@@ -15,6 +15,11 @@ type Queryable = Kysely<Database> | Transaction<Database>;
 
 /** What a token looks like; anything else is answered like an unknown token, without a lookup. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
+
+/** Erases the user's mail tokens (account deletion). */
+export async function eraseTokens(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();
+}
 
 export const HOUR_MS = 3_600_000;
 

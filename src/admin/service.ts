@@ -6,7 +6,7 @@ import { MfaService } from '../mfa/service.js';
 import { notifyInvalidated } from '../db/notifications.js';
 import type { Database } from '../db/schema.js';
 import { endSessions } from '../sessions/repository.js';
-import { lookupKey } from '../users/repository.js';
+import { lookupKey } from '../core/lookup-key.js';
 import { dbNow } from '../db/dialect.js';
 
 /**

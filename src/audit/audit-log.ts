@@ -1,4 +1,5 @@
-import type { Insertable, Kysely } from 'kysely';
+import { createHmac } from 'node:crypto';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { AuditEventsTable, Database } from '../db/schema.js';
 import { WriteBatcher } from '../db/write-batcher.js';
 
@@ -76,6 +77,22 @@ export function auditRow(event: AuditEventType, context: AuditContext, details?:
     details: details ? JSON.stringify(details) : null,
     subject_pseudonym: context.pseudonym ?? null,
   } satisfies AuditRow;
+}
+
+/**
+ * Self-service deletion (API-ACCOUNT.md; GDPR art. 17). The user's rows go; the audit log keeps
+ * its events with user_id replaced by a pseudonym: HMAC-SHA256 of the user id under a server
+ * key (service_secrets 'audit_pseudonym'). Without the key the pseudonym says nothing; an
+ * operator holding it can still tell which events belonged to one former account id, which is
+ * what an investigation needs and all it gets.
+ */
+export function pseudonymFor(key: Buffer, userId: string): string {
+  return `deleted:${createHmac('sha256', key).update(`user:${userId}`).digest('base64url').slice(0, 32)}`;
+}
+
+/** A deleted user's events keep no user id: the pseudonym takes its place. */
+export async function pseudonymizeEvents(trx: Transaction<Database>, userId: string, pseudonym: string): Promise<void> {
+  await trx.updateTable('audit_events').set({ user_id: null, subject_pseudonym: pseudonym }).where('user_id', '=', userId).execute();
 }
 
 export class AuditLog {

@@ -3,7 +3,7 @@ import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParamete
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { SIGNING_ALG, type KeyStore } from './keys.js';
-import { VerifiedTokenCache } from './token-cache.js';
+import { VerifiedTokenCache, type AccessClaims } from './token-cache.js';
 
 /** The service's own first-party client (RFC 9068 `client_id`). */
 export const FIRST_PARTY_CLIENT_ID = 'user-management';
@@ -14,13 +14,7 @@ export interface AccessTokenSettings {
   ttlS: number;
 }
 
-export interface AccessClaims {
-  userId: string;
-  sessionId: string;
-  /** `exp`, in seconds since the epoch. */
-  expiresAt: number;
-  kid: string;
-}
+export type { AccessClaims };
 
 const base64url = (text: string) => Buffer.from(text).toString('base64url');
 

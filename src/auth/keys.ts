@@ -4,6 +4,13 @@ import type { DataCipher } from '../crypto/data-encryption.js';
 import { withNamedLock } from '../db/locks.js';
 import type { Database } from '../db/schema.js';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The signing keys this instance knows (reloaded every 30 s, and on an unknown kid). */
+    keyStore: KeyStore;
+  }
+}
+
 /** Access tokens are signed with Ed25519 only (RFC 8725 3.1: one algorithm per key, pinned). */
 export const SIGNING_ALG = 'EdDSA';
 

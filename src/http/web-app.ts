@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AppError } from '../errors.js';
-import type { App } from './types.js';
+import type { App, Feature } from './types.js';
 
 /** The pages of the account web app (web/): each answers the same document, the script routes. */
 export const WEB_PAGES = ['/', '/sign-in', '/sign-up', '/profile', '/password', '/sessions', '/security', '/forgot-password', '/reset-password', '/verify-email'];
@@ -37,6 +37,9 @@ function builtWebDir(): string | undefined {
  * Serves the built web app from memory: three small files, read once at start, so a page costs
  * no disk read and nothing outside dist/web can ever be served.
  */
+/** The account web app's pages and assets. */
+export const webAppFeature: Feature<object> = async (app) => webAppRoutes(app);
+
 export function webAppRoutes(app: App): void {
   const dir = builtWebDir();
   const files = dir

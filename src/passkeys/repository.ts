@@ -9,6 +9,12 @@ export type ChallengePurpose = 'register' | 'authenticate';
 const passkeyColumns = ['passkey_id', 'name', 'created_at', 'last_used_at'] as const;
 
 /** How many passkeys the user has (GET /v1/users/me/mfa shows it). */
+/** Erases the user's passkeys and pending challenges (account deletion). */
+export async function erasePasskeys(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('webauthn_challenges').where('user_id', '=', userId).execute();
+  await trx.deleteFrom('user_passkeys').where('user_id', '=', userId).execute();
+}
+
 export async function countPasskeys(db: Queryable, userId: string): Promise<number> {
   const row = await db
     .selectFrom('user_passkeys')

@@ -2,13 +2,15 @@ import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
 import { dbNow, dbSecondsAgo, isMysql } from '../db/dialect.js';
-import { lookupKey, userColumns, type UserRecord } from '../users/repository.js';
+import { lookupKey } from '../core/lookup-key.js';
+import { userColumns, type UserRecord } from '../users/repository.js';
 import { afterAttemptRow, leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
 import type { auditRow } from '../audit/audit-log.js';
+import type { EndReason } from '../core/revocation.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
-export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed' | 'refresh_reuse' | 'mfa_enabled' | 'password_reset' | 'account_deleted';
+export type { EndReason } from '../core/revocation.js';
 
 /** What a request needs to know about its session. */
 export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;
@@ -226,6 +228,40 @@ export async function endSessions(
   if (where.exceptSessionId !== undefined) query = query.where('session_id', '!=', where.exceptSessionId);
   const rows = await query.returning('session_id').execute();
   return rows.map((r) => r.session_id);
+}
+
+/** The distinct addresses the user opened sessions from since `since` (at most 1000): the login throttle's known addresses. */
+export async function addressesSince(db: Queryable, userId: string, since: Date): Promise<string[]> {
+  const rows = await db
+    .selectFrom('user_sessions')
+    .select('ip')
+    .distinct()
+    .where('user_id', '=', userId)
+    .where('created_at', '>', since)
+    .where('ip', 'is not', null)
+    .limit(1000)
+    .execute();
+  return rows.map((row) => row.ip!);
+}
+
+/**
+ * Whether the user's session was opened within `seconds`, on the database's clock: it stamped
+ * created_at, so a skew with this process changes nothing.
+ */
+export async function openedWithin(db: Queryable, caller: { userId: string; sessionId: string }, seconds: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('user_sessions')
+    .select('session_id')
+    .where('session_id', '=', caller.sessionId)
+    .where('user_id', '=', caller.userId)
+    .where('created_at', '>=', dbSecondsAgo(db, seconds))
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Erases the user's sessions, ended by the revocation path first (account deletion). */
+export async function eraseSessions(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('user_sessions').where('user_id', '=', userId).execute();
 }
 
 export function sessionBelongsTo(db: Queryable, sessionId: string, userId: string) {

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { Caller, ClientInfo } from '../core/caller.js';
 import { auditRow, type AuditLog } from '../audit/audit-log.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
@@ -6,7 +7,7 @@ import { replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
-import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
+import type { Attempt, LoginThrottle } from '../throttling/login-throttle.js';
 import { findUserById, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
 import { hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
@@ -35,36 +36,49 @@ export interface SessionSettings {
   requireEmailVerification: boolean;
 }
 
-export interface ClientInfo {
-  ip: string | null;
-  userAgent: string | null;
-}
+// Now in core/caller.ts; re-exported for existing imports.
+export type { Caller, ClientInfo } from '../core/caller.js';
 
-/** The caller of a protected route, once its token and session checked out. */
-export interface Caller extends ClientInfo {
-  userId: string;
-  sessionId: string;
+/** What a password sign-in comes to: a session, or a second factor to ask for (not an error: the password checked out). */
+export type PasswordSignIn = { kind: 'signed_in'; pair: TokenPair } | { kind: 'mfa_required'; mfaToken: string; factors: readonly string[] };
+
+export interface SessionsDeps {
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  tokens: AccessTokens;
+  chain: RefreshChain;
+  throttle: LoginThrottle;
+  audit: AuditLog;
+  revocation: SessionRevocation;
+  sessionCache: InvalidatedCache<SessionState>;
+  lastUse: LastUseRecorder;
+  /** Profiles, from the users' cache when it has them. */
+  users: { profile(userId: string): Promise<User> };
+  config: SessionSettings;
+  mfa: MfaService;
 }
 
 const invalidCredentials = () => new AppError('invalid_credentials');
 const invalidRefreshToken = () => new AppError('invalid_refresh_token');
 
 export class SessionsService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly hasher: PasswordHasher,
-    private readonly tokens: AccessTokens,
-    private readonly chain: RefreshChain,
-    private readonly throttle: LoginThrottle,
-    private readonly audit: AuditLog,
-    private readonly revocation: SessionRevocation,
-    private readonly cache: InvalidatedCache<SessionState>,
-    private readonly lastUse: LastUseRecorder,
-    /** Profiles, from the users' cache when it has them. */
-    private readonly profiles: { profile(userId: string): Promise<User> },
-    private readonly settings: SessionSettings,
-    private readonly mfa: MfaService,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly hasher: PasswordHasher;
+  private readonly tokens: AccessTokens;
+  private readonly chain: RefreshChain;
+  private readonly throttle: LoginThrottle;
+  private readonly audit: AuditLog;
+  private readonly revocation: SessionRevocation;
+  private readonly cache: InvalidatedCache<SessionState>;
+  private readonly lastUse: LastUseRecorder;
+  private readonly profiles: { profile(userId: string): Promise<User> };
+  private readonly settings: SessionSettings;
+  private readonly mfa: MfaService;
+
+  constructor(deps: SessionsDeps) {
+    ({ db: this.db, hasher: this.hasher, tokens: this.tokens, chain: this.chain, throttle: this.throttle, audit: this.audit, revocation: this.revocation } = deps);
+    ({ sessionCache: this.cache, lastUse: this.lastUse, users: this.profiles, config: this.settings, mfa: this.mfa } = deps);
+  }
 
   // ASVS 5.0 V7.3.1 (inactivity timeout), V7.3.2 (absolute lifetime).
   /** A session can be used while it is active, before its absolute expiry and not idle too long. */
@@ -76,8 +90,8 @@ export class SessionsService {
     );
   }
 
-  /** create_new_session: verify the password, open a session, issue the tokens. */
-  async login(input: LoginBody, client: ClientInfo): Promise<TokenPair> {
+  /** create_new_session: verify the password, then open a session or ask for the second factor. */
+  async login(input: LoginBody, client: ClientInfo): Promise<PasswordSignIn> {
     if ((input.username === undefined) === (input.email === undefined)) {
       throw validationFailed([{ field: input.username === undefined ? 'username' : 'email', message: 'give exactly one of username and email' }]);
     }
@@ -85,10 +99,9 @@ export class SessionsService {
     const name = (input.username ?? input.email)!;
     const found = await findPasswordSignInSubject(this.db, by, name);
     const user = found?.user;
-    const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
     // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
-    const attempt = await this.#beginAttempt(subject, context, 'login');
+    const attempt = await this.throttle.begin(user ? { userId: user.user_id } : { unknownName: name }, context, 'login');
 
     const credential = found?.credential;
     const verified = credential
@@ -114,9 +127,9 @@ export class SessionsService {
       await this.throttle.released(attempt);
       const mfaToken = await this.mfa.issueChallenge(user.user_id, client.ip);
       await this.audit.record('mfa_challenge_issued', context, { factors: MFA_FACTORS.join(' ') });
-      throw new AppError('mfa_required', { extensions: { mfa_token: mfaToken, factors: [...MFA_FACTORS] } });
+      return { kind: 'mfa_required', mfaToken, factors: MFA_FACTORS };
     }
-    return this.#signIn(user, client, ['pwd'], attempt);
+    return { kind: 'signed_in', pair: await this.#signIn(user, client, ['pwd'], attempt) };
   }
 
   /**
@@ -133,7 +146,7 @@ export class SessionsService {
       await this.audit.record('login_failed', context, { reason: 'disabled' });
       throw new AppError('invalid_mfa_token');
     }
-    const attempt = await this.#beginAttempt({ userId: user.user_id }, context, 'login_mfa');
+    const attempt = await this.throttle.begin({ userId: user.user_id }, context, 'login_mfa');
     let redeemed: Awaited<ReturnType<MfaService['redeem']>>;
     let refusal: unknown;
     try {
@@ -159,16 +172,6 @@ export class SessionsService {
     if (redeemed.factor === 'recovery_code') await this.audit.record('recovery_code_used', context, { left: redeemed.recoveryCodesLeft ?? 0 });
     // RFC 8176: a one-time password on top of the password.
     return this.#signIn(user, client, ['pwd', 'otp', 'mfa'], attempt, { factor: redeemed.factor });
-  }
-
-  /** Counts a sign-in attempt on the login throttle, or throws 429 (audited). */
-  async #beginAttempt(subject: LoginSubject, context: { userId: string | null; ip: string | null; userAgent: string | null }, what: string): Promise<Attempt> {
-    try {
-      return await this.throttle.begin(subject, context.ip);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', context, { what });
-      throw err;
-    }
   }
 
   /**

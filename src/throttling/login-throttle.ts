@@ -2,7 +2,9 @@ import type { Kysely } from 'kysely';
 import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { lookupKey } from '../users/repository.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { AttemptGate } from '../core/reauth.js';
+import { lookupKey } from '../core/lookup-key.js';
 import { addressKey } from './address-key.js';
 
 /**
@@ -44,21 +46,43 @@ export interface Attempt {
   ceilingKey: string;
 }
 
-export class LoginThrottle {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly settings: LoginThrottleSettings,
-  ) {}
+export interface LoginThrottleDeps {
+  db: Kysely<Database>;
+  settings: LoginThrottleSettings;
+  /** Where a refused attempt is recorded ('throttled'). */
+  audit: Pick<AuditLog, 'record'>;
+  /** The addresses the account opened sessions from since `since` (sessions/repository.ts): the ceiling lets them through. */
+  knownAddresses(userId: string, since: Date): Promise<string[]>;
+}
+
+export class LoginThrottle implements AttemptGate<Attempt> {
+  private readonly db: Kysely<Database>;
+  private readonly settings: LoginThrottleSettings;
+
+  constructor(private readonly deps: LoginThrottleDeps) {
+    this.db = deps.db;
+    this.settings = deps.settings;
+  }
 
   #who(subject: LoginSubject): string {
     return 'userId' in subject ? `account:${subject.userId}` : `name:${lookupKey(subject.unknownName)}`;
   }
 
   /**
-   * Counts an attempt before its password is checked, or throws 429 with Retry-After. Counting
+   * Counts an attempt before its password is checked, or throws 429 with Retry-After, recorded
+   * as a 'throttled' event of `context` for `what` (a login, a re-authentication...). Counting
    * first means guesses sent all at once are held to the same numbers as guesses sent in turn.
    */
-  async begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
+  async begin(subject: LoginSubject, context: { userId: string | null; ip: string | null; userAgent: string | null }, what: string): Promise<Attempt> {
+    try {
+      return await this.#begin(subject, context.ip);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_requests') await this.deps.audit.record('throttled', context, { what });
+      throw err;
+    }
+  }
+
+  async #begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
     const now = Date.now();
     const who = this.#who(subject);
     const key = `${who}|${addressKey(ip)}`;
@@ -123,16 +147,7 @@ export class LoginThrottle {
     if (!ip) return false;
     const since = new Date(Date.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
     const key = addressKey(ip);
-    const rows = await this.db
-      .selectFrom('user_sessions')
-      .select('ip')
-      .distinct()
-      .where('user_id', '=', userId)
-      .where('created_at', '>', since)
-      .where('ip', 'is not', null)
-      .limit(1000)
-      .execute();
-    return rows.some((row) => addressKey(row.ip) === key);
+    return (await this.deps.knownAddresses(userId, since)).some((known) => addressKey(known) === key);
   }
 
   /** Forgets state that no longer matters (old windows, waits long over). */

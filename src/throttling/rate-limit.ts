@@ -1,12 +1,15 @@
 import rateLimit from '@fastify/rate-limit';
+import fp from 'fastify-plugin';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { addressKey } from './address-key.js';
 import type { Kysely } from 'kysely';
 import { addRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import type { App } from '../http/types.js';
+import type { App, Feature } from '../http/types.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { clientOf } from '../http/client.js';
+import { clientOf } from '../core/caller.js';
 
 /**
  * Per-address request limits (API.md, Throttling: registration and refresh, each its own count)
@@ -148,6 +151,25 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
       new AppError('too_many_requests', { headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) } }),
   });
 }
+
+export interface ThrottlingFeatureDeps {
+  db: Kysely<Database>;
+  audit: AuditLog;
+  throttle: Pick<LoginThrottle, 'prune'>;
+}
+
+/**
+ * Per-address limits for the routes of every feature (a route opts in with
+ * `config: { rateLimit: perMinute(n) }`), and the pruning of throttling state. Not encapsulated
+ * (fastify-plugin): the limits must reach the routes other features add.
+ */
+export const throttlingFeature: Feature<ThrottlingFeatureDeps> = fp(
+  async (app: App, { db, audit, throttle }: ThrottlingFeatureDeps) => {
+    await registerRateLimit(app, db, audit);
+    backgroundJob(app, 'pruning throttling state', PRUNE_EVERY_MS, () => Promise.all([throttle.prune(), pruneRateLimitHits(db)]));
+  },
+  { name: 'throttling' },
+);
 
 export function perMinute(max: number) {
   return { max, timeWindow: 60_000 };

@@ -3,6 +3,9 @@ import type { Database, UserRow } from '../db/schema.js';
 import type { User } from './schemas.js';
 import { dbNow, isMysql } from '../db/dialect.js';
 import { insertCurrentCredential } from '../credentials/repository.js';
+import { lookupKey } from '../core/lookup-key.js';
+
+export { lookupKey };
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -10,16 +13,6 @@ export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'emai
 export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
 
 // ASVS 5.0 V15.3.1: only the public fields, picked one by one.
-/**
- * The lookup key of a username or email: ASCII letters lower-cased, as the database's
- * username_key/email_key hold them, and nothing else folded. Identifiers are ASCII, so a
- * Unicode look-alike (the Kelvin sign K, a fullwidth letter) never reaches an ASCII account,
- * and a NUL (which PostgreSQL text cannot hold) simply matches nothing.
- */
-export function lookupKey(value: string): string {
-  return value.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\u0000/g, '\uFFFD');
-}
-
 export function toUser(row: UserRecord): User {
   return {
     id: String(row.user_id),
@@ -109,6 +102,16 @@ export async function insertUserWithPassword(
     .selectFrom('new_user')
     .select(userColumns)
     .executeTakeFirstOrThrow();
+}
+
+/** The user row goes (self-service deletion, once every feature erased its rows). */
+export async function deleteUser(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('users').where('user_id', '=', userId).execute();
+}
+
+/** The user's email, with the row locked until the transaction ends (an email change). */
+export function lockUserEmail(trx: Queryable, userId: string) {
+  return trx.selectFrom('users').select('email').where('user_id', '=', userId).forUpdate().executeTakeFirst();
 }
 
 export async function updateUser(

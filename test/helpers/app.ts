@@ -5,7 +5,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { Kysely } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type BuildAppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { isMysqlUrl, openDatabase, type Db } from '../../src/db/create-db.js';
 import { isMysql } from '../../src/db/dialect.js';
@@ -90,12 +90,15 @@ async function createMysqlDatabase(baseUrl: string, name: string): Promise<{ url
   };
 }
 
-export async function startTestService(overrides: Partial<Config> = {}, env: Record<string, string> = {}): Promise<TestService> {
+/** What a test may pass to buildApp beyond the config: a ManualClock, a PermissionSource, more features. */
+export type TestAppOptions = Pick<BuildAppOptions, 'clock' | 'permissions' | 'features'>;
+
+export async function startTestService(overrides: Partial<Config> = {}, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestService> {
   const config = testConfig(overrides, env);
   const server = serverUrl ? await createServerDatabase(serverUrl) : undefined;
   const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: 'memory://', poolMax: 10, timeoutMs: 5000 });
   await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db, testHooks: true });
+  const app = await buildApp({ config, db, testHooks: true, ...options });
   return {
     app,
     db: db.kysely,
