@@ -62,6 +62,8 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Tests only: expose the caches, to drive the fast path's edge cases. */
   testHooks?: boolean;
+  /** A worker of several: the supervisor gives the start's warnings once (server.ts). */
+  quietStartWarnings?: boolean;
 }
 
 /** The most a request body may be (API.md): 16 KiB. */
@@ -142,7 +144,7 @@ function setStandardHeaders(request: FastifyRequest, reply: FastifyReply): void 
  * Builds the service as a Fastify instance, ready to inject into or listen with. It never
  * listens itself and never migrates: server.ts (and the tests) do that.
  */
-export async function buildApp({ config, db: handle, logger = false, testHooks = false }: BuildAppOptions): Promise<App> {
+export async function buildApp({ config, db: handle, logger = false, testHooks = false, quietStartWarnings = false }: BuildAppOptions): Promise<App> {
   const db = handle.kysely;
   const app = Fastify({
     logger: logger === false ? false : { redact: LOG_REDACT, serializers: { req: requestForLog }, ...(logger === true ? { level: config.logLevel } : logger) },
@@ -202,7 +204,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
   await hasher.warm();
   // Secrets at rest (TOTP secrets, private signing keys): DATA_ENCRYPTION_KEY, or a generated key with a warning.
-  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => app.log.warn(message));
+  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => quietStartWarnings || app.log.warn(message));
   const keys = new KeyStore(db, cipher);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
@@ -220,6 +222,8 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   const userCache = new InvalidatedCache<User>();
   const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown> });
   await invalidation.start(handle);
+  // With WORKERS > 1, a change's answer waits until the other workers have forgotten it.
+  app.addHook('onSend', invalidation.awaitWorkers);
   app.addHook('onClose', () => invalidation.stop());
   const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS);
