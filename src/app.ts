@@ -16,10 +16,12 @@ import { pruneMfaTokens } from './mfa/repository.js';
 import type { Config } from './config.js';
 import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { credentialsRoutes } from './credentials/routes.js';
+import { passwordPolicyRoutes } from './credentials/policy-routes.js';
 import { CredentialsService } from './credentials/service.js';
 import type { Db } from './db/create-db.js';
 import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
+import { openapiInfo } from './http/openapi-info.js';
 import { opsRoutes } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
 import { fieldChecks } from './http/validation.js';
@@ -194,7 +196,7 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'User management service', version: '1.0.0', description: 'Profiles, credentials with history, sessions, JWT access tokens.' },
+      info: openapiInfo(),
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });
@@ -271,12 +273,13 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   opsRoutes(app, db, keys);
   usersRoutes(app, users, guard, config.rateLimitPerMinute);
   credentialsRoutes(app, credentials, guard);
+  passwordPolicyRoutes(app, config.passwordMinLength);
   sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
   auditRoutes(app, audit, guard);
   accountRoutes(app, { verification, reset, deletion }, guard, config.rateLimitPerMinute);
   mfaRoutes(app, mfa, guard);
   passkeysRoutes(app, passkeys, guard, refreshCookie, config.rateLimitPerMinute);
-  webAppRoutes(app);
+  webAppRoutes(app, config.publicUrl);
 
   await app.ready();
   return app;

@@ -33,14 +33,20 @@ function builtWebDir(): string | undefined {
   return [join(base, 'dist', 'web'), join(base, 'web')].find((dir) => existsSync(join(dir, 'assets', 'app.js')));
 }
 
+/** The page names PUBLIC_URL, the one address where passkeys work, so the script can say so elsewhere. */
+function withPublicUrl(index: string, publicUrl: string): Buffer {
+  const escaped = publicUrl.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  return Buffer.from(index.replace('<meta name="public-url" content="">', `<meta name="public-url" content="${escaped}">`));
+}
+
 /**
  * Serves the built web app from memory: three small files, read once at start, so a page costs
  * no disk read and nothing outside dist/web can ever be served.
  */
-export function webAppRoutes(app: App): void {
+export function webAppRoutes(app: App, publicUrl: string): void {
   const dir = builtWebDir();
   const files = dir
-    ? { index: readFileSync(join(dir, 'index.html')), assets: new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(join(dir, 'assets', name))])) }
+    ? { index: withPublicUrl(readFileSync(join(dir, 'index.html'), 'utf8'), publicUrl), assets: new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(join(dir, 'assets', name))])) }
     : undefined;
   if (!files) app.log.warn('the web app is not built (npm run build): its pages answer 404');
 
