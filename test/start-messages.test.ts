@@ -27,6 +27,20 @@ describe('start and command messages', { timeout: 120_000 }, () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
+  it('when npm start is given a bad setting, then it says so before building anything, in one line, and exits 1', async () => {
+    const started = Date.now();
+    const child = spawn(process.execPath, ['scripts/prestart.mjs'], { env: { ...process.env, PORT: 'abc' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    assert.equal(code, 1);
+    assert.deepEqual(lines(out), ['Checking the settings…'], 'nothing compiled');
+    assert.deepEqual(lines(err), ['Configuration error: PORT must be a whole number from 0 to 65535, got "abc"']);
+    assert.ok(Date.now() - started < 20_000, 'well before a build would have finished');
+  });
+
   for (const scheme of ['postgres', 'mysql']) {
     it(`when DATABASE_URL (${scheme}) points at a port where no database listens, then the start stops with one line naming DATABASE_URL, not the password`, async () => {
       const port = await freePort();
