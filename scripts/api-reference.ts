@@ -97,10 +97,12 @@ function typeOf(schema: Schema | undefined): string {
 
 function rules(schema: Schema): string {
   const parts: string[] = [];
-  if (schema.minLength !== undefined || schema.maxLength !== undefined) parts.push(`${schema.minLength ?? 0}–${schema.maxLength ?? '∞'} characters`);
+  if (schema.minLength !== undefined || schema.maxLength !== undefined) {
+    parts.push(schema.minLength === undefined ? `at most ${schema.maxLength} characters` : `${schema.minLength}–${schema.maxLength ?? '∞'} characters`);
+  }
   if (schema.minimum !== undefined || schema.maximum !== undefined) parts.push(`${schema.minimum ?? '−∞'} to ${schema.maximum ?? '∞'}`);
   if (schema.pattern) parts.push(`matches \`${schema.pattern}\``);
-  if (schema.description) parts.push(schema.description);
+  if (schema.description) parts.push(schema.description.replace(/\.$/, ''));
   if (schema.examples?.length) parts.push(`e.g. \`${JSON.stringify(schema.examples[0])}\``);
   return parts.join('; ');
 }
