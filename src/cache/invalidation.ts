@@ -134,11 +134,14 @@ export class Invalidation {
 
 /**
  * The supervisor's half (server.ts): hands each worker's change to every other worker and tells
- * the sender once they have all forgotten it. A worker that exits is not waited for.
+ * the sender once they have all forgotten it. A worker that exits, or is still starting, is not waited for.
  */
 export function relayInvalidations(): void {
   let relays = 0;
   const waiting = new Map<number, { from: Worker; seq: number; left: Set<Worker> }>();
+  // A worker still starting has nothing cached and cannot answer yet: only those that listen are asked.
+  const serving = new Set<Worker>();
+  cluster.on('listening', (worker) => serving.add(worker));
   const settle = (relay: number) => {
     const entry = waiting.get(relay);
     if (!entry || entry.left.size > 0) return;
@@ -155,12 +158,13 @@ export function relayInvalidations(): void {
     }
     if (message.ums !== 'forget' || !('seq' in message)) return;
     const relay = ++relays;
-    const others = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w && w !== from && w.isConnected());
+    const others = [...serving].filter((w) => w !== from && w.isConnected());
     waiting.set(relay, { from, seq: message.seq, left: new Set(others) });
     for (const worker of others) worker.send({ ums: 'forget', kind: message.kind, ids: message.ids, relay });
     settle(relay);
   });
   cluster.on('exit', (gone) => {
+    serving.delete(gone);
     for (const [relay, entry] of waiting) {
       entry.left.delete(gone);
       settle(relay);
