@@ -16,6 +16,7 @@ import { sharedDependencies, type AppDependencies } from './dependencies.js';
 import { AppError } from './errors.js';
 import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
+import { openapiInfo } from './http/openapi-info.js';
 import { opsFeature } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
 import type { App, Feature } from './http/types.js';
@@ -41,6 +42,8 @@ export interface BuildAppOptions {
   permissions?: PermissionSource;
   /** More features, registered after the service's own (with the same dependencies). */
   features?: ReadonlyArray<Feature<AppDependencies>>;
+  /** A worker of several: the supervisor gives the start's warnings once (server.ts). */
+  quietStartWarnings?: boolean;
 }
 
 /** The most a request body may be (API.md): 16 KiB. */
@@ -197,7 +200,7 @@ async function createServer({ config, logger = false }: BuildAppOptions): Promis
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'User management service', version: '1.0.0', description: 'Profiles, credentials with history, sessions, JWT access tokens.' },
+      info: openapiInfo(),
       components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     },
   });

@@ -4,6 +4,7 @@ import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { GENERATED_KEY_WARNING, loadDataCipher } from './crypto/data-encryption.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
+import { explainDatabaseError } from './db/describe.js';
 import { migrateToLatest } from './db/migrate.js';
 import { AdminService } from './admin/service.js';
 import type { Kysely } from 'kysely';
@@ -222,11 +223,22 @@ run(process.argv.slice(2)).then(
       process.exit(2);
     }
     if (err instanceof ConfigError) console.error(`Configuration error: ${err.message}`);
-    else if (err instanceof DataDirInUseError) console.error(err.message);
-    else console.error(`Failed: ${(err as Error).message}`);
+    else if (err instanceof DataDirInUseError) console.error(dataDirInUse(err));
+    else console.error(explainDatabaseError(err, process.env.DATABASE_URL || undefined) ?? `Failed: ${(err as Error).message}`);
     process.exit(1);
   },
 );
+
+/**
+ * The server owns the embedded database: setting DATABASE_URL would open another, empty one, so
+ * the way is to stop the server for the moment the command takes.
+ */
+function dataDirInUse(err: DataDirInUseError): string {
+  return (
+    `The server (process ${err.owner}) has the embedded database in ${err.dir} open, and one process at a time can: ` +
+    `stop the server first (Ctrl-C where it runs, or kill ${err.owner}), run this command, then start the server again.`
+  );
+}
 
 /**
  * Runs `work` with an audit log whose events send their security notices (account/security-notices.ts),

@@ -40,6 +40,8 @@ export interface DependencyOptions {
   clock?: Clock | undefined;
   permissions?: PermissionSource | undefined;
   testHooks?: boolean | undefined;
+  /** A worker of several: the supervisor gives the start's warnings once (server.ts). */
+  quietStartWarnings?: boolean | undefined;
 }
 
 /**
@@ -50,7 +52,7 @@ export interface DependencyOptions {
  * and the services more than one feature calls (users, credentials, sessions, second factors).
  * Close hooks of what it opens go on `app`.
  */
-export async function sharedDependencies(app: App, { config, db: handle, clock = systemClock, permissions = noPermissions, testHooks = false }: DependencyOptions) {
+export async function sharedDependencies(app: App, { config, db: handle, clock = systemClock, permissions = noPermissions, testHooks = false, quietStartWarnings = false }: DependencyOptions) {
   const db: Kysely<Database> = handle.kysely;
   const log = app.log;
   const secret = (name: string) => loadOrCreateSecret(db, name);
@@ -58,7 +60,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
   await hasher.warm();
   // Secrets at rest (TOTP secrets, private signing keys): DATA_ENCRYPTION_KEY, or a generated key with a warning.
-  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => log.warn(message));
+  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => quietStartWarnings || log.warn(message));
   const keys = new KeyStore(db, cipher);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
@@ -85,6 +87,8 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const userCache = new InvalidatedCache<User>();
   const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown> });
   await invalidation.start(handle);
+  // With WORKERS > 1, a change's answer waits until the other workers have forgotten it.
+  app.addHook('onSend', invalidation.awaitWorkers);
   app.addHook('onClose', () => invalidation.stop());
   const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS);

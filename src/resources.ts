@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,4 +16,9 @@ function packageRoot(): string {
 /** Path of a file under resources/ (data shipped with the service). */
 export function resourcePath(name: string): string {
   return join(packageRoot(), 'resources', name);
+}
+
+/** The package's version (package.json), for the OpenAPI document. */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 }

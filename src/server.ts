@@ -1,8 +1,10 @@
 import cluster from 'node:cluster';
-import { join } from 'node:path';
 import { buildApp } from './app.js';
+import { relayInvalidations } from './cache/invalidation.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { GENERATED_KEY_WARNING } from './crypto/data-encryption.js';
 import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
+import { describeDatabase, explainDatabaseError } from './db/describe.js';
 import { migrateToLatest } from './db/migrate.js';
 import { collectWhenIdle } from './idle-collection.js';
 import { lowerBackgroundThreads } from './thread-priority.js';
@@ -27,28 +29,42 @@ function settings(): Config {
   }
 }
 
-async function open(config: Config): Promise<Db> {
+/** Opens the database, and migrates it when asked; a database that cannot be reached or used stops the start with one line. */
+async function open(config: Config, migrate: boolean): Promise<Db> {
+  let db: Db | undefined;
   try {
-    return await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs, preparedStatements: config.dbPreparedStatements });
+    db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: config.dataDir, poolMax: config.dbPoolMax, timeoutMs: config.dbTimeoutMs, preparedStatements: config.dbPreparedStatements });
+    if (migrate) await migrateToLatest(db.kysely);
+    return db;
   } catch (err) {
     if (err instanceof DataDirInUseError) fail(err.message);
+    const explained = explainDatabaseError(err, config.databaseUrl);
+    if (explained) {
+      await db?.close().catch(() => {});
+      fail(explained);
+    }
     throw err;
   }
 }
 
-function announce(config: Config, port: number, kind: string, workers: number): void {
+/** Leads with PUBLIC_URL: the address to open, and the only one where passkeys work. */
+function announce(config: Config, port: number, database: string, workers: number): void {
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  const where = kind === 'pglite' ? (config.dataDir.startsWith('memory://') ? 'embedded PGlite in memory (DATA_DIR=memory://: nothing is kept)' : `embedded PGlite in ${join(config.dataDir, 'pglite')}`) : 'PostgreSQL server (DATABASE_URL)';
   console.log(
-    `User management service listening on ${base}\n  Web app: ${config.publicUrl}/ (PUBLIC_URL)\n  API docs: ${config.publicUrl}/docs\n  Database: ${where}\n  Workers: ${workers}`,
+    [
+      `User management service ready at ${config.publicUrl}/ (PUBLIC_URL: the web app, and the one address where passkeys work)`,
+      `  API docs: ${config.publicUrl}/docs`,
+      `  listening on ${base} (HOST, PORT)`,
+      `  Database: ${database}`,
+      `  Workers: ${workers}`,
+    ].join('\n'),
   );
 }
 
 /** One server process: what a worker runs, and the whole service when WORKERS=1. */
 async function serve(config: Config, migrate: boolean): Promise<void> {
-  const db = await open(config);
-  if (migrate) await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db, logger: { level: config.logLevel } });
+  const db = await open(config, migrate);
+  const app = await buildApp({ config, db, logger: { level: config.logLevel }, quietStartWarnings: cluster.isWorker });
   lowerBackgroundThreads();
   const idle = collectWhenIdle();
   app.server.on('request', idle.touch);
@@ -79,14 +95,17 @@ async function serve(config: Config, migrate: boolean): Promise<void> {
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') fail(`HOST ${config.host} is not an address of this machine: set HOST.`);
     throw err;
   }
-  if (cluster.isPrimary) announce(config, (app.server.address() as { port: number }).port, db.kind, 1);
+  if (cluster.isPrimary) announce(config, (app.server.address() as { port: number }).port, await describeDatabase(db, config), 1);
 }
 
 /** The supervisor: migrates once, forks the workers, restarts a crashed one, drains them all on SIGTERM. */
 async function supervise(config: Config): Promise<void> {
-  const db = await open(config);
-  await migrateToLatest(db.kysely);
+  const db = await open(config, true);
+  const database = await describeDatabase(db, config);
   await db.close();
+  // Said once here, not once per worker.
+  if (config.dataEncryptionKeys.length === 0) console.error(`Warning: ${GENERATED_KEY_WARNING}`);
+  relayInvalidations();
 
   let stopping = false;
   let announced = false;
@@ -94,7 +113,7 @@ async function supervise(config: Config): Promise<void> {
   cluster.on('listening', (_worker, address) => {
     if (!announced) {
       announced = true;
-      announce(config, address.port, 'postgres', config.workers);
+      announce(config, address.port, database, config.workers);
     }
   });
   cluster.on('exit', (worker, code, signal) => {
@@ -118,4 +137,4 @@ async function supervise(config: Config): Promise<void> {
 
 const config = settings();
 const run = cluster.isPrimary && config.workers > 1 ? supervise(config) : serve(config, cluster.isPrimary);
-run.catch((err: unknown) => fail(`Failed to start: ${err instanceof Error ? err.message : String(err)}`));
+run.catch((err: unknown) => fail(explainDatabaseError(err, config.databaseUrl) ?? `Failed to start: ${err instanceof Error ? err.message : String(err)}`));

@@ -414,7 +414,7 @@ describe('http layer', () => {
       for (const url of ['/v1/users', '/v1/sessions']) {
         const res = await inject({ method: 'POST', url, payload: '', headers: { 'content-type': type } });
         const body = assertProblem(res, 400, 'validation_failed');
-        assert.deepEqual(body.errors, [{ field: '(body)', message: 'must be object' }], `${url} ${type}`);
+        assert.deepEqual(body.errors, [{ field: '(body)', message: 'must be a JSON object' }], `${url} ${type}`);
         const missing = await inject({ method: 'POST', url, payload: '' });
         assert.deepEqual(problem(missing), body, `${url} ${type}: answered as a missing body`);
       }

@@ -409,9 +409,10 @@ describe('server process', { timeout: 300_000 }, () => {
     const port = await freePort();
     const server = startServer({ PORT: String(port), DATA_DIR: dir, LOG_LEVEL: 'warn' });
     await server.waitFor(new RegExp(`listening on http://127\\.0\\.0\\.1:${port}\\b`));
-    // The web app and docs at PUBLIC_URL (a host name, as passkeys want), by default localhost:PORT.
-    assert.match(server.output(), new RegExp(`Web app: http://localhost:${port}/ `));
+    // Leads with PUBLIC_URL (a host name, as passkeys want), by default localhost:PORT; names the database.
+    assert.match(server.output().split('\n').find((l) => l.startsWith('User management service'))!, new RegExp(`^User management service ready at http://localhost:${port}/ \\(PUBLIC_URL`));
     assert.match(server.output(), new RegExp(`API docs: http://localhost:${port}/docs`));
+    assert.ok(server.output().includes(`Database: embedded PGlite in ${join(dir, 'pglite')} (DATA_DIR)`), server.output());
 
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(health.status, 200);
@@ -424,6 +425,7 @@ describe('server process', { timeout: 300_000 }, () => {
     const lines = nonEmptyLines(second.output());
     assert.equal(lines.length, 1, `one line:\n${second.output()}`);
     assert.match(lines[0]!, /DATABASE_URL/);
+    assert.match(lines[0]!, new RegExp(`in use by process ${server.child.pid}\\b.*stop it first`));
 
     const stillThere = await fetch(`http://127.0.0.1:${port}/healthz`);
     assert.equal(stillThere.status, 200, 'the refused start left the running one alone');

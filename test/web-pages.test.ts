@@ -24,7 +24,9 @@ describe('web app pages', () => {
       assert.equal(res.headers['referrer-policy'], 'no-referrer', url);
       assert.equal(res.headers['x-content-type-options'], 'nosniff', url);
       assert.match(res.body, /<script type="module" src="\/assets\/app.js"><\/script>/, url);
-      assert.doesNotMatch(res.body, /<script>|\son\w+=|https?:\/\//, `${url}: no inline script, no outside address`);
+      // PUBLIC_URL is named (not fetched): the one address where passkeys work.
+      assert.match(res.body, /<meta name="public-url" content="http:\/\/localhost:3000">/, url);
+      assert.doesNotMatch(res.body.replace(/<meta name="public-url"[^>]*>/, ''), /<script>|\son\w+=|https?:\/\//, `${url}: no inline script, no outside address`);
     }
   });
 

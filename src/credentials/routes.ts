@@ -4,6 +4,8 @@ import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
 import { CurrentPassword, NewPassword } from '../core/fields.js';
 import type { CredentialsService } from './service.js';
+import type { Config } from '../config.js';
+import { passwordPolicyRoutes } from './policy-routes.js';
 import { eraseCredentials } from './repository.js';
 import type { AccountErasure } from '../core/erasure.js';
 
@@ -13,11 +15,13 @@ export interface CredentialsFeatureDeps {
   credentials: CredentialsService;
   erasure: AccountErasure;
   requireCaller: RequireCaller;
+  config: Config;
 }
 
 /** The password change. */
-export const credentialsFeature: Feature<CredentialsFeatureDeps> = async (app, { credentials, erasure, requireCaller }) => {
+export const credentialsFeature: Feature<CredentialsFeatureDeps> = async (app, { credentials, erasure, requireCaller, config }) => {
   erasure.add('credentials', eraseCredentials);
+  passwordPolicyRoutes(app, config.passwordMinLength);
   app.put(
     '/v1/users/me/password',
     {

@@ -187,6 +187,16 @@ async function openEmbedded(dir: string): Promise<Db> {
 
 export class DataDirInUseError extends Error {
   override name = 'DataDirInUseError';
+  /** The process that owns the embedded database, and the folder it is in. */
+  constructor(
+    readonly owner: number,
+    readonly dir: string,
+  ) {
+    super(
+      `The embedded database in ${dir} is in use by process ${owner} (a server already runs on it): ` +
+        'stop it first, or give this one another DATA_DIR; several processes on one database need a server database (set DATABASE_URL).',
+    );
+  }
 }
 
 /**
@@ -201,10 +211,7 @@ function lockDataDir(dir: string): () => void {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     const owner = Number(readFileSync(lockFile, 'utf8').trim());
     if (owner && owner !== process.pid && isAlive(owner)) {
-      throw new DataDirInUseError(
-        `The embedded database in ${resolve(dir)} is in use by process ${owner}; ` +
-          'several processes need a server database (set DATABASE_URL).',
-      );
+      throw new DataDirInUseError(owner, resolve(dir));
     }
     writeFileSync(lockFile, String(process.pid));
   }

@@ -21,7 +21,7 @@ const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 async function refuseInput(request: FastifyRequest): Promise<void> {
   const body: unknown = request.body;
   if (body === undefined) return;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw validationFailed([{ field: '(body)', message: 'must be object' }]);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw validationFailed([{ field: '(body)', message: 'must be a JSON object' }]);
   const fields = Object.keys(body);
   if (fields.length > 0) throw validationFailed(fields.map((field) => ({ field, message: 'is not a known field' })));
 }

@@ -79,9 +79,22 @@ export interface ValidationError {
   params: Record<string, unknown>;
 }
 
+/** JSON types in plain words: a message never shows a schema keyword ("must be string"). */
+const TYPE_MESSAGES: Record<string, string> = {
+  object: 'must be a JSON object',
+  string: 'must be text (a JSON string)',
+  integer: 'must be a whole number',
+  number: 'must be a number',
+  boolean: 'must be true or false',
+  array: 'must be a list (a JSON array)',
+  null: 'must be null',
+};
+
 /** The message a client reads for one Ajv error. */
 export function messageOf(e: ValidationError): string {
   switch (e.keyword) {
+    case 'type':
+      return TYPE_MESSAGES[String(e.params.type)] ?? 'is not of the expected type';
     case 'additionalProperties':
       return 'is not a known field';
     case 'required':

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AppError } from '../errors.js';
+import type { Config } from '../config.js';
 import type { App, Feature } from './types.js';
 
 /** The pages of the account web app (web/): each answers the same document, the script routes. */
@@ -33,17 +34,23 @@ function builtWebDir(): string | undefined {
   return [join(base, 'dist', 'web'), join(base, 'web')].find((dir) => existsSync(join(dir, 'assets', 'app.js')));
 }
 
+/** The page names PUBLIC_URL, the one address where passkeys work, so the script can say so elsewhere. */
+function withPublicUrl(index: string, publicUrl: string): Buffer {
+  const escaped = publicUrl.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
+  return Buffer.from(index.replace('<meta name="public-url" content="">', `<meta name="public-url" content="${escaped}">`));
+}
+
 /**
  * Serves the built web app from memory: three small files, read once at start, so a page costs
  * no disk read and nothing outside dist/web can ever be served.
  */
 /** The account web app's pages and assets. */
-export const webAppFeature: Feature<object> = async (app) => webAppRoutes(app);
+export const webAppFeature: Feature<{ config: Config }> = async (app, { config }) => webAppRoutes(app, config.publicUrl);
 
-export function webAppRoutes(app: App): void {
+export function webAppRoutes(app: App, publicUrl: string): void {
   const dir = builtWebDir();
   const files = dir
-    ? { index: readFileSync(join(dir, 'index.html')), assets: new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(join(dir, 'assets', name))])) }
+    ? { index: withPublicUrl(readFileSync(join(dir, 'index.html'), 'utf8'), publicUrl), assets: new Map(Object.keys(ASSETS).map((name) => [name, readFileSync(join(dir, 'assets', name))])) }
     : undefined;
   if (!files) app.log.warn('the web app is not built (npm run build): its pages answer 404');
 

@@ -4,37 +4,30 @@
  * user back in with one refresh, and an expired access token is renewed once, transparently.
  */
 
-export interface User {
-  id: string;
-  username: string;
-  name: string;
-  dob: string;
-  email: string;
-  email_verified?: boolean;
-  created_at: string;
-  updated_at: string;
-}
+import type { paths } from './api-types.js';
 
-export interface Problem {
-  status: number;
-  code: string;
-  title?: string;
-  detail: string;
-  errors?: Array<{ field: string; message: string }>;
-  [extension: string]: unknown;
-}
+// The types of the API come from the server's schemas (api-types.ts, generated from its OpenAPI
+// document by `npm run docs:api`): a changed schema breaks the web app's type check, not its users.
+type Body<R> = R extends { content: { 'application/json': infer B } } ? B : R extends { content: { 'application/problem+json': infer B } } ? B : never;
+/** The body of the answer `status` to `method path`. */
+export type Answer<P extends keyof paths, M extends keyof paths[P], S extends number> = paths[P][M] extends { responses: infer R } ? (S extends keyof R ? Body<R[S]> : never) : never;
+
+export type User = Answer<'/v1/users/me', 'get', 200>;
+export type SessionInfo = Answer<'/v1/sessions', 'get', 200>['sessions'][number];
+export type MfaState = Answer<'/v1/users/me/mfa', 'get', 200>;
+export type Passkey = Answer<'/v1/users/me/passkeys', 'get', 200>['passkeys'][number];
+export type TotpSetup = Answer<'/v1/users/me/mfa/totp', 'post', 201>;
+export type RecoveryCodes = Answer<'/v1/users/me/mfa/totp/confirm', 'post', 200>;
+export type PasswordPolicy = Answer<'/v1/password-policy', 'get', 200>;
+type TokenPair = Answer<'/v1/sessions', 'post', 201>;
+type ServerProblem = Answer<'/v1/users', 'post', 400>;
+/** A problem the server sent, or one the page makes up (a cancelled passkey prompt) with the same fields. */
+export type Problem = Pick<ServerProblem, 'status' | 'code' | 'detail' | 'errors'> & Partial<ServerProblem> & { [extension: string]: unknown };
 
 export class ApiError extends Error {
   constructor(readonly problem: Problem) {
     super(problem.detail);
   }
-}
-
-interface TokenPair {
-  access_token: string;
-  expires_in: number;
-  session: { id: string };
-  user: User;
 }
 
 const COOKIE_MODE = { 'x-token-delivery': 'cookie' };
@@ -56,6 +49,7 @@ export const auth = {
 };
 
 function signedIn(pair: TokenPair): void {
+  remember(true);
   accessToken = pair.access_token;
   currentUser = pair.user;
   for (const l of listeners) l();
@@ -67,6 +61,7 @@ export function setUser(user: User): void {
 }
 
 export function forget(): void {
+  remember(false);
   accessToken = undefined;
   currentUser = undefined;
   for (const l of listeners) l();
@@ -100,6 +95,8 @@ export async function refresh(): Promise<boolean> {
   const run = async () => {
     const res = await send('POST', '/v1/sessions/refresh', undefined, COOKIE_MODE);
     if (res.status === 401) {
+      // Read to the end: an unread body keeps the request open (the page never goes idle).
+      await res.arrayBuffer().catch(() => undefined);
       sessionEnded();
       return false;
     }
@@ -108,6 +105,43 @@ export async function refresh(): Promise<boolean> {
     return true;
   };
   return navigator.locks ? navigator.locks.request('ums-refresh', run) : run();
+}
+
+/**
+ * Whether this browser may hold a refresh cookie: set when a sign-in succeeds, cleared when the
+ * session ends. The cookie itself is HttpOnly; without this a signed-out page load would ask for
+ * a refresh only to be refused (a red 401 in the console on every visit).
+ */
+const MAY_BE_SIGNED_IN = 'ums-may-be-signed-in';
+function remember(signedInNow: boolean): void {
+  try {
+    if (signedInNow) localStorage.setItem(MAY_BE_SIGNED_IN, '1');
+    else localStorage.removeItem(MAY_BE_SIGNED_IN);
+  } catch {
+    // Storage off: every load asks, as before.
+  }
+}
+function mayBeSignedIn(): boolean {
+  try {
+    return localStorage.getItem(MAY_BE_SIGNED_IN) !== null;
+  } catch {
+    return true;
+  }
+}
+
+/** At a page load: a refresh when this browser may hold a session, none when it cannot. */
+export async function resume(): Promise<boolean> {
+  return mayBeSignedIn() ? refresh() : false;
+}
+
+let policy: Promise<PasswordPolicy> | undefined;
+/** The server's password rules (PASSWORD_MIN_LENGTH), asked once per page load. */
+export function passwordPolicy(): Promise<PasswordPolicy> {
+  policy ??= publicCall<PasswordPolicy>('GET', '/v1/password-policy').catch((err: unknown) => {
+    policy = undefined;
+    throw err;
+  });
+  return policy;
 }
 
 /** The session ended under the user (revoked elsewhere, expired): tell the page. */

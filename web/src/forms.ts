@@ -1,5 +1,5 @@
-import { ApiError } from './api.js';
-import { announce, clearErrors, focusFirstInvalid, h, setFieldError, setFormError } from './dom.js';
+import { ApiError, passwordPolicy } from './api.js';
+import { announce, clearErrors, field, focusFirstInvalid, h, setFieldError, setFormError } from './dom.js';
 
 /**
  * Wires a form: the browser's own constraint checks (mirroring the server's field rules) run
@@ -81,22 +81,39 @@ function sentence(message: string): string {
   return /[.!?]$/.test(m) ? m : `${m}.`;
 }
 
+/**
+ * A new password's field and its strength meter, with the server's length rules (PASSWORD_MIN_LENGTH,
+ * GET /v1/password-policy). If the rules cannot be read, the field has no length limits and the
+ * server's answer names the rule a password breaks.
+ */
+export async function newPasswordField(name: string, label: string): Promise<HTMLElement[]> {
+  const policy = await passwordPolicy().catch(() => undefined);
+  const input = field({
+    name,
+    label,
+    type: 'password',
+    autocomplete: 'new-password',
+    ...(policy ? { minlength: policy.min_length, maxlength: policy.max_length, hint: `At least ${policy.min_length} characters.` } : {}),
+  });
+  return [input, strengthMeter(input.querySelector('input')!, policy?.min_length)];
+}
+
 /** A rough strength hint (length and variety); the server's rules decide. */
-export function strengthMeter(input: HTMLInputElement): HTMLElement {
+export function strengthMeter(input: HTMLInputElement, minLength = 1): HTMLElement {
   const meter = h('meter', { min: 0, max: 4, low: 2, high: 3, optimum: 4, value: 0, 'aria-hidden': 'true' });
   const text = h('p', { class: 'hint', id: `${input.id}-strength` }, 'Use a long passphrase: four or more unrelated words work well.');
   input.setAttribute('aria-describedby', `${input.getAttribute('aria-describedby') ?? ''} ${text.id}`.trim());
   input.addEventListener('input', () => {
-    const score = strength(input.value);
+    const score = strength(input.value, minLength);
     meter.value = score;
     text.textContent = ['Too short.', 'Weak: make it longer.', 'Fair: longer is stronger.', 'Good.', 'Strong.'][score]!;
   });
   return h('div', {}, meter, text);
 }
 
-function strength(password: string): number {
+function strength(password: string, minLength: number): number {
   const length = [...password].length;
-  if (length < 8) return 0;
+  if (length < Math.max(minLength, 8)) return 0;
   const variety = [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((r) => r.test(password)).length;
   if (length >= 20) return 4;
   if (length >= 15) return variety >= 2 ? 4 : 3;

@@ -1,4 +1,4 @@
-import { auth, onSessionEnded, refresh, signOut } from './api.js';
+import { auth, onSessionEnded, resume, signOut } from './api.js';
 import { announce, h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
@@ -56,6 +56,6 @@ auth.onChange(renderNav);
 onSessionEnded(() => navigate('/sign-in', 'Your session ended. Sign in again.'));
 
 // A reload keeps the user signed in: the refresh cookie buys a new access token.
-await refresh().catch(() => false);
+await resume().catch(() => false);
 renderNav();
 await show();

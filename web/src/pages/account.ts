@@ -1,14 +1,15 @@
-import { ApiError, auth, call, forget, publicCall, setUser, signIn, type User } from '../api.js';
+import { ApiError, auth, call, forget, publicCall, setUser, signIn, type SessionInfo, type User } from '../api.js';
 import { signInWithPasskey } from './security.js';
 import { announce, field, formValues, h } from '../dom.js';
-import { onSubmit, strengthMeter, submit } from '../forms.js';
+import { newPasswordField, onSubmit, submit } from '../forms.js';
+import { calendarDate, dayOf, moment } from '../dates.js';
+import { refusePasskeysElsewhere } from '../public-url.js';
 import { navigate, type Page } from '../router.js';
 
 /** The field rules of the contract, mirrored as input constraints. */
 const USERNAME = { minlength: 3, maxlength: 32, pattern: '[A-Za-z0-9_.\\-]{3,32}', autocomplete: 'username', hint: '3–32 letters, digits, “_”, “.” or “-”.' };
 const NAME = { maxlength: 100, autocomplete: 'name' };
 const EMAIL = { type: 'email', maxlength: 254, autocomplete: 'email' };
-const PASSWORD_LENGTH = { minlength: 8, maxlength: 128 };
 
 function dobLimits(): { min: string; max: string } {
   const today = new Date().toISOString().slice(0, 10);
@@ -24,8 +25,8 @@ function heading(text: string): HTMLHeadingElement {
 export const signUpPage: Page = {
   title: 'Create an account',
   guestOnly: true,
-  render() {
-    const password = field({ name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password', ...PASSWORD_LENGTH });
+  async render() {
+    const password = await newPasswordField('password', 'Password');
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
@@ -33,8 +34,7 @@ export const signUpPage: Page = {
       field({ name: 'name', label: 'Full name', ...NAME }),
       field({ name: 'dob', label: 'Date of birth', type: 'date', ...dobLimits() }),
       field({ name: 'email', label: 'Email', ...EMAIL }),
-      password,
-      strengthMeter(password.querySelector('input')!),
+      ...password,
       submit('Create account'),
     );
     onSubmit(form, async () => {
@@ -76,6 +76,7 @@ export const signInPage: Page = {
     });
     const passkeyForm = h('form', { class: 'card', 'aria-label': 'Sign in with a passkey' }, h('p', {}, 'Or use a passkey: Touch ID, Windows Hello, a security key or your phone.'), h('button', { type: 'submit', class: 'secondary' }, 'Sign in with a passkey'));
     onSubmit(passkeyForm, async () => {
+      if (refusePasskeysElsewhere(passkeyForm)) return;
       await signInWithPasskey();
       signedInNow();
     });
@@ -119,10 +120,10 @@ function profileDetails(user: User): HTMLElement {
     { id: 'profile' },
     ...row('Username', user.username),
     ...row('Name', user.name),
-    ...row('Date of birth', user.dob),
+    ...row('Date of birth', calendarDate(user.dob)),
     ...row('Email', user.email),
     ...(user.email_verified === undefined ? [] : row('Email verified', user.email_verified ? 'Yes' : 'Not yet')),
-    ...row('Member since', new Date(user.created_at).toLocaleDateString()),
+    ...row('Member since', dayOf(user.created_at)),
   );
 }
 
@@ -193,15 +194,14 @@ function deleteAccount(): HTMLElement {
 export const passwordPage: Page = {
   title: 'Change password',
   protected: true,
-  render() {
+  async render() {
     const status = h('p', { class: 'ok', role: 'status' });
-    const next = field({ name: 'new_password', label: 'New password', type: 'password', autocomplete: 'new-password', ...PASSWORD_LENGTH });
+    const next = await newPasswordField('new_password', 'New password');
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
       field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
-      next,
-      strengthMeter(next.querySelector('input')!),
+      ...next,
       h('p', { class: 'hint' }, 'Your other devices will be signed out.'),
       submit('Change password'),
       status,
@@ -215,15 +215,6 @@ export const passwordPage: Page = {
     return [heading('Change password'), form];
   },
 };
-
-interface SessionInfo {
-  id: string;
-  created_at: string;
-  last_used_at: string;
-  current: boolean;
-  user_agent: string | null;
-  ip: string | null;
-}
 
 /** "Chrome on Linux" from a user agent; the raw string is shown as a title for the curious. */
 export function device(userAgent: string | null): string {
@@ -248,8 +239,8 @@ export const sessionsPage: Page = {
         { class: 'card', 'data-session-id': s.id },
         h('strong', { title: s.user_agent ?? '' }, device(s.user_agent), s.current ? h('span', { class: 'badge' }, 'This device') : null),
         h('span', {}, `Address: ${s.ip ?? 'unknown'}`),
-        h('span', {}, `Signed in: ${new Date(s.created_at).toLocaleString()}`),
-        h('span', {}, `Last used: ${new Date(s.last_used_at).toLocaleString()}`),
+        h('span', {}, `Signed in: ${moment(s.created_at)}`),
+        h('span', {}, `Last used: ${moment(s.last_used_at)}`),
       );
       if (!s.current) {
         item.append(
@@ -258,7 +249,7 @@ export const sessionsPage: Page = {
             {
               type: 'button',
               class: 'secondary',
-              'aria-label': `Revoke ${device(s.user_agent)}, signed in ${new Date(s.created_at).toLocaleString()}`,
+              'aria-label': `Revoke ${device(s.user_agent)}, signed in ${moment(s.created_at)}`,
               onclick: async () => {
                 try {
                   await call('DELETE', `/v1/sessions/${s.id}`);

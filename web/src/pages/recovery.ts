@@ -1,6 +1,6 @@
 import { publicCall } from '../api.js';
 import { announce, field, formValues, h } from '../dom.js';
-import { onSubmit, showProblem, strengthMeter, submit } from '../forms.js';
+import { newPasswordField, onSubmit, showProblem, submit } from '../forms.js';
 import type { Page } from '../router.js';
 
 /** Reads `#token=…` from the link of a mail and drops it from the address bar and history. */
@@ -37,18 +37,17 @@ export const forgotPasswordPage: Page = {
 
 export const resetPasswordPage: Page = {
   title: 'Choose a new password',
-  render() {
+  async render() {
     const token = tokenFromFragment();
     if (!token) {
       return [heading('Choose a new password'), h('p', { class: 'error', role: 'alert' }, 'This page needs the link from the mail.'), h('p', {}, h('a', { href: '/forgot-password' }, 'Ask for a new link'))];
     }
     const done = h('div', { role: 'status' });
-    const next = field({ name: 'new_password', label: 'New password', type: 'password', autocomplete: 'new-password', minlength: 8, maxlength: 128 });
+    const next = await newPasswordField('new_password', 'New password');
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
-      next,
-      strengthMeter(next.querySelector('input')!),
+      ...next,
       h('p', { class: 'hint' }, 'Every device signed in to your account will be signed out.'),
       submit('Set new password'),
     );

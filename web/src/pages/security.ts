@@ -1,20 +1,11 @@
 import { startAuthentication, startRegistration } from '@simplewebauthn/browser';
-import { ApiError, call, publicCall, signIn } from '../api.js';
+import { ApiError, call, publicCall, signIn, type MfaState, type Passkey, type RecoveryCodes, type TotpSetup } from '../api.js';
 import { announce, clearErrors, field, formValues, h } from '../dom.js';
 import { onSubmit, showProblem, submit } from '../forms.js';
+import { moment } from '../dates.js';
+import { refusePasskeysElsewhere } from '../public-url.js';
 import type { Page } from '../router.js';
 
-interface MfaState {
-  totp: boolean;
-  recovery_codes_left: number;
-  passkeys: number;
-}
-interface Passkey {
-  id: string;
-  name: string;
-  created_at: string;
-  last_used_at: string | null;
-}
 
 /** Sign-in with a discoverable passkey: no username, the authenticator says whose it is. */
 export async function signInWithPasskey(): Promise<void> {
@@ -77,7 +68,7 @@ function totpSection(state: MfaState, refresh: (focus?: string) => Promise<void>
     submit('Set up'),
   );
   onSubmit(start, async () => {
-    const setup = await call<{ secret: string; otpauth_url: string; qr_svg: string }>('POST', '/v1/users/me/mfa/totp', formValues(start));
+    const setup = await call<TotpSetup>('POST', '/v1/users/me/mfa/totp', formValues(start));
     start.replaceWith(confirmTotp(setup, refresh));
     card.querySelector<HTMLElement>('#qr-title')?.focus();
   });
@@ -102,7 +93,7 @@ function confirmTotp(setup: { secret: string; qr_svg: string }, refresh: (focus?
     form,
   );
   onSubmit(form, async () => {
-    const { recovery_codes } = await call<{ recovery_codes: string[] }>('POST', '/v1/users/me/mfa/totp/confirm', formValues(form));
+    const { recovery_codes } = await call<RecoveryCodes>('POST', '/v1/users/me/mfa/totp/confirm', formValues(form));
     const state = document.getElementById('totp-state');
     if (state) state.textContent = 'On. Save your recovery codes now: they are shown only once.';
     box.replaceWith(recoveryCodes(recovery_codes, refresh));
@@ -149,8 +140,8 @@ function passkeySection(passkeys: Passkey[], refresh: (focus?: string) => Promis
         'li',
         { class: 'card', 'data-passkey-id': p.id },
         h('strong', {}, p.name),
-        h('span', {}, `Added: ${new Date(p.created_at).toLocaleString()}`),
-        h('span', {}, `Last used: ${p.last_used_at ? new Date(p.last_used_at).toLocaleString() : 'never'}`),
+        h('span', {}, `Added: ${moment(p.created_at)}`),
+        h('span', {}, `Last used: ${p.last_used_at ? moment(p.last_used_at) : 'never'}`),
         h('button', { type: 'button', class: 'secondary', 'aria-label': `Remove passkey ${p.name}`, onclick: async () => {
           clearErrors(errors);
           try {
@@ -171,6 +162,7 @@ function passkeySection(passkeys: Passkey[], refresh: (focus?: string) => Promis
     submit('Add a passkey'),
   );
   onSubmit(add, async () => {
+    if (refusePasskeysElsewhere(add)) return;
     const optionsJSON = await call<Parameters<typeof startRegistration>[0]['optionsJSON']>('POST', '/v1/users/me/passkeys/options');
     let response;
     try {
