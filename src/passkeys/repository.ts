@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { isMysql } from '../db/dialect.js';
+import { insertReturning } from '../db/returning.js';
 import type { Database } from '../db/schema.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
@@ -57,12 +57,7 @@ export async function insertPasskey(
       device_type: values.deviceType,
       backed_up: values.backedUp,
     });
-  if (isMysql(db)) {
-    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
-    const { insertId } = await insert.executeTakeFirstOrThrow();
-    return db.selectFrom('user_passkeys').select(passkeyColumns).where('passkey_id', '=', String(insertId)).executeTakeFirstOrThrow();
-  }
-  return insert.returning(passkeyColumns).executeTakeFirstOrThrow();
+  return insertReturning(db, insert, passkeyColumns, (id) => db.selectFrom('user_passkeys').select(passkeyColumns).where('passkey_id', '=', id));
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Caller, ClientInfo } from '../core/caller.js';
-import { auditRow, type AuditLog } from '../audit/audit-log.js';
+import { auditRow, eventOfNewSession, type AuditLog } from '../audit/audit-log.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { replaceHash } from '../credentials/repository.js';
@@ -20,7 +21,6 @@ import {
   listActiveSessions,
   rotateIfCurrent,
   type RotatedSession,
-  type SignInWrites,
   sessionBelongsTo,
   type SessionState,
 } from './repository.js';
@@ -191,7 +191,7 @@ export class SessionsService {
     // account was disabled or deleted meanwhile, no session opens and the sign-in fails as a
     // wrong password would, but the count still starts again: the password was right.
     try {
-      return await this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
+      return await this.#open(user, client, amr, [this.throttle.completion(attempt), eventOfNewSession(auditRow('login_succeeded', { userId: user.user_id, ...client }, details))]);
     } catch (err) {
       // The statement failed whole (a database error): nothing was written, so the attempt ends here.
       if (!(err instanceof AppError)) await this.throttle.released(attempt).catch(() => {});
@@ -229,7 +229,7 @@ export class SessionsService {
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
-  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], signIn?: SignInWrites): Promise<TokenPair> {
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], alongWith: ReadonlyArray<SideWrite<unknown>> = []): Promise<TokenPair> {
     const secret = newSecret();
     const session = await insertSession(
       this.db,
@@ -241,7 +241,7 @@ export class SessionsService {
         ip: client.ip,
         amr,
       },
-      signIn,
+      alongWith,
     );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), { ...session, refresh_generation: 0 }, secret);

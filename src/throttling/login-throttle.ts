@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
-import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.js';
+import { afterAttemptRow, beginAttempt, endFailedAttempt, leaveCeilingQuery, releaseAttempt, resetAttemptQuery } from '../db/counters.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { AuditLog } from '../audit/audit-log.js';
@@ -110,6 +111,25 @@ export class LoginThrottle implements AttemptGate<Attempt> {
       const lockedUntil = new Date(Date.now() + this.#waitAfter(failures) * 1000);
       await this.db.updateTable('login_throttles').set({ locked_until: lockedUntil }).where('throttle_key', '=', attempt.key).execute();
     }
+  }
+
+  /**
+   * A password sign-in completed: its count for the subject and address starts again and the
+   * attempt leaves the hourly ceiling, written with the new session in the same round trip
+   * (sessions/repository.ts, insertSession), even if no session opens (the password was right).
+   */
+  completion(attempt: Attempt): SideWrite<unknown> {
+    return {
+      // The ceiling's row is locked after the attempt's (see db/counters.ts, beginAttempt).
+      ctes: (db) => [
+        ['attempt_reset', resetAttemptQuery(db, attempt.key).returning('pending')],
+        ['ceiling_left', leaveCeilingQuery(db, attempt.ceilingKey).where(afterAttemptRow('attempt_reset'))],
+      ],
+      run: async (trx) => {
+        await resetAttemptQuery(trx, attempt.key).execute();
+        await leaveCeilingQuery(trx, attempt.ceilingKey).execute();
+      },
+    };
   }
 
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
