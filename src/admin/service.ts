@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { AuditLog, latestEvents } from '../audit/audit-log.js';
 import { InvalidatedCache } from '../cache/invalidated-cache.js';
 import { Invalidation } from '../cache/invalidation.js';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Revocation } from '../core/revocation.js';
 import { SessionRevocation } from '../sessions/revocation.js';
 import { countActiveSessions } from '../sessions/repository.js';
@@ -58,6 +59,7 @@ export class AdminService {
   constructor(
     private readonly db: Kysely<Database>,
     audit?: AuditLog,
+    private readonly clock: Clock = systemClock,
   ) {
     this.#audit = audit ?? new AuditLog(db);
     this.#invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache() });
@@ -72,7 +74,7 @@ export class AdminService {
   async findUser(username: string): Promise<(AdminUser & { active_sessions: number }) | undefined> {
     const row = await findUserByLogin(this.db, 'username', username);
     if (!row) return undefined;
-    return { ...toAdminUser(row), active_sessions: await countActiveSessions(this.db, row.user_id, new Date()) };
+    return { ...toAdminUser(row), active_sessions: await countActiveSessions(this.db, row.user_id, new Date(this.clock.now())) };
   }
 
   /** Ends every session of the user, on every instance. Answers how many were active. */

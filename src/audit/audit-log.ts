@@ -189,10 +189,10 @@ export class AuditLog {
   }
 
   /** Drops events older than the retention period. */
-  async prune(retentionDays: number): Promise<number> {
+  async prune(retentionDays: number, now: number): Promise<number> {
     const result = await this.db
       .deleteFrom('audit_events')
-      .where('occurred_at', '<', new Date(Date.now() - retentionDays * 86_400_000))
+      .where('occurred_at', '<', new Date(now - retentionDays * 86_400_000))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }

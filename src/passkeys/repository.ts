@@ -64,10 +64,10 @@ export async function insertPasskey(
  * Records a sign-in with the passkey, if its counter is still the one that was checked
  * (compare-and-swap: of two assertions racing with the same counter, one wins). False when it lost.
  */
-export async function recordPasskeyUse(db: Queryable, passkeyId: string, expectedCounter: string, newCounter: number, backedUp: boolean): Promise<boolean> {
+export async function recordPasskeyUse(db: Queryable, passkeyId: string, expectedCounter: string, newCounter: number, backedUp: boolean, now: number): Promise<boolean> {
   const result = await db
     .updateTable('user_passkeys')
-    .set({ counter: newCounter, backed_up: backedUp, last_used_at: new Date() })
+    .set({ counter: newCounter, backed_up: backedUp, last_used_at: new Date(now) })
     .where('passkey_id', '=', passkeyId)
     .where('counter', '=', expectedCounter)
     .executeTakeFirst();
@@ -92,19 +92,19 @@ export async function insertChallenge(db: Queryable, values: { challenge: string
  * (and, for adding a passkey, this user). A challenge of the other purpose, or of another user,
  * is left alone.
  */
-export async function consumeChallenge(db: Queryable, challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<boolean> {
+export async function consumeChallenge(db: Queryable, challenge: string, purpose: ChallengePurpose, userId: string | null, now: number): Promise<boolean> {
   let query = db
     .deleteFrom('webauthn_challenges')
     .where('challenge', '=', challenge)
     .where('purpose', '=', purpose)
-    .where('expires_at', '>', new Date());
+    .where('expires_at', '>', new Date(now));
   query = userId === null ? query.where('user_id', 'is', null) : query.where('user_id', '=', userId);
   // Of two requests racing with the same challenge, exactly one deletes it.
   const result = await query.executeTakeFirst();
   return result.numDeletedRows === 1n;
 }
 
-export async function pruneChallenges(db: Queryable): Promise<void> {
-  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date()).execute();
+export async function pruneChallenges(db: Queryable, now: number): Promise<void> {
+  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date(now)).execute();
 }
 

@@ -224,22 +224,22 @@ export function sessionBelongsTo(db: Queryable, sessionId: string, userId: strin
 }
 
 /** The user's sessions that can still be used, newest first. */
-export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number) {
+export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number, now: Date) {
   return db
     .selectFrom('user_sessions')
     .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'is_active', 'user_agent', 'ip'])
     .where('user_id', '=', userId)
     .where('is_active', '=', true)
-    .where('expires_at', '>', new Date())
-    .where('last_used_at', '>', new Date(Date.now() - idleTtlS * 1000))
+    .where('expires_at', '>', now)
+    .where('last_used_at', '>', new Date(now.getTime() - idleTtlS * 1000))
     .orderBy('created_at', 'desc')
     .orderBy('session_id', 'desc')
     .execute();
 }
 
 /** Drops sessions that ended (or expired) more than `retentionDays` ago: their address and agent go with them. */
-export async function pruneEndedSessions(db: Queryable, retentionDays: number): Promise<void> {
-  const before = new Date(Date.now() - retentionDays * 86_400_000);
+export async function pruneEndedSessions(db: Queryable, retentionDays: number, now: number): Promise<void> {
+  const before = new Date(now - retentionDays * 86_400_000);
   await db
     .deleteFrom('user_sessions')
     .where((eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]))
