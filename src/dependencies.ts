@@ -61,11 +61,11 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   await hasher.warm();
   // Secrets at rest (TOTP secrets, private signing keys): DATA_ENCRYPTION_KEY, or a generated key with a warning.
   const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => quietStartWarnings || log.warn(message));
-  const keys = new KeyStore(db, cipher);
+  const keys = new KeyStore(db, cipher, clock);
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
   app.decorate('keyStore', keys);
-  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS });
+  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS }, undefined, clock);
   const chain = new RefreshChain(await secret('refresh_token_hmac'));
 
   const audit = new AuditLog(db);
@@ -74,6 +74,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
     audit,
     settings: { maxFailures: config.loginMaxFailures, baseWaitS: config.loginLockBaseS, maxWaitS: config.loginLockMaxS, accountHourlyCeiling: config.loginAccountMaxFailuresPerHour },
     knownAddresses: (userId, since) => addressesSince(db, userId, since),
+    clock,
   });
   const reauth = new Reauthentication({
     attempts: throttle,
@@ -91,7 +92,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   app.addHook('onSend', invalidation.awaitWorkers);
   app.addHook('onClose', () => invalidation.stop());
   const revocation = new SessionRevocation(invalidation);
-  const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS);
+  const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS, clock);
   app.addHook('onClose', () => lastUse.close());
   if (testHooks) {
     app.decorate('sessionCacheForTests', sessionCache);
@@ -109,7 +110,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
     clearTimeout(timer);
     await mailer.close();
   });
-  audit.onRecorded(new SecurityNotices(db, mailer, jobs, log).recorded);
+  audit.onRecorded(new SecurityNotices(db, mailer, jobs, log, clock).recorded);
 
   const erasure = new AccountErasure();
   const infrastructure = { config, db, clock, log, secret, erasure, hasher, cipher, keys, tokens, chain, audit, throttle, reauth, invalidation, sessionCache, userCache, revocation, lastUse, mailer, jobs };
@@ -119,7 +120,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const mfa = new MfaService({ ...infrastructure, issuer: new URL(config.publicUrl).host, passkeyCount: (userId) => countPasskeys(db, userId) });
   const sessions = new SessionsService({ ...infrastructure, users, mfa });
   const requireCaller = callerGuards({ tokens, sessions, reauth, permissions });
-  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
+  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), clock);
 
   return { ...infrastructure, permissions, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
 }

@@ -44,7 +44,7 @@ export const accountFeature: Feature<AccountFeatureDeps> = async (app, deps) => 
     deletion: new AccountDeletion({ ...deps, pseudonymKey: await deps.secret('audit_pseudonym') }),
   };
   deps.erasure.add('account', eraseTokens);
-  backgroundJob(app, 'pruning mail tokens', PRUNE_EVERY_MS, () => pruneTokens(deps.db));
+  backgroundJob(app, 'pruning mail tokens', PRUNE_EVERY_MS, () => pruneTokens(deps.db, deps.clock.now()));
 
   app.post(
     '/v1/email-verifications',

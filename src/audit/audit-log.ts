@@ -2,6 +2,8 @@ import { createHmac } from 'node:crypto';
 import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { AuditEventsTable, Database } from '../db/schema.js';
 import { WriteBatcher } from '../db/write-batcher.js';
+import { WITH_ROW, type SideWrite } from '../db/side-writes.js';
+import { sql } from 'kysely';
 
 /**
  * The security event log (ASVS 5.0 V16.1, V16.2, V16.3): who did what, when, from where.
@@ -90,9 +92,50 @@ export function pseudonymFor(key: Buffer, userId: string): string {
   return `deleted:${createHmac('sha256', key).update(`user:${userId}`).digest('base64url').slice(0, 32)}`;
 }
 
+/**
+ * The event `row` of a session being opened, written with the session in the same round trip
+ * (sessions/repository.ts, insertSession) and only if it opened; its session id is the new one.
+ */
+export function eventOfNewSession(row: AuditRow): SideWrite<{ session_id: string }> {
+  return {
+    ctes: () => [
+      [
+        'event',
+        sql`insert into audit_events (event, user_id, session_id, ip, user_agent, details, subject_pseudonym)
+        select ${row.event}, cast(${row.user_id} as bigint), ${sql.ref(`${WITH_ROW}.session_id`)}, ${row.ip}, ${row.user_agent}, ${row.details}, ${row.subject_pseudonym}
+        from ${sql.table(WITH_ROW)}`,
+      ],
+    ],
+    run: async (trx, session) => {
+      if (session) await trx.insertInto('audit_events').values({ ...row, session_id: String(session.session_id) }).execute();
+    },
+  };
+}
+
 /** A deleted user's events keep no user id: the pseudonym takes its place. */
 export async function pseudonymizeEvents(trx: Transaction<Database>, userId: string, pseudonym: string): Promise<void> {
   await trx.updateTable('audit_events').set({ user_id: null, subject_pseudonym: pseudonym }).where('user_id', '=', userId).execute();
+}
+
+/** The latest security events of everyone, newest first, with the username where the user still exists (the admin command line). */
+export async function latestEvents(db: Kysely<Database>, limit: number) {
+  const rows = await db
+    .selectFrom('audit_events')
+    .leftJoin('users', 'users.user_id', 'audit_events.user_id')
+    .select(['audit_events.event_id', 'audit_events.occurred_at', 'audit_events.event', 'audit_events.user_id', 'users.username', 'audit_events.session_id', 'audit_events.ip', 'audit_events.details'])
+    .orderBy('audit_events.event_id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    id: r.event_id,
+    occurred_at: r.occurred_at.toISOString(),
+    event: r.event,
+    user_id: r.user_id === null ? null : String(r.user_id),
+    username: r.username ?? null,
+    session_id: r.session_id === null ? null : String(r.session_id),
+    ip: r.ip,
+    details: r.details ? (JSON.parse(r.details) as unknown) : null,
+  }));
 }
 
 export class AuditLog {
@@ -146,10 +189,10 @@ export class AuditLog {
   }
 
   /** Drops events older than the retention period. */
-  async prune(retentionDays: number): Promise<number> {
+  async prune(retentionDays: number, now: number): Promise<number> {
     const result = await this.db
       .deleteFrom('audit_events')
-      .where('occurred_at', '<', new Date(Date.now() - retentionDays * 86_400_000))
+      .where('occurred_at', '<', new Date(now - retentionDays * 86_400_000))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }

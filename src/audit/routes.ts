@@ -1,6 +1,7 @@
 import { Type } from 'typebox';
 import { callerOf, type RequireCaller } from '../auth/guard.js';
 import type { Config } from '../config.js';
+import type { Clock } from '../core/clock.js';
 import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
 import { bearerAuth, Id, problems, Timestamp } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
@@ -37,16 +38,17 @@ export interface AuditFeatureDeps {
   erasure: AccountErasure;
   requireCaller: RequireCaller;
   config: Pick<Config, 'auditRetentionDays'>;
+  clock: Clock;
   /** A secret of the service's (service_secrets), by name. */
   secret(name: string): Promise<Buffer>;
 }
 
 /** The caller's own security events; old events leave after AUDIT_RETENTION_DAYS. */
-export const auditFeature: Feature<AuditFeatureDeps> = async (app, { audit, erasure, requireCaller, config, secret }) => {
+export const auditFeature: Feature<AuditFeatureDeps> = async (app, { audit, erasure, requireCaller, config, secret, clock }) => {
   // A deleted account's events stay, under a pseudonym (see pseudonymFor).
   const pseudonymKey = await secret('audit_pseudonym');
   erasure.add('audit', (trx, userId) => pseudonymizeEvents(trx, userId, pseudonymFor(pseudonymKey, userId)));
-  backgroundJob(app, 'pruning the audit log', PRUNE_EVERY_MS, () => audit.prune(config.auditRetentionDays));
+  backgroundJob(app, 'pruning the audit log', PRUNE_EVERY_MS, () => audit.prune(config.auditRetentionDays, clock.now()));
 
   app.get(
     '/v1/users/me/events',

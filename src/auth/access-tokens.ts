@@ -1,5 +1,6 @@
 import { KeyObject, randomUUID, sign } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose';
+import { systemClock, type Clock } from '../core/clock.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { SIGNING_ALG, type KeyStore } from './keys.js';
@@ -40,12 +41,14 @@ export class AccessTokens {
     private readonly keys: KeyStore,
     readonly settings: AccessTokenSettings,
     readonly cache = new VerifiedTokenCache(),
+    /** `iat` and `exp` when issuing, and the time a token is checked against. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
   async issue(userId: string, sessionId: string, amr: readonly string[]): Promise<{ token: string; expiresIn: number }> {
     const { kid, privateKey } = this.keys.signingKey();
-    const iat = Math.floor(Date.now() / 1000);
+    const iat = Math.floor(this.clock.now() / 1000);
     const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
     const claims = {
       sid: sessionId,
@@ -71,7 +74,7 @@ export class AccessTokens {
    * Anything wrong is 401 invalid_token; the session's state is checked by the caller.
    */
   async verify(token: string): Promise<AccessClaims> {
-    const cached = this.cache.get(token);
+    const cached = this.cache.get(token, this.clock.now() / 1000);
     if (cached && this.keys.isLive(cached.kid)) return cached;
     try {
       // ASVS 5.0 V9.1.1 signature, V9.1.2 alg allow list, V9.1.3 our keys only, V9.2.1 exp/nbf, V9.2.2 typ, V9.2.3 aud.
@@ -89,6 +92,7 @@ export class AccessTokens {
           issuer: this.settings.issuer,
           audience: this.settings.audience,
           clockTolerance: CLOCK_TOLERANCE_S,
+          currentDate: new Date(this.clock.now()),
           requiredClaims: ['sub', 'sid', 'exp', 'iat', 'jti'],
         },
       );

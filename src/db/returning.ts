@@ -24,9 +24,22 @@ export async function insertReturning<T>(
   returning: readonly string[],
   readBack: (id: string) => SelectQueryBuilder<Database, any, T>,
 ): Promise<T> {
-  if (supportsReturning(db)) return (await insert.returning(returning as any).executeTakeFirstOrThrow()) as T;
-  const { insertId } = await insert.executeTakeFirstOrThrow();
-  return readBack(String(insertId)).executeTakeFirstOrThrow();
+  const row = await insertReturningIfAny(db, insert, returning, readBack);
+  if (row === undefined) throw new Error('insert wrote no row');
+  return row;
+}
+
+/** As insertReturning, for an INSERT … SELECT that may insert nothing: then undefined. */
+export async function insertReturningIfAny<T>(
+  db: Queryable,
+  insert: InsertQueryBuilder<Database, any, any>,
+  returning: readonly string[],
+  readBack: (id: string) => SelectQueryBuilder<Database, any, T>,
+): Promise<T | undefined> {
+  if (supportsReturning(db)) return (await insert.returning(returning as any).executeTakeFirst()) as T | undefined;
+  const { insertId, numInsertedOrUpdatedRows } = await insert.executeTakeFirstOrThrow();
+  if (!numInsertedOrUpdatedRows || insertId === undefined) return undefined;
+  return readBack(String(insertId)).executeTakeFirst();
 }
 
 /**
@@ -48,4 +61,28 @@ export async function updateReturning<T>(
 /** A select that waits for a writer of its rows and then sees its change: FOR SHARE (MariaDB spells it LOCK IN SHARE MODE). */
 export function forShare<Q extends SelectQueryBuilder<any, any, any>>(db: Queryable, query: Q): Q {
   return (isMysql(db) ? query.modifyEnd(sql`lock in share mode`) : query.forShare()) as Q;
+}
+
+/**
+ * Updates the rows `filter` picks and answers their `key` column: the rows this statement
+ * changed. With RETURNING one statement; without, the rows are selected FOR UPDATE and then
+ * updated, in one transaction (the caller's, when `db` is one).
+ */
+export async function updateReturningKeys<K extends string>(
+  db: Queryable,
+  table: keyof Database & string,
+  key: K,
+  filter: <Q extends { where: (...args: any[]) => any }>(query: Q) => Q,
+  set: (db: Queryable) => Record<string, unknown>,
+): Promise<string[]> {
+  // Typed loosely inside: the table and the key are the caller's; its rows are typed where it reads them.
+  const anyDb = db as Kysely<any>;
+  const keysOf = (rows: unknown[]) => (rows as Array<Record<K, string>>).map((row) => row[key]);
+  if (supportsReturning(db)) return keysOf(await filter(anyDb.updateTable(table).set(set(db))).returning(key as any).execute());
+  const run = async (trx: Kysely<any>): Promise<string[]> => {
+    const keys = keysOf(await filter(trx.selectFrom(table).select(key as any)).forUpdate().execute());
+    if (keys.length) await filter(trx.updateTable(table).set(set(trx))).where(key as any, 'in', keys as any).execute();
+    return keys;
+  };
+  return db.isTransaction ? run(anyDb) : anyDb.transaction().execute(run);
 }

@@ -115,14 +115,14 @@ export function findMfaToken(db: Queryable, tokenHash: string) {
 }
 
 /** Marks the token used, if it still works (compare-and-swap: single use under concurrency). */
-export async function useMfaToken(db: Queryable, tokenHash: string): Promise<boolean> {
+export async function useMfaToken(db: Queryable, tokenHash: string, now: number): Promise<boolean> {
   const result = await db
     .updateTable('mfa_tokens')
     .set({ used_at: dbNow(db) })
     .where('token_hash', '=', tokenHash)
     .where('used_at', 'is', null)
     .where('failures', '<', MFA_TOKEN_MAX_FAILURES)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', new Date(now))
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
 }
@@ -136,8 +136,8 @@ export async function countMfaTokenFailure(db: Queryable, tokenHash: string): Pr
 }
 
 /** Drops tokens that expired more than a day ago. */
-export async function pruneMfaTokens(db: Queryable): Promise<void> {
-  await db.deleteFrom('mfa_tokens').where('expires_at', '<', new Date(Date.now() - 86_400_000)).execute();
+export async function pruneMfaTokens(db: Queryable, now: number): Promise<void> {
+  await db.deleteFrom('mfa_tokens').where('expires_at', '<', new Date(now - 86_400_000)).execute();
 }
 
 /**

@@ -1,5 +1,6 @@
 import { Type } from 'typebox';
 import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Clock } from '../core/clock.js';
 import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
@@ -31,13 +32,14 @@ export interface MfaFeatureDeps {
   db: Kysely<Database>;
   mfa: MfaService;
   erasure: AccountErasure;
+  clock: Clock;
   requireCaller: RequireCaller;
 }
 
 /** The authenticator app (TOTP) and recovery codes of the caller. */
-export const mfaFeature: Feature<MfaFeatureDeps> = async (app, { db, mfa, erasure, requireCaller }) => {
+export const mfaFeature: Feature<MfaFeatureDeps> = async (app, { db, mfa, erasure, clock, requireCaller }) => {
   erasure.add('mfa', async (trx, userId) => void (await deleteSecondFactors(trx, userId)));
-  backgroundJob(app, 'pruning mfa tokens', PRUNE_EVERY_MS, () => pruneMfaTokens(db));
+  backgroundJob(app, 'pruning mfa tokens', PRUNE_EVERY_MS, () => pruneMfaTokens(db, clock.now()));
 
   app.get(
     '/v1/users/me/mfa',

@@ -7,6 +7,7 @@ import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { hashSecret } from '../core/secrets.js';
+import type { Clock } from '../core/clock.js';
 import type { Reauthentication } from '../core/reauth.js';
 import type { Revocation } from '../core/revocation.js';
 import type { Caller } from '../core/caller.js';
@@ -79,6 +80,7 @@ export interface MfaDeps {
   issuer: string;
   /** How many passkeys the user has (passkeys/repository.ts), for the status. */
   passkeyCount(userId: string): Promise<number>;
+  clock: Clock;
 }
 
 export class MfaService {
@@ -90,8 +92,10 @@ export class MfaService {
   private readonly cipher: DataCipher;
   private readonly issuer: string;
   private readonly passkeyCount: (userId: string) => Promise<number>;
+  private readonly clock: Clock;
 
   constructor(deps: MfaDeps) {
+    this.clock = deps.clock;
     ({ db: this.db, reauth: this.reauth, throttle: this.throttle, audit: this.audit, revocation: this.revocation, cipher: this.cipher, issuer: this.issuer } = deps);
     this.passkeyCount = deps.passkeyCount;
   }
@@ -134,7 +138,7 @@ export class MfaService {
     const pending = await findTotpFactor(this.db, caller.userId);
     if (!pending || pending.confirmed_at !== null) throw new AppError('mfa_not_pending');
     const attempt = await this.throttle.begin({ userId: caller.userId }, caller, 'mfa_totp_confirm');
-    const step = matchTotpStep(this.cipher.decrypt(pending.secret_encrypted, totpContext(caller.userId)), code.trim());
+    const step = matchTotpStep(this.cipher.decrypt(pending.secret_encrypted, totpContext(caller.userId)), code.trim(), this.clock.now());
     if (step === undefined) {
       await this.throttle.failed(attempt);
       await this.audit.record('mfa_challenge_failed', caller, { factor: 'totp', stage: 'confirm' });
@@ -146,7 +150,7 @@ export class MfaService {
     try {
       revoked = await this.db.transaction().execute(async (trx) => {
         // Only the very set-up whose secret was checked (not one started again meanwhile).
-        if (!(await confirmPendingTotp(trx, caller.userId, pending.secret_encrypted, step, new Date()))) throw new AppError('mfa_not_pending');
+        if (!(await confirmPendingTotp(trx, caller.userId, pending.secret_encrypted, step, new Date(this.clock.now())))) throw new AppError('mfa_not_pending');
         await replaceRecoveryCodes(trx, caller.userId, codes.map((c) => hashRecoveryCode(normaliseRecoveryCode(c)!)));
         return this.revocation.end(trx, { userId: caller.userId, exceptSessionId: caller.sessionId }, 'mfa_enabled');
       });
@@ -172,7 +176,7 @@ export class MfaService {
   /** The mfa_token of a sign-in whose password checked out: single-use, 5 minutes, bound to the user and the address. */
   async issueChallenge(userId: string, ip: string | null): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(Date.now() + MFA_TOKEN_TTL_S * 1000) });
+    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000) });
     return token;
   }
 
@@ -181,7 +185,7 @@ export class MfaService {
     if (!MFA_TOKEN_SHAPE.test(token)) throw new AppError('invalid_mfa_token');
     const tokenHash = hashSecret(token);
     const row = await findMfaToken(this.db, tokenHash);
-    if (!row || row.used_at !== null || row.expires_at.getTime() <= Date.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
+    if (!row || row.used_at !== null || row.expires_at.getTime() <= this.clock.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
       throw new AppError('invalid_mfa_token');
     }
     return { tokenHash, userId: String(row.user_id) };
@@ -189,7 +193,7 @@ export class MfaService {
 
   /** Ends a challenge that can no longer succeed (its user was disabled meanwhile). */
   async closeChallenge(challenge: MfaChallenge): Promise<void> {
-    await useMfaToken(this.db, challenge.tokenHash);
+    await useMfaToken(this.db, challenge.tokenHash, this.clock.now());
   }
 
   /**
@@ -204,7 +208,7 @@ export class MfaService {
     let factor: 'totp' | 'recovery_code' = 'totp';
     if (/^[0-9]{6}$/.test(typed)) {
       const row = await findTotpFactor(this.db, userId);
-      const step = row && row.confirmed_at !== null ? matchTotpStep(this.cipher.decrypt(row.secret_encrypted, totpContext(userId)), typed) : undefined;
+      const step = row && row.confirmed_at !== null ? matchTotpStep(this.cipher.decrypt(row.secret_encrypted, totpContext(userId)), typed, this.clock.now()) : undefined;
       if (step !== undefined) consume = (trx) => acceptTotpStep(trx, userId, step);
     } else {
       factor = 'recovery_code';
@@ -215,7 +219,7 @@ export class MfaService {
     if (consume) {
       try {
         await this.db.transaction().execute(async (trx) => {
-          if (!(await useMfaToken(trx, tokenHash))) throw new AppError('invalid_mfa_token');
+          if (!(await useMfaToken(trx, tokenHash, this.clock.now()))) throw new AppError('invalid_mfa_token');
           if (!(await consume(trx))) throw new CodeRefused();
           // The code checked out; a sign-in refused now (its error goes to the caller) spends
           // neither the code nor the mfa_token.

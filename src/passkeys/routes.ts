@@ -33,7 +33,7 @@ export const passkeysFeature: Feature<PasskeysFeatureDeps> = async (app, deps) =
     settings: { rpId: config.webauthnRpId, origin: config.publicUrl, rpName: config.webauthnRpId },
   });
   deps.erasure.add('passkeys', erasePasskeys);
-  backgroundJob(app, 'pruning passkey challenges', PRUNE_EVERY_MS, () => pruneChallenges(deps.db));
+  backgroundJob(app, 'pruning passkey challenges', PRUNE_EVERY_MS, () => pruneChallenges(deps.db, deps.clock.now()));
 
   app.post(
     '/v1/users/me/passkeys/options',

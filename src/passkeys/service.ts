@@ -16,6 +16,7 @@ import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Clock } from '../core/clock.js';
 import type { Reauthentication } from '../core/reauth.js';
 import type { SessionsService } from '../sessions/service.js';
 import type { TokenPair } from '../sessions/schemas.js';
@@ -83,6 +84,7 @@ export interface PasskeysDeps {
   /** Keys the WebAuthn user handle, so it is stable per user and tells nothing about them. */
   userHandleKey: Buffer;
   settings: PasskeySettings;
+  clock: Clock;
 }
 
 /** Passkeys (WebAuthn Level 3, discoverable credentials, user verification required). */
@@ -93,8 +95,10 @@ export class PasskeysService {
   private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
   private readonly userHandleKey: Buffer;
   private readonly settings: PasskeySettings;
+  private readonly clock: Clock;
 
   constructor(deps: PasskeysDeps) {
+    this.clock = deps.clock;
     ({ db: this.db, sessions: this.sessions, audit: this.audit, reauth: this.reauth, userHandleKey: this.userHandleKey, settings: this.settings } = deps);
   }
 
@@ -107,7 +111,7 @@ export class PasskeysService {
   }
 
   async #newChallenge(challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<void> {
-    await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(Date.now() + CHALLENGE_TTL_MS) });
+    await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(this.clock.now() + CHALLENGE_TTL_MS) });
   }
 
   /** Needs a recent sign-in: the route's guard asks for it (requireCaller({ recentSignIn: true })). */
@@ -140,7 +144,7 @@ export class PasskeysService {
 
     const challenge = challengeOf(input.response.response.clientDataJSON);
     // Used up whatever comes next: a response gets one try.
-    if (!challenge || !(await consumeChallenge(this.db, challenge, 'register', caller.userId))) {
+    if (!challenge || !(await consumeChallenge(this.db, challenge, 'register', caller.userId, this.clock.now()))) {
       throw new AppError('invalid_passkey', { detail: 'The challenge is unknown, used, expired or not for adding a passkey.' });
     }
 
@@ -210,7 +214,7 @@ export class PasskeysService {
 
     const challenge = challengeOf(response.response.clientDataJSON);
     if (!challenge) return fail('malformed');
-    if (!(await consumeChallenge(this.db, challenge, 'authenticate', null))) return fail('unknown_challenge');
+    if (!(await consumeChallenge(this.db, challenge, 'authenticate', null, this.clock.now()))) return fail('unknown_challenge');
 
     const passkey = await findPasskeyByCredentialId(this.db, response.id);
     if (!passkey) return fail('unknown_passkey');
@@ -246,7 +250,7 @@ export class PasskeysService {
     // A disabled account answers like any failed sign-in (ASVS 5.0 V7.4.2).
     if (user.disabled_at) return fail('disabled', userId);
     const { newCounter, credentialBackedUp } = verified.authenticationInfo;
-    if (!(await recordPasskeyUse(this.db, passkey.passkey_id, passkey.counter, newCounter, credentialBackedUp))) {
+    if (!(await recordPasskeyUse(this.db, passkey.passkey_id, passkey.counter, newCounter, credentialBackedUp, this.clock.now()))) {
       return fail('counter_raced', userId); // another sign-in with this passkey moved the counter meanwhile
     }
 

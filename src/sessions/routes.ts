@@ -1,5 +1,6 @@
 import { callerOf, type RequireCaller } from '../auth/guard.js';
 import type { Config } from '../config.js';
+import type { Clock } from '../core/clock.js';
 import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
@@ -22,14 +23,15 @@ export interface SessionsFeatureDeps {
   requireCaller: RequireCaller;
   refreshCookie: RefreshCookie;
   config: Pick<Config, 'rateLimitPerMinute' | 'auditRetentionDays'>;
+  clock: Clock;
 }
 
 /** Sign-in by password (and second step), refresh, the caller's sessions, logout. */
-export const sessionsFeature: Feature<SessionsFeatureDeps> = async (app, { db, sessions, erasure, requireCaller, refreshCookie: cookie, config }) => {
+export const sessionsFeature: Feature<SessionsFeatureDeps> = async (app, { db, sessions, erasure, requireCaller, refreshCookie: cookie, config, clock }) => {
   erasure.add('sessions', eraseSessions);
   const { rateLimitPerMinute } = config;
   // Ended sessions keep their address and agent until AUDIT_RETENTION_DAYS, like the events.
-  backgroundJob(app, 'pruning ended sessions', PRUNE_EVERY_MS, () => pruneEndedSessions(db, config.auditRetentionDays));
+  backgroundJob(app, 'pruning ended sessions', PRUNE_EVERY_MS, () => pruneEndedSessions(db, config.auditRetentionDays, clock.now()));
 
   app.post(
     '/v1/sessions',

@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { Caller, ClientInfo } from '../core/caller.js';
-import { auditRow, type AuditLog } from '../audit/audit-log.js';
+import type { Clock } from '../core/clock.js';
+import { auditRow, eventOfNewSession, type AuditLog } from '../audit/audit-log.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { replaceHash } from '../credentials/repository.js';
@@ -20,7 +22,6 @@ import {
   listActiveSessions,
   rotateIfCurrent,
   type RotatedSession,
-  type SignInWrites,
   sessionBelongsTo,
   type SessionState,
 } from './repository.js';
@@ -56,6 +57,7 @@ export interface SessionsDeps {
   users: { profile(userId: string): Promise<User> };
   config: SessionSettings;
   mfa: MfaService;
+  clock: Clock;
 }
 
 const invalidCredentials = () => new AppError('invalid_credentials');
@@ -74,15 +76,17 @@ export class SessionsService {
   private readonly profiles: { profile(userId: string): Promise<User> };
   private readonly settings: SessionSettings;
   private readonly mfa: MfaService;
+  private readonly clock: Clock;
 
   constructor(deps: SessionsDeps) {
+    this.clock = deps.clock;
     ({ db: this.db, hasher: this.hasher, tokens: this.tokens, chain: this.chain, throttle: this.throttle, audit: this.audit, revocation: this.revocation } = deps);
     ({ sessionCache: this.cache, lastUse: this.lastUse, users: this.profiles, config: this.settings, mfa: this.mfa } = deps);
   }
 
   // ASVS 5.0 V7.3.1 (inactivity timeout), V7.3.2 (absolute lifetime).
   /** A session can be used while it is active, before its absolute expiry and not idle too long. */
-  isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = Date.now()): boolean {
+  isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = this.clock.now()): boolean {
     return (
       session.is_active &&
       session.expires_at.getTime() > now &&
@@ -191,7 +195,7 @@ export class SessionsService {
     // account was disabled or deleted meanwhile, no session opens and the sign-in fails as a
     // wrong password would, but the count still starts again: the password was right.
     try {
-      return await this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
+      return await this.#open(user, client, amr, [this.throttle.completion(attempt), eventOfNewSession(auditRow('login_succeeded', { userId: user.user_id, ...client }, details))]);
     } catch (err) {
       // The statement failed whole (a database error): nothing was written, so the attempt ends here.
       if (!(err instanceof AppError)) await this.throttle.released(attempt).catch(() => {});
@@ -229,19 +233,19 @@ export class SessionsService {
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
-  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], signIn?: SignInWrites): Promise<TokenPair> {
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], alongWith: ReadonlyArray<SideWrite<unknown>> = []): Promise<TokenPair> {
     const secret = newSecret();
     const session = await insertSession(
       this.db,
       {
         userId: user.user_id,
-        expiresAt: new Date(Date.now() + this.settings.sessionTtlS * 1000),
+        expiresAt: new Date(this.clock.now() + this.settings.sessionTtlS * 1000),
         refreshTokenHash: hashSecret(secret),
         userAgent: client.userAgent?.slice(0, 512) ?? null,
         ip: client.ip,
         amr,
       },
-      signIn,
+      alongWith,
     );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), { ...session, refresh_generation: 0 }, secret);
@@ -277,7 +281,7 @@ export class SessionsService {
     // The common case, a current token of a usable session, in one statement.
     const next = this.chain.next(parsed.secret);
     const rotate = () =>
-      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(), idleTtlS: this.settings.sessionIdleTtlS });
+      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(this.clock.now()), idleTtlS: this.settings.sessionIdleTtlS });
     const rotated = await rotate();
     if (rotated) return this.#rotated(rotated, next, client);
 
@@ -314,7 +318,7 @@ export class SessionsService {
 
   async #rotated(session: RotatedSession, next: string, client: ClientInfo): Promise<TokenPair> {
     const cached = this.cache.get(session.session_id);
-    if (cached) cached.last_used_at = new Date();
+    if (cached) cached.last_used_at = new Date(this.clock.now());
     await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
     return this.#pairFor(session, next);
   }
@@ -339,7 +343,7 @@ export class SessionsService {
    */
   async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
     let session = this.cache.get(sessionId);
-    if (session && session.is_active && session.expires_at.getTime() > Date.now() && !this.isUsable(session)) {
+    if (session && session.is_active && session.expires_at.getTime() > this.clock.now() && !this.isUsable(session)) {
       // Idle here may still be in use on another instance: ask the database before refusing.
       this.cache.forget([sessionId]);
       session = undefined;
@@ -352,7 +356,7 @@ export class SessionsService {
     if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
     if (this.lastUse.due(session.last_used_at)) {
       this.lastUse.mark(sessionId);
-      session.last_used_at = new Date(); // the cached entry sees the use before the database does
+      session.last_used_at = new Date(this.clock.now()); // the cached entry sees the use before the database does
     }
     return { userId, sessionId };
   }
@@ -364,7 +368,7 @@ export class SessionsService {
   }
 
   async list(caller: Caller): Promise<Session[]> {
-    const rows = await listActiveSessions(this.db, caller.userId, this.settings.sessionIdleTtlS);
+    const rows = await listActiveSessions(this.db, caller.userId, this.settings.sessionIdleTtlS, new Date(this.clock.now()));
     return rows.map((row) => ({
       id: row.session_id,
       created_at: row.created_at.toISOString(),

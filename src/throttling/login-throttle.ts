@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
-import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.js';
+import { afterAttemptRow, beginAttempt, endFailedAttempt, leaveCeilingQuery, releaseAttempt, resetAttemptQuery } from '../db/counters.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { AttemptGate } from '../core/reauth.js';
+import type { Clock } from '../core/clock.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { addressKey } from './address-key.js';
 
@@ -53,6 +55,7 @@ export interface LoginThrottleDeps {
   audit: Pick<AuditLog, 'record'>;
   /** The addresses the account opened sessions from since `since` (sessions/repository.ts): the ceiling lets them through. */
   knownAddresses(userId: string, since: Date): Promise<string[]>;
+  clock: Clock;
 }
 
 export class LoginThrottle implements AttemptGate<Attempt> {
@@ -83,7 +86,7 @@ export class LoginThrottle implements AttemptGate<Attempt> {
   }
 
   async #begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
-    const now = Date.now();
+    const now = this.deps.clock.now();
     const who = this.#who(subject);
     const key = `${who}|${addressKey(ip)}`;
     // The hourly ceiling across addresses, kept alike for accounts and unknown names.
@@ -107,9 +110,28 @@ export class LoginThrottle implements AttemptGate<Attempt> {
   async failed(attempt: Attempt): Promise<void> {
     const failures = await endFailedAttempt(this.db, attempt.key);
     if (failures >= this.settings.maxFailures) {
-      const lockedUntil = new Date(Date.now() + this.#waitAfter(failures) * 1000);
+      const lockedUntil = new Date(this.deps.clock.now() + this.#waitAfter(failures) * 1000);
       await this.db.updateTable('login_throttles').set({ locked_until: lockedUntil }).where('throttle_key', '=', attempt.key).execute();
     }
+  }
+
+  /**
+   * A password sign-in completed: its count for the subject and address starts again and the
+   * attempt leaves the hourly ceiling, written with the new session in the same round trip
+   * (sessions/repository.ts, insertSession), even if no session opens (the password was right).
+   */
+  completion(attempt: Attempt): SideWrite<unknown> {
+    return {
+      // The ceiling's row is locked after the attempt's (see db/counters.ts, beginAttempt).
+      ctes: (db) => [
+        ['attempt_reset', resetAttemptQuery(db, attempt.key).returning('pending')],
+        ['ceiling_left', leaveCeilingQuery(db, attempt.ceilingKey).where(afterAttemptRow('attempt_reset'))],
+      ],
+      run: async (trx) => {
+        await resetAttemptQuery(trx, attempt.key).execute();
+        await leaveCeilingQuery(trx, attempt.ceilingKey).execute();
+      },
+    };
   }
 
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
@@ -145,7 +167,7 @@ export class LoginThrottle implements AttemptGate<Attempt> {
    */
   async #isKnownAddress(userId: string, ip: string | null): Promise<boolean> {
     if (!ip) return false;
-    const since = new Date(Date.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
+    const since = new Date(this.deps.clock.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
     const key = addressKey(ip);
     return (await this.deps.knownAddresses(userId, since)).some((known) => addressKey(known) === key);
   }
@@ -154,8 +176,8 @@ export class LoginThrottle implements AttemptGate<Attempt> {
   async prune(): Promise<void> {
     await this.db
       .deleteFrom('login_throttles')
-      .where('updated_at', '<', new Date(Date.now() - 24 * HOUR_MS))
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date())]))
+      .where('updated_at', '<', new Date(this.deps.clock.now() - 24 * HOUR_MS))
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date(this.deps.clock.now()))]))
       .execute();
   }
 }
