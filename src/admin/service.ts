@@ -7,7 +7,12 @@ import { notifyInvalidated } from '../db/notifications.js';
 import type { Database } from '../db/schema.js';
 import { endSessions } from '../sessions/repository.js';
 import { lookupKey } from '../core/lookup-key.js';
-import { dbNow } from '../db/dialect.js';
+import { InvalidatedCache } from '../cache/invalidated-cache.js';
+import { Invalidation } from '../cache/invalidation.js';
+import { SessionRevocation } from '../sessions/revocation.js';
+import { AccessControl } from './access.js';
+import { RolesService, type Actor, type Role } from './roles.js';
+import { disableUser } from './users.js';
 
 /**
  * What the admin command line does to users and sessions. Sessions ended here are announced like
@@ -44,9 +49,14 @@ function toAdminUser(row: { user_id: string; username: string; name: string; ema
 
 /** Who ran the command, for the audit log. */
 const ADMIN_CONTEXT = { ip: null, userAgent: 'admin command line' };
+/** The operator at the server: every permission, no recent sign-in needed (API-ADMIN.md). */
+const OPERATOR: Actor = { userId: null, ...ADMIN_CONTEXT };
 
 export class AdminService {
   readonly #audit: AuditLog;
+  /** Changes are announced to running instances like theirs; this process caches nothing. */
+  readonly #invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache() });
+  readonly #roles: RolesService;
 
   /** `audit`: where its events go (the command line's, with security notices for reset-mfa). */
   constructor(
@@ -54,6 +64,31 @@ export class AdminService {
     audit?: AuditLog,
   ) {
     this.#audit = audit ?? new AuditLog(db);
+    this.#roles = new RolesService(db, new AccessControl(db, new InvalidatedCache(), this.#invalidation, 'none'), this.#audit);
+  }
+
+  /** Every role, with its permissions and its holders' usernames. */
+  async listRoles(): Promise<Array<Role & { users: string[] }>> {
+    const roles = await this.#roles.list();
+    const holders = await this.db
+      .selectFrom('user_roles')
+      .innerJoin('users', 'users.user_id', 'user_roles.user_id')
+      .select(['user_roles.role_name', 'users.username'])
+      .orderBy('users.username')
+      .execute();
+    return roles.map((r) => ({ ...r, users: holders.filter((h) => h.role_name === r.name).map((h) => h.username) }));
+  }
+
+  /**
+   * roles grant|revoke <username> <role>: answers the user's roles after, or undefined for no
+   * such user. An unknown role, or taking admin from the last admin, throws (AppError).
+   */
+  async changeRole(username: string, role: string, grant: boolean): Promise<string[] | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    const current = (await this.db.selectFrom('user_roles').select('role_name').where('user_id', '=', user.id).execute()).map((r) => r.role_name);
+    const wanted = grant ? [...current, role] : current.filter((r) => r !== role);
+    return this.#roles.setUserRoles(OPERATOR, user.id, wanted);
   }
 
   /** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */
@@ -92,23 +127,22 @@ export class AdminService {
     return ended.length;
   }
 
-  /** A disabled user cannot sign in, and all their sessions end at once (ASVS 5.0 V7.4.2). */
+  /**
+   * A disabled user cannot sign in, and all their sessions end at once (ASVS 5.0 V7.4.2); the
+   * last admin cannot be disabled (AppError last_admin).
+   */
   async setDisabled(username: string, disabled: boolean): Promise<{ sessionsEnded: number } | undefined> {
     const user = await this.findUser(username);
     if (!user) return undefined;
-    const ended = await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('users')
-        .set({ disabled_at: disabled ? dbNow(trx) : null })
-        .where('user_id', '=', user.id)
-        .execute();
-      if (!disabled) return [];
-      const ids = await endSessions(trx, { userId: user.id }, 'revoked_all');
-      await notifyInvalidated(trx, 'session', ids);
-      return ids;
-    });
-    await this.#audit.record(disabled ? 'user_disabled' : 'user_enabled', { userId: user.id, ...ADMIN_CONTEXT }, disabled ? { sessions_ended: ended.length } : undefined);
-    return { sessionsEnded: ended.length };
+    if (disabled) {
+      const result = await disableUser(this.db, new SessionRevocation(this.#invalidation), user.id, null);
+      if (!result) return undefined;
+      await this.#audit.record('user_disabled', { userId: user.id, ...ADMIN_CONTEXT }, { sessions_ended: result.sessionsEnded });
+      return { sessionsEnded: result.sessionsEnded };
+    }
+    await this.db.updateTable('users').set({ disabled_at: null, disabled_reason: null }).where('user_id', '=', user.id).execute();
+    await this.#audit.record('user_enabled', { userId: user.id, ...ADMIN_CONTEXT });
+    return { sessionsEnded: 0 };
   }
 
   /**
