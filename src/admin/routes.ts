@@ -9,7 +9,7 @@ import type { Config } from '../config.js';
 import { AccountDeletion, type AccountDeletionDeps } from '../account/deletion.js';
 import { TAKEN } from '../users/service.js';
 import type { AccessControl } from './access.js';
-import type { Permission } from './permissions.js';
+import { PERMISSIONS, type Permission } from './permissions.js';
 import { RolesService, type Actor } from './roles.js';
 import {
   AdminEventList,
@@ -17,6 +17,7 @@ import {
   AdminUser,
   AdminUserList,
   DisableBody,
+  MyPermissions,
   EventsQuery,
   NewRoleBody,
   NewUserBody,
@@ -113,6 +114,25 @@ export function adminRoutes(app: App, deps: { users: AdminUsersService; roles: R
       response: { ...success, ...problems(...COMMON, ...errors) },
     },
   });
+
+  // Beyond the contract (README, Decisions): the console shows only the actions the viewer may
+  // take, and the token's `roles` hint cannot say what a custom role allows.
+  app.get(
+    '/v1/users/me/permissions',
+    {
+      onRequest: guard,
+      schema: {
+        summary: "The caller's roles and the permissions they give, decided now (for clients that show only what the user may do)",
+        tags: ['admin'],
+        security: bearerAuth,
+        response: { 200: MyPermissions, ...problems('invalid_token', 'mfa_setup_required') },
+      },
+    },
+    async (request) => {
+      const { roles, permissions } = await access.state(callerOf(request).userId);
+      return { roles: [...roles], permissions: PERMISSIONS.filter((p) => permissions.has(p)) };
+    },
+  );
 
   app.get(
     '/v1/admin/users',

@@ -140,3 +140,8 @@ export const AdminEventList = Type.Object({
   ),
   next: Type.Union([Id, Type.Null()]),
 });
+
+export const MyPermissions = Type.Object({
+  roles: Type.Array(Type.String()),
+  permissions: Type.Array(Type.String(), { description: 'The permissions the roles give, from the catalogue.' }),
+});
