@@ -124,16 +124,9 @@ export class AccessControl implements PermissionSource {
       if (await access.mfaSetupRequired(callerOf(request).userId)) throw new AppError('mfa_setup_required');
     } as Guard;
   }
-
-  /** An onRequest hook, after the guard: 403 forbidden, naming the permission, unless the caller holds it. */
-  require(permission: Permission): Guard {
-    const access = this;
-    return async function requirePermission(request: FastifyRequest): Promise<void> {
-      if (!(await access.permissionsOf(callerOf(request).userId)).has(permission)) throw forbidden(permission);
-    } as Guard;
-  }
 }
 
+/** 403 forbidden for a rule beyond the route's own permission (nobody grants what they lack), naming it as the guard does. */
 export function forbidden(permission: string, what = 'This needs'): AppError {
-  return new AppError('forbidden', { detail: `${what} the permission ${permission}.`, extensions: { permission } });
+  return new AppError('forbidden', { detail: `${what} the permission "${permission}".`, extensions: { permission } });
 }
