@@ -40,8 +40,9 @@ export async function hasSecondFactor(db: Queryable, userId: string): Promise<bo
 /**
  * The last-admin rule's lock: every transaction that could leave no admin (taking the role,
  * disabling or deleting a user) first locks the admin role's row, so two of them run one after
- * the other and the second sees what the first did. Answers the enabled holders of admin, read
- * after the lock (a locking read on MySQL, whose plain reads would see the transaction's snapshot).
+ * the other and the second sees what the first did (READ COMMITTED on every database). Answers
+ * the enabled holders of admin, read after the lock (share-locked on MySQL/MariaDB too, which
+ * alone would also make two concurrent demotions collide: one becomes a deadlock victim, retried).
  */
 export async function lockAdmins(trx: Transaction<Database>): Promise<string[]> {
   await trx.selectFrom('roles').select('name').where('name', '=', ADMIN_ROLE).forUpdate().execute();

@@ -153,6 +153,8 @@ export class AdminService {
     const user = await this.findUser(username);
     if (!user) return undefined;
     const result = await MfaService.reset(this.db, user.id);
+    // Running instances read the user's second factors again (MFA_REQUIRED_FOR).
+    await this.#invalidation.publish(this.db, 'access', [user.id]);
     await this.#audit.record('mfa_reset_by_admin', { userId: user.id, ...ADMIN_CONTEXT }, { had_totp: result.totp });
     return result;
   }
