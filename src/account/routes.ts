@@ -133,7 +133,7 @@ export const accountFeature: Feature<AccountFeatureDeps> = async (app, deps) => 
         tags: ['account'],
         security: bearerAuth,
         body: DeleteAccountBody,
-        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'last_admin', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {

@@ -31,7 +31,7 @@ function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string
 /** What a register or a profile update answers when a unique field is in use (conflict below). */
 export const TAKEN = ['username_taken', 'email_taken'] as const satisfies readonly ProblemName[];
 
-function conflict(taken: Array<'username' | 'email'>): AppError {
+export function conflict(taken: Array<'username' | 'email'>): AppError {
   const first = taken[0] ?? 'username';
   return new AppError(first === 'username' ? 'username_taken' : 'email_taken', {
     errors: taken.map((field) => ({ field, message: field === 'username' ? 'is already taken' : 'is already in use' })),
@@ -39,7 +39,7 @@ function conflict(taken: Array<'username' | 'email'>): AppError {
 }
 
 /** A write that lost a race on a unique key answers like the pre-check would have. */
-function conflictFromConstraint(err: unknown): AppError | undefined {
+export function conflictFromConstraint(err: unknown): AppError | undefined {
   const constraint = uniqueViolation(err);
   if (constraint === undefined) return undefined;
   if (constraint.includes('email')) return conflict(['email']);
