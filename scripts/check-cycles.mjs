@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // The import graph of src/ between folders, from madge (type imports counted: a type import ties
 // two folders' code together as much as a value import does when either changes).
-// Usage: node scripts/check-cycles.mjs [--mermaid] [dir]
+// Usage: node scripts/check-cycles.mjs [--mermaid] [--values-only] [dir]
+//   --mermaid      print the folder graph as a mermaid flowchart (docs/architecture.md)
+//   --values-only  leave type-only imports out (to compare with a count that skips them)
 // Fails (exit 1) on any cycle between folders of src/, or between files.
 import { resolve } from 'node:path';
 import madge from 'madge';
 
 const args = process.argv.slice(2);
 const mermaid = args.includes('--mermaid');
+const skipTypeImports = args.includes('--values-only');
 const root = resolve(args.find((a) => !a.startsWith('--')) ?? '.');
 
 const result = await madge(resolve(root, 'src'), {
   baseDir: root,
   fileExtensions: ['ts', 'cts'],
   tsConfig: resolve(root, 'tsconfig.json'),
-  detectiveOptions: { ts: { skipTypeImports: false }, es6: { skipTypeImports: false } },
+  detectiveOptions: { ts: { skipTypeImports }, es6: { skipTypeImports } },
 });
 const files = result.obj();
 

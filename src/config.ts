@@ -67,8 +67,6 @@ export interface Config {
   readonly mailRetryBaseMs: number;
   /** REQUIRE_EMAIL_VERIFICATION: no sign-in until the email is verified. */
   readonly requireEmailVerification: boolean;
-  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: an email change takes a session opened in the last 15 minutes. */
-  readonly emailChangeNeedsRecentSignIn: boolean;
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -248,7 +246,6 @@ export function loadConfig(env: Env = process.env): Config {
     outboxDir: outboxDir(str(env, 'DATA_DIR', './data')),
     mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
-    emailChangeNeedsRecentSignIn: bool(env, 'EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', false),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),
