@@ -69,10 +69,16 @@ function components(graph) {
 }
 
 if (mermaid) {
-  const id = (n) => n.replace(/[^A-Za-z0-9]/g, '_');
-  console.log('graph LR');
-  for (const [a, bs] of [...edges].sort(([x], [y]) => x.localeCompare(y))) {
-    for (const b of [...bs].sort()) console.log(`  ${id(a)}["${a}"] --> ${id(b)}["${b}"]`);
+  // The entry files import every feature and every file imports errors/config: left out, the
+  // graph shows how the folders lean on each other.
+  const hidden = new Set(['app', 'dependencies', 'server', 'cli', 'errors', 'config', 'resources', 'thread-pool', 'thread-priority', 'idle-collection']);
+  const id = (n) => n.replace(/[^A-Za-z0-9]/g, '');
+  console.log('graph TD');
+  const shown = [...edges.keys()].filter((n) => !hidden.has(n)).sort();
+  for (const n of shown) console.log(`  ${id(n)}["${n}"]`);
+  for (const a of shown) {
+    const to = [...edges.get(a)].filter((b) => !hidden.has(b)).sort();
+    if (to.length) console.log(`  ${id(a)} --> ${to.map(id).join(' & ')}`);
   }
   process.exit(0);
 }
