@@ -67,8 +67,6 @@ export interface Config {
   readonly mailRetryBaseMs: number;
   /** REQUIRE_EMAIL_VERIFICATION: no sign-in until the email is verified. */
   readonly requireEmailVerification: boolean;
-  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: an email change takes a session opened in the last 15 minutes. */
-  readonly emailChangeNeedsRecentSignIn: boolean;
   /** MFA_REQUIRED_FOR (API-ADMIN.md): who must have a second factor: nobody, holders of a role, everyone. */
   readonly mfaRequiredFor: 'none' | 'roles' | 'all';
 }
@@ -257,7 +255,6 @@ export function loadConfig(env: Env = process.env): Config {
     outboxDir: outboxDir(str(env, 'DATA_DIR', './data')),
     mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
-    emailChangeNeedsRecentSignIn: bool(env, 'EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', false),
     mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {

@@ -848,6 +848,11 @@ export interface paths {
                          * @example ada@example.com
                          */
                         email?: string;
+                        /**
+                         * @description Proves it is the owner: needed to change the email unless the session was opened in the last 15 minutes.
+                         * @example violet lantern orbit 4217
+                         */
+                        current_password?: string;
                     };
                 };
             };
@@ -925,7 +930,7 @@ export interface paths {
                         };
                     };
                 };
-                /** @description reauthentication_required */
+                /** @description reauthentication_required, invalid_credentials */
                 403: {
                     headers: {
                         [name: string]: unknown;
