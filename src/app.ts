@@ -5,56 +5,29 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { AccessTokens } from './auth/access-tokens.js';
-import { bearerGuard } from './auth/guard.js';
-import { KeyStore } from './auth/keys.js';
-import { loadOrCreateSecret } from './auth/secrets.js';
-import { loadDataCipher } from './crypto/data-encryption.js';
-import { mfaRoutes } from './mfa/routes.js';
-import { MfaService } from './mfa/service.js';
-import { pruneMfaTokens } from './mfa/repository.js';
+import { accountFeature } from './account/routes.js';
+import { adminFeature } from './admin/routes.js';
+import { auditFeature } from './audit/routes.js';
 import type { Config } from './config.js';
-import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
-import { credentialsRoutes } from './credentials/routes.js';
-import { passwordPolicyRoutes } from './credentials/policy-routes.js';
-import { CredentialsService } from './credentials/service.js';
+import type { Clock } from './core/clock.js';
+import type { PermissionSource } from './core/permissions.js';
+import { credentialsFeature } from './credentials/routes.js';
 import type { Db } from './db/create-db.js';
+import { sharedDependencies, type AppDependencies } from './dependencies.js';
+import { AppError } from './errors.js';
 import { registerBodyRules } from './http/body.js';
 import { registerMetrics } from './http/metrics.js';
 import { openapiInfo } from './http/openapi-info.js';
-import { opsRoutes } from './http/ops-routes.js';
+import { opsFeature } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
+import type { App, Feature } from './http/types.js';
 import { fieldChecks } from './http/validation.js';
-import { AppError } from './errors.js';
-import type { App } from './http/types.js';
-import { RefreshChain } from './sessions/refresh-tokens.js';
-import { RefreshCookie } from './sessions/refresh-cookie.js';
-import { webAppRoutes } from './http/web-app.js';
-import { sessionsRoutes } from './sessions/routes.js';
-import { LastUseRecorder } from './sessions/last-use.js';
-import { SessionRevocation } from './sessions/revocation.js';
-import { SessionsService } from './sessions/service.js';
-import { InvalidatedCache } from './cache/invalidated-cache.js';
-import { Invalidation } from './cache/invalidation.js';
-import { pruneEndedSessions, type SessionState } from './sessions/repository.js';
-import type { User } from './users/schemas.js';
-import { usersRoutes } from './users/routes.js';
-import { UsersService } from './users/service.js';
-import { LoginThrottle } from './throttling/login-throttle.js';
-import { AuditLog } from './audit/audit-log.js';
-import { auditRoutes } from './audit/routes.js';
-import { pruneRateLimitHits, registerRateLimit } from './throttling/rate-limit.js';
-import { pruneChallenges } from './passkeys/repository.js';
-import { passkeysRoutes } from './passkeys/routes.js';
-import { PasskeysService } from './passkeys/service.js';
-import { Mailer, mailTransport } from './mail/mailer.js';
-import { BackgroundJobs } from './account/background.js';
-import { SecurityNotices } from './account/security-notices.js';
-import { EmailVerification } from './account/email-verification.js';
-import { PasswordReset } from './account/password-reset.js';
-import { AccountDeletion } from './account/deletion.js';
-import { pruneTokens } from './account/tokens.js';
-import { accountRoutes } from './account/routes.js';
+import { webAppFeature } from './http/web-app.js';
+import { mfaFeature } from './mfa/routes.js';
+import { passkeysFeature } from './passkeys/routes.js';
+import { sessionsFeature } from './sessions/routes.js';
+import { throttlingFeature } from './throttling/rate-limit.js';
+import { usersFeature } from './users/routes.js';
 
 export interface BuildAppOptions {
   config: Config;
@@ -64,6 +37,12 @@ export interface BuildAppOptions {
   logger?: FastifyServerOptions['logger'];
   /** Tests only: expose the caches, to drive the fast path's edge cases. */
   testHooks?: boolean;
+  /** The clock every time rule reads; the system clock unless a test passes a ManualClock. */
+  clock?: Clock;
+  /** Where requireCaller({ permission }) learns what a user may do; nobody has any permission by default. */
+  permissions?: PermissionSource;
+  /** More features, registered after the service's own (with the same dependencies). */
+  features?: ReadonlyArray<Feature<AppDependencies>>;
   /** A worker of several: the supervisor gives the start's warnings once (server.ts). */
   quietStartWarnings?: boolean;
 }
@@ -144,10 +123,37 @@ function setStandardHeaders(request: FastifyRequest, reply: FastifyReply): void 
 
 /**
  * Builds the service as a Fastify instance, ready to inject into or listen with. It never
- * listens itself and never migrates: server.ts (and the tests) do that.
+ * listens itself and never migrates: server.ts (and the tests) do that. The service is a list
+ * of features, each an encapsulated plugin built from the one object of shared dependencies.
  */
-export async function buildApp({ config, db: handle, logger = false, testHooks = false, quietStartWarnings = false }: BuildAppOptions): Promise<App> {
-  const db = handle.kysely;
+export async function buildApp(options: BuildAppOptions): Promise<App> {
+  const app = await createServer(options);
+  const deps = await sharedDependencies(app, options);
+
+  await app.register(throttlingFeature, deps);
+  await app.register(opsFeature, deps);
+  await app.register(usersFeature, deps);
+  await app.register(credentialsFeature, deps);
+  await app.register(sessionsFeature, deps);
+  await app.register(auditFeature, deps);
+  await app.register(accountFeature, deps);
+  await app.register(mfaFeature, deps);
+  await app.register(passkeysFeature, deps);
+  await app.register(adminFeature, deps);
+  await app.register(webAppFeature, deps);
+  for (const feature of options.features ?? []) await app.register(feature, deps);
+
+  await app.ready();
+  return app;
+}
+
+/**
+ * The Fastify instance and what applies to every route of every feature: logging, the standard
+ * headers, JSON bodies only, problem+json errors, cookies, CORS, the OpenAPI document, metrics.
+ * A feature may set its own body parsers and error handler inside its plugin (docs/architecture.md).
+ */
+async function createServer({ config, logger = false }: BuildAppOptions): Promise<App> {
+
   const app = Fastify({
     logger: logger === false ? false : { redact: LOG_REDACT, serializers: { req: requestForLog }, ...(logger === true ? { level: config.logLevel } : logger) },
     bodyLimit: BODY_LIMIT,
@@ -202,85 +208,6 @@ export async function buildApp({ config, db: handle, logger = false, testHooks =
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { summary: 'This OpenAPI 3.1 document', tags: ['operations'] } }, async () => app.swagger());
-
-  const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
-  await hasher.warm();
-  // Secrets at rest (TOTP secrets, private signing keys): DATA_ENCRYPTION_KEY, or a generated key with a warning.
-  const cipher = await loadDataCipher(db, config.dataEncryptionKeys, (message) => quietStartWarnings || app.log.warn(message));
-  const keys = new KeyStore(db, cipher);
-  await keys.init();
-  app.addHook('onClose', async () => keys.stop());
-  app.decorate('keyStore', keys);
-  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS });
-  const chain = new RefreshChain(await loadOrCreateSecret(db, 'refresh_token_hmac'));
-  const throttle = new LoginThrottle(db, {
-    maxFailures: config.loginMaxFailures,
-    baseWaitS: config.loginLockBaseS,
-    maxWaitS: config.loginLockMaxS,
-    accountHourlyCeiling: config.loginAccountMaxFailuresPerHour,
-  });
-  const audit = new AuditLog(db);
-  const sessionCache = new InvalidatedCache<SessionState>();
-  const userCache = new InvalidatedCache<User>();
-  const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown> });
-  await invalidation.start(handle);
-  // With WORKERS > 1, a change's answer waits until the other workers have forgotten it.
-  app.addHook('onSend', invalidation.awaitWorkers);
-  app.addHook('onClose', () => invalidation.stop());
-  const revocation = new SessionRevocation(invalidation);
-  const lastUse = new LastUseRecorder(db, (err) => app.log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS);
-  app.addHook('onClose', () => lastUse.close());
-  if (testHooks) {
-    app.decorate('sessionCacheForTests', sessionCache);
-    app.decorate('accessTokensForTests', tokens);
-  }
-  // Mail leaves through SMTP_URL, or lands in DATA_DIR/outbox; always off the request path.
-  const mailer = new Mailer(mailTransport(config), { from: config.mailFrom, retryBaseMs: config.mailRetryBaseMs }, app.log);
-  const accountJobs = new BackgroundJobs(app.log);
-  app.decorate('mailer', mailer);
-  app.decorate('accountJobs', accountJobs);
-  app.addHook('onClose', async () => {
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([accountJobs.idle(), new Promise<void>((resolve) => (timer = setTimeout(resolve, 5000)))]);
-    clearTimeout(timer);
-    await mailer.close();
-  });
-  audit.onRecorded(new SecurityNotices(db, mailer, accountJobs, app.log).recorded);
-  const verification = new EmailVerification(db, mailer, audit, invalidation, config.publicUrl, app.log, config.emailChangeNeedsRecentSignIn);
-  const users = new UsersService(db, hasher, audit, invalidation, userCache, config.passwordMinLength, verification);
-  const mfa = new MfaService(db, hasher, throttle, audit, revocation, cipher, new URL(config.publicUrl).host);
-  const sessions = new SessionsService(db, hasher, tokens, chain, throttle, audit, revocation, sessionCache, lastUse, users, config, mfa);
-  const credentials = new CredentialsService(db, hasher, throttle, audit, revocation, config.passwordMinLength);
-  const reset = new PasswordReset(db, credentials, throttle, mailer, accountJobs, audit, invalidation, config);
-  const deletion = new AccountDeletion(db, credentials, revocation, invalidation, throttle, audit, await loadOrCreateSecret(db, 'audit_pseudonym'));
-  const guard = bearerGuard(tokens, sessions);
-  const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'));
-  const passkeys = new PasskeysService(db, sessions, audit, await loadOrCreateSecret(db, 'webauthn_user_handle'), {
-    rpId: config.webauthnRpId,
-    origin: config.publicUrl,
-    rpName: config.webauthnRpId,
-  });
-
-  await registerRateLimit(app, db, audit);
-  // Throttling state that no longer matters is dropped now and then, off the request path.
-  const pruner = setInterval(() => {
-    Promise.all([throttle.prune(), pruneRateLimitHits(db), audit.prune(config.auditRetentionDays), pruneEndedSessions(db, config.auditRetentionDays), pruneChallenges(db), pruneMfaTokens(db), pruneTokens(db)]).catch((err) => app.log.warn({ err }, 'pruning throttling state failed'));
-  }, 10 * 60_000);
-  pruner.unref();
-  app.addHook('onClose', async () => clearInterval(pruner));
-
   registerMetrics(app);
-  opsRoutes(app, db, keys);
-  usersRoutes(app, users, guard, config.rateLimitPerMinute);
-  credentialsRoutes(app, credentials, guard);
-  passwordPolicyRoutes(app, config.passwordMinLength);
-  sessionsRoutes(app, sessions, guard, refreshCookie, config.rateLimitPerMinute);
-  auditRoutes(app, audit, guard);
-  accountRoutes(app, { verification, reset, deletion }, guard, config.rateLimitPerMinute);
-  mfaRoutes(app, mfa, guard);
-  passkeysRoutes(app, passkeys, guard, refreshCookie, config.rateLimitPerMinute);
-  webAppRoutes(app, config.publicUrl);
-
-  await app.ready();
   return app;
 }

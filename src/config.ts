@@ -69,6 +69,8 @@ export interface Config {
   readonly requireEmailVerification: boolean;
   /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: an email change takes a session opened in the last 15 minutes. */
   readonly emailChangeNeedsRecentSignIn: boolean;
+  /** MFA_REQUIRED_FOR (API-ADMIN.md): who must have a second factor: nobody, holders of a role, everyone. */
+  readonly mfaRequiredFor: 'none' | 'roles' | 'all';
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -196,6 +198,13 @@ function parsePeppers(raw: string | undefined): string[] {
   return peppers;
 }
 
+function mfaRequiredFor(raw: string | undefined): 'none' | 'roles' | 'all' {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === '') return 'none';
+  if (value === 'none' || value === 'roles' || value === 'all') return value;
+  throw new ConfigError(`MFA_REQUIRED_FOR must be none, roles or all, got "${raw}"`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 3000, 0, 65535);
   const databaseUrl = env.DATABASE_URL || undefined;
@@ -249,6 +258,7 @@ export function loadConfig(env: Env = process.env): Config {
     mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
     emailChangeNeedsRecentSignIn: bool(env, 'EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', false),
+    mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

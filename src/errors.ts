@@ -30,6 +30,13 @@ export const PROBLEMS = {
   invalid_passkey: { status: 400, title: 'Bad Request', detail: 'The passkey registration response does not verify.' },
   passkey_exists: { status: 409, title: 'Conflict', detail: 'That passkey is already registered.' },
   reauthentication_required: { status: 403, title: 'Forbidden', detail: 'Sign in again: this needs a session opened in the last 15 minutes.' },
+  // Permissions (requireCaller({ permission }), auth/guard.ts).
+  forbidden: { status: 403, title: 'Forbidden', detail: 'You do not have the permission this needs.' },
+  // Administration (API-ADMIN.md).
+  mfa_setup_required: { status: 403, title: 'Forbidden', detail: 'Set up a second factor (an authenticator app or a passkey) first: until then this session can only do that, read /v1/users/me and sign out.' },
+  last_admin: { status: 409, title: 'Conflict', detail: 'This would leave no user holding the admin role.' },
+  role_exists: { status: 409, title: 'Conflict', detail: 'A role of that name exists.' },
+  role_builtin: { status: 409, title: 'Conflict', detail: 'A built-in role cannot be changed or deleted.' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
   unavailable: { status: 503, title: 'Service Unavailable', detail: 'The service is unavailable; retry the request later.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
@@ -87,6 +94,11 @@ const FIELD_NAME_MAX = 100;
 export function validationFailed(errors: FieldError[], detail = 'The request is not valid.'): AppError {
   const listed = errors.slice(0, MAX_FIELD_ERRORS).map((e) => (e.field.length > FIELD_NAME_MAX ? { ...e, field: `${e.field.slice(0, FIELD_NAME_MAX - 1)}…` } : e));
   return new AppError('validation_failed', { detail, errors: listed });
+}
+
+/** 403 forbidden, naming the permission the caller lacks. */
+export function forbidden(permission: string): AppError {
+  return new AppError('forbidden', { detail: `This needs the permission "${permission}".`, extensions: { permission } });
 }
 
 /** A body that does not parse as JSON. */

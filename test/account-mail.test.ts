@@ -5,7 +5,7 @@ import { GOOD_PASSWORD, bearer, login, problem, registerUser, serverUrl, startTe
 import { mailSettled, Outbox, startSmtpServer, tokenFrom } from './helpers/mail.js';
 import { SoftAuthenticator } from './helpers/authenticator.js';
 import { Secret, TOTP } from 'otpauth';
-import { awayFromMinuteEdge, awayFromStepEdge } from './helpers/clock.js';
+import { startOfNextMinute, startOfNextStep } from './helpers/clock.js';
 
 const verifyEmail = (svc: TestService, token: unknown) => svc.app.inject({ method: 'POST', url: '/v1/email-verifications', payload: { token } });
 const resend = (svc: TestService, accessToken: string) => svc.app.inject({ method: 'POST', url: '/v1/users/me/email-verification', headers: bearer(accessToken) });
@@ -28,10 +28,10 @@ async function events(svc: TestService, userId: string, event: string) {
 async function turnTotpOn(svc: TestService, accessToken: string, password: string): Promise<{ totpAt: (offsetS: number) => string; recoveryCodes: string[] }> {
   const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(accessToken), payload: { current_password: password } });
   const secret: string = setup.json().secret;
-  const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+  const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: svc.clock.now() + offsetS * 1000 });
   // The code of the step before: the step it confirms with is used up, and a test may use the next one.
   // Checked within the step it was made in (one step later it would be two steps old).
-  await awayFromStepEdge();
+  startOfNextStep(svc.clock);
   const confirm = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(accessToken), payload: { code: totpAt(-30) } });
   assert.equal(confirm.statusCode, 200, confirm.body);
   return { totpAt, recoveryCodes: confirm.json().recovery_codes };
@@ -561,8 +561,8 @@ describe('password reset', () => {
     const user = await registerUser(svc.app);
     const { accessToken } = await login(svc.app, user);
     const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(accessToken), payload: { current_password: user.password } });
-    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
-    await awayFromStepEdge();
+    const totpAt = (offsetS: number) => new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: svc.clock.now() + offsetS * 1000 });
+    startOfNextStep(svc.clock);
     assert.equal((await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(accessToken), payload: { code: totpAt(-30) } })).statusCode, 200);
     const halfway = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });
     assert.equal(problem(halfway).code, 'mfa_required');
@@ -603,7 +603,7 @@ describe('password reset: per-address limit', () => {
   });
 
   it('when a client address asks more than RATE_LIMIT_PER_MINUTE times, then still 202, and nothing is sent for the requests past it', async () => {
-    await awayFromMinuteEdge(); // the three requests count in one window
+    startOfNextMinute(svc.clock); // the three requests count in one window
     const a = await registerUser(svc.app, {});
     const b = await registerUser(svc.app, { username: uniqueName(), });
     const headers = { 'x-forwarded-for': '203.0.113.9' }; // ignored (no TRUST_PROXY): every inject comes from 127.0.0.1

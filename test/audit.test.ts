@@ -108,7 +108,7 @@ describe('audit log', () => {
     await svc.db.updateTable('audit_events').set({ occurred_at: new Date(Date.now() - 100 * 86_400_000) }).where('user_id', '=', user.id).execute();
     await login(svc.app, user);
     const { AuditLog } = await import('../src/audit/audit-log.js');
-    await new AuditLog(svc.db).prune(90);
+    await new AuditLog(svc.db).prune(90, Date.now());
     assert.deepEqual((await events(user.id)).map((r) => r.event), ['login_succeeded']);
   });
 
@@ -120,7 +120,7 @@ describe('audit log', () => {
     for (const s of [old, recent]) await svc.app.inject({ method: 'DELETE', url: '/v1/sessions/current', headers: bearer(s.accessToken) });
     await svc.db.updateTable('user_sessions').set({ ended_at: new Date(Date.now() - 100 * 86_400_000) }).where('session_id', '=', old.sessionId).execute();
     const { pruneEndedSessions } = await import('../src/sessions/repository.js');
-    await pruneEndedSessions(svc.db, 90);
+    await pruneEndedSessions(svc.db, 90, Date.now());
     const left = (await svc.db.selectFrom('user_sessions').select('session_id').where('user_id', '=', user.id).orderBy('session_id').execute()).map((r) => r.session_id);
     assert.deepEqual(left, [recent.sessionId, active.sessionId]);
   });

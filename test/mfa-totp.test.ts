@@ -2,12 +2,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { Secret, TOTP } from 'otpauth';
-import { awayFromStepEdge } from './helpers/clock.js';
+import { startOfNextStep, type TestClock } from './helpers/clock.js';
+
+/** The clock of the service under test (set in before()): codes are made at its time. */
+let clock: TestClock;
 import { bearer, login, problem, registerUser, startTestService, type LoggedIn, type RegisteredUser, type TestService } from './helpers/app.js';
 
 /** The code an authenticator app shows for `secret`, `offsetS` seconds from now. */
 function codeFor(secret: string, offsetS = 0): string {
-  return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+  return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: clock.now() + offsetS * 1000 });
 }
 
 /** The code of RFC 6238 time step `step` (30 s each) for `secret`. */
@@ -17,8 +20,8 @@ function stepCode(secret: string, step: number): string {
 
 /** The time step now, once well inside it, so the server checks a code within the step it was made for. */
 async function stepNow(): Promise<number> {
-  await awayFromStepEdge();
-  return Math.floor(Date.now() / 30_000);
+  startOfNextStep(clock);
+  return Math.floor(clock.now() / 30_000);
 }
 
 /** A 6-digit code that is none of the codes of the accepted window. */
@@ -34,6 +37,7 @@ describe('TOTP second factor', () => {
   let svc: TestService;
   before(async () => {
     svc = await startTestService();
+    clock = svc.clock;
   });
   after(() => svc.close());
 
@@ -59,8 +63,8 @@ describe('TOTP second factor', () => {
     const setup = await inject('POST', '/v1/users/me/mfa/totp', session.accessToken, { current_password: user.password });
     assert.equal(setup.statusCode, 201, setup.body);
     const { secret } = setup.json();
-    const confirmedAtMs = Date.now(); // the step of this code is used up by the confirmation
-    const confirm = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: codeFor(secret, (confirmedAtMs - Date.now()) / 1000) });
+    const confirmedAtMs = clock.now(); // the step of this code is used up by the confirmation
+    const confirm = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: codeFor(secret, (confirmedAtMs - clock.now()) / 1000) });
     assert.equal(confirm.statusCode, 200, confirm.body);
     return { user, secret, recoveryCodes: confirm.json().recovery_codes, session, confirmedAtMs };
   }
@@ -250,7 +254,7 @@ describe('TOTP second factor', () => {
       assert.equal(rows.length, 1);
       assert.notEqual(rows[0]!.token_hash, body.mfa_token);
       assert.equal(rows[0]!.ip, '127.0.0.1');
-      const ttl = rows[0]!.expires_at.getTime() - Date.now();
+      const ttl = rows[0]!.expires_at.getTime() - clock.now();
       assert.ok(ttl > 290_000 && ttl <= 300_000, 'five minutes');
 
       // A wrong password is still 401 invalid_credentials, with no token.
@@ -284,7 +288,7 @@ describe('TOTP second factor', () => {
     it('when a code is used again, or a code of an earlier step, then 401 invalid_mfa_code (replay), counted as a failed login', async () => {
       const { user, secret, confirmedAtMs } = await userWithTotp();
       // Codes by their step relative to the confirmation's, wherever the clock has moved since.
-      const stepCode = (steps: number) => codeFor(secret, (confirmedAtMs + steps * 30_000 - Date.now()) / 1000);
+      const stepCode = (steps: number) => codeFor(secret, (confirmedAtMs + steps * 30_000 - clock.now()) / 1000);
       const replay = await secondStep(await mfaToken(user), stepCode(0));
       assert.equal(replay.statusCode, 401);
       assert.equal(problem(replay).code, 'invalid_mfa_code');
@@ -327,7 +331,7 @@ describe('TOTP second factor', () => {
       assert.equal(problem(elsewhere).code, 'invalid_mfa_token');
 
       const token = await mfaToken(user);
-      await svc.db.updateTable('mfa_tokens').set({ expires_at: new Date(Date.now() - 1000) }).where('user_id', '=', user.id).where('used_at', 'is', null).execute();
+      await svc.db.updateTable('mfa_tokens').set({ expires_at: new Date(clock.now() - 1000) }).where('user_id', '=', user.id).where('used_at', 'is', null).execute();
       const expired = await secondStep(token, codeFor(secret, 30));
       assert.equal(expired.statusCode, 401);
       assert.equal(problem(expired).code, 'invalid_mfa_token');

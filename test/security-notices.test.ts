@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Secret, TOTP } from 'otpauth';
-import { awayFromStepEdge } from './helpers/clock.js';
+import { startOfNextStep } from './helpers/clock.js';
 import { SoftAuthenticator } from './helpers/authenticator.js';
 import { bearer, login, problem, registerUser, startTestService, type RegisteredUser, type TestService } from './helpers/app.js';
 import { mailSettled, Outbox, tokenFrom, type ReceivedMail } from './helpers/mail.js';
@@ -26,7 +26,7 @@ describe('security notices by mail', () => {
     return (await outbox.messages(user.email)).filter((m) => m.subject !== 'Confirm your email address');
   };
   const totpCode = (secret: string, offsetS: number) =>
-    new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: Date.now() + offsetS * 1000 });
+    new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: svc.clock.now() + offsetS * 1000 });
 
   it('when the password is changed, then the owner gets one notice: what, when, from which address, and never a password', async () => {
     const user = await registerUser(svc.app);
@@ -56,7 +56,7 @@ describe('security notices by mail', () => {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);
     const { secret } = (await inject('POST', '/v1/users/me/mfa/totp', session.accessToken, { current_password: user.password })).json();
-    await awayFromStepEdge(); // the code of the step before is checked while it is still within one step
+    startOfNextStep(svc.clock); // the code of the step before is checked while it is still within one step
     const confirm = await inject('POST', '/v1/users/me/mfa/totp/confirm', session.accessToken, { code: totpCode(secret, -30) });
     assert.equal(confirm.statusCode, 200, confirm.body);
     const first = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: user.password } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { awayFromMinuteEdge } from './helpers/clock.js';
+import { startOfNextMinute } from './helpers/clock.js';
 import { GOOD_PASSWORD, bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
 
 
@@ -157,7 +157,7 @@ describe('throttling', () => {
   });
 
   it('when an address registers more than the per-minute limit, then 429 with Retry-After, and other addresses still can', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(limited.clock); // the counts start in a fresh window
     const register = (ip: string) => registerFrom(limited, ip);
     for (let i = 0; i < 3; i++) assert.equal((await register('192.0.2.77')).statusCode, 201);
     const refused = await register('192.0.2.77');
@@ -172,7 +172,7 @@ describe('throttling', () => {
   });
 
   it('when addresses of one IPv6 /64 register, then they share one per-minute count, and another /64 still can', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(limited.clock); // the counts start in a fresh window
     const register = (ip: string) => registerFrom(limited, ip);
     for (const ip of ['2001:db8:a:b::1', '2001:db8:a:b::2', '2001:db8:a:b:ffff:ffff:ffff:fffe']) assert.equal((await register(ip)).statusCode, 201);
     assert.equal((await register('2001:db8:a:b::4')).statusCode, 429, 'a fresh address in the same /64 gets no fresh count');
@@ -198,7 +198,7 @@ describe('throttling', () => {
   });
 
   it('when an address tries more logins than the per-minute limit, with a new name each time, then 429', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(limited.clock); // the counts start in a fresh window
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
       statuses.push((await attempt(limited, { username: uniqueName('stuffing'), password: 'wrong password here' }, '192.0.2.90')).statusCode);
@@ -208,7 +208,7 @@ describe('throttling', () => {
   });
 
   it('when an address refreshes more than the per-minute limit, then 429, counted apart from registrations', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(limited.clock); // the counts start in a fresh window
     const refresh = () => limited.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: 'nope' }, remoteAddress: '192.0.2.77' });
     for (let i = 0; i < 3; i++) assert.equal((await refresh()).statusCode, 401);
     const refused = await refresh();
@@ -292,7 +292,7 @@ describe('per-address limits, counted in the database with few writes', () => {
     (await svc.db.selectFrom('rate_limit_hits').select('hits').where('bucket', '=', `/v1/sessions/refresh|${ip}`).execute()).reduce((n, r) => n + r.hits, 0);
 
   it('when 30 refreshes arrive at once from one address with a limit of 10, then exactly 10 pass, and refusals after that write nothing', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(svc.clock); // the counts start in a fresh window
     const ip = '198.51.100.60';
     const statuses = (await Promise.all(Array.from({ length: 30 }, () => refresh(svc.app, ip)))).map((r) => r.statusCode);
     assert.equal(statuses.filter((s) => s === 401).length, 10, 'exactly the limit reaches the route');
@@ -304,7 +304,7 @@ describe('per-address limits, counted in the database with few writes', () => {
   });
 
   it('when hits come one after another, then each is counted once: the limit holds exactly', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(svc.clock); // the counts start in a fresh window
     const ip = '198.51.100.61';
     const statuses: number[] = [];
     for (let i = 0; i < 14; i++) statuses.push((await refresh(svc.app, ip)).statusCode);
@@ -312,9 +312,9 @@ describe('per-address limits, counted in the database with few writes', () => {
   });
 
   it('when two instances share the database, then together they never let more than the limit through', async () => {
-    await awayFromMinuteEdge();
+    startOfNextMinute(svc.clock); // the counts start in a fresh window
     const { buildApp } = await import('../src/app.js');
-    const other = await buildApp({ config: svc.config, db: svc.handle });
+    const other = await buildApp({ config: svc.config, db: svc.handle, clock: svc.clock }); // one clock: both count the same window
     try {
       const ip = '198.51.100.62';
       const statuses: number[] = [];

@@ -5,8 +5,9 @@ import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { MailLog, Mailer } from '../mail/mailer.js';
 import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
-import type { Caller, ClientInfo } from '../sessions/service.js';
-import { assertRecentSignIn } from '../sessions/recent-sign-in.js';
+import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Clock } from '../core/clock.js';
+import type { Reauthentication } from '../core/reauth.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 import type { EmailEvents } from '../users/service.js';
 import { consumeToken, findLiveToken, HOUR_MS, hourlyCapWait, issueToken, markEmailVerified } from './tokens.js';
@@ -16,17 +17,35 @@ export const VERIFICATION_TTL_MS = 24 * HOUR_MS;
 /** Verification mails an hour per user, the one sent at registration included. */
 export const VERIFICATION_MAILS_PER_HOUR = 5;
 
+export interface EmailVerificationDeps {
+  db: Kysely<Database>;
+  mailer: Mailer;
+  audit: AuditLog;
+  invalidation: Invalidation;
+  reauth: Pick<Reauthentication, 'recentSignIn'>;
+  log: MailLog;
+  config: { publicUrl: string; emailChangeNeedsRecentSignIn: boolean };
+  clock: Clock;
+}
+
 export class EmailVerification implements EmailEvents {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly mailer: Mailer,
-    private readonly audit: AuditLog,
-    private readonly invalidation: Invalidation,
-    private readonly publicUrl: string,
-    private readonly log: MailLog,
-    /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
-    private readonly changeNeedsRecentSignIn = false,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly mailer: Mailer;
+  private readonly audit: AuditLog;
+  private readonly invalidation: Invalidation;
+  private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
+  private readonly log: MailLog;
+  private readonly publicUrl: string;
+  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
+  private readonly changeNeedsRecentSignIn: boolean;
+  private readonly clock: Clock;
+
+  constructor(deps: EmailVerificationDeps) {
+    this.clock = deps.clock;
+    ({ db: this.db, mailer: this.mailer, audit: this.audit, invalidation: this.invalidation, reauth: this.reauth, log: this.log } = deps);
+    this.publicUrl = deps.config.publicUrl;
+    this.changeNeedsRecentSignIn = deps.config.emailChangeNeedsRecentSignIn;
+  }
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
   /** `newUser`: the user was created by this request (registration): no hourly count to check. */
@@ -39,6 +58,7 @@ export class EmailVerification implements EmailEvents {
       maxPerHour: VERIFICATION_MAILS_PER_HOUR,
       perAddress: false,
       newUser,
+      now: this.clock.now(),
     });
     if ('retryAfterS' in issued) return { retryAfterS: issued.retryAfterS };
     if ('noUser' in issued) return {};
@@ -60,8 +80,8 @@ export class EmailVerification implements EmailEvents {
    */
   async assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void> {
     // The address is where reset links go: with this on, a stolen access token cannot redirect them.
-    if (this.changeNeedsRecentSignIn) await assertRecentSignIn(this.db, caller);
-    const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false });
+    if (this.changeNeedsRecentSignIn) await this.reauth.recentSignIn(caller);
+    const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false, now: this.clock.now() });
     if (waitS === undefined) return;
     await this.audit.record('throttled', caller, { what: 'email_change' });
     throw new AppError('too_many_requests', { headers: { 'retry-after': String(waitS) } });
@@ -92,11 +112,11 @@ export class EmailVerification implements EmailEvents {
 
   /** POST /v1/email-verifications: the link's token marks the email verified, once. */
   async verify(token: string, client: ClientInfo): Promise<void> {
-    const live = await findLiveToken(this.db, 'verify_email', token);
+    const live = await findLiveToken(this.db, 'verify_email', token, this.clock.now());
     if (!live) throw new AppError('invalid_verification_token');
     await this.db.transaction().execute(async (trx) => {
       // Both or neither: the token used up, and the address it went to (still the user's) verified.
-      if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
+      if (!(await consumeToken(trx, live.token_id, this.clock.now())) || !(await markEmailVerified(trx, live.user_id, live.email))) {
         throw new AppError('invalid_verification_token');
       }
       await this.invalidation.publish(trx, 'user', [live.user_id]);

@@ -8,8 +8,10 @@ import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { Mailer } from '../mail/mailer.js';
 import { passwordResetMessage } from '../mail/templates.js';
-import type { ClientInfo } from '../sessions/service.js';
+import type { ClientInfo } from '../core/caller.js';
+import type { Clock } from '../core/clock.js';
 import type { LoginThrottle } from '../throttling/login-throttle.js';
+import { deleteMfaTokens } from '../mfa/repository.js';
 import { findUserByLogin } from '../users/repository.js';
 import type { BackgroundJobs } from './background.js';
 import { consumeToken, findLiveToken, HOUR_MS, issueToken, markEmailVerified } from './tokens.js';
@@ -23,17 +25,33 @@ export interface PasswordResetSettings {
   rateLimitPerMinute: number;
 }
 
+export interface PasswordResetDeps {
+  db: Kysely<Database>;
+  credentials: Pick<CredentialsService, 'replacePassword'>;
+  throttle: Pick<LoginThrottle, 'clearAccount'>;
+  mailer: Mailer;
+  jobs: BackgroundJobs;
+  audit: AuditLog;
+  invalidation: Invalidation;
+  config: PasswordResetSettings;
+  clock: Clock;
+}
+
 export class PasswordReset {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly credentials: CredentialsService,
-    private readonly throttle: LoginThrottle,
-    private readonly mailer: Mailer,
-    private readonly jobs: BackgroundJobs,
-    private readonly audit: AuditLog,
-    private readonly invalidation: Invalidation,
-    private readonly settings: PasswordResetSettings,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly credentials: Pick<CredentialsService, 'replacePassword'>;
+  private readonly throttle: Pick<LoginThrottle, 'clearAccount'>;
+  private readonly mailer: Mailer;
+  private readonly jobs: BackgroundJobs;
+  private readonly audit: AuditLog;
+  private readonly invalidation: Invalidation;
+  private readonly settings: PasswordResetSettings;
+  private readonly clock: Clock;
+
+  constructor(deps: PasswordResetDeps) {
+    this.clock = deps.clock;
+    ({ db: this.db, credentials: this.credentials, throttle: this.throttle, mailer: this.mailer, jobs: this.jobs, audit: this.audit, invalidation: this.invalidation, config: this.settings } = deps);
+  }
 
   /**
    * POST /v1/password-resets. The answer is the same 202, in the same time, for every address:
@@ -45,7 +63,7 @@ export class PasswordReset {
   async request(email: string, client: ClientInfo): Promise<() => void> {
     // Counted like the other per-address limits (rate_limit_hits, shared by all instances); past
     // it nothing is done, and the answer is still 202, so a throttle tells nothing.
-    const windowStart = Math.floor(Date.now() / 60_000) * 60_000;
+    const windowStart = Math.floor(this.clock.now() / 60_000) * 60_000;
     const hits = await addRateLimitHits(this.db, `/v1/password-resets|${addressKey(client.ip)}`, new Date(windowStart), 1);
     if (hits > this.settings.rateLimitPerMinute) return () => {};
     const start = this.jobs.reserve();
@@ -60,7 +78,7 @@ export class PasswordReset {
       await this.audit.record('password_reset_requested', context, { sent: false, reason: 'disabled' });
       return;
     }
-    const issued = await issueToken(this.db, { userId: user.user_id, kind: 'password_reset', email: user.email, ttlMs: RESET_TTL_MS, maxPerHour: RESET_MAILS_PER_HOUR, perAddress: true });
+    const issued = await issueToken(this.db, { userId: user.user_id, kind: 'password_reset', email: user.email, ttlMs: RESET_TTL_MS, maxPerHour: RESET_MAILS_PER_HOUR, perAddress: true, now: this.clock.now() });
     if ('noUser' in issued) return;
     if ('retryAfterS' in issued) {
       await this.audit.record('password_reset_requested', context, { sent: false, reason: 'throttled' });
@@ -76,15 +94,15 @@ export class PasswordReset {
    * verified (the mail reached it). A refused password leaves the token usable.
    */
   async complete(token: string, newPassword: string, client: ClientInfo): Promise<void> {
-    const live = await findLiveToken(this.db, 'password_reset', token);
+    const live = await findLiveToken(this.db, 'password_reset', token, this.clock.now());
     if (!live) throw new AppError('invalid_reset_token');
     const revoked = await this.credentials
       .replacePassword(live.user_id, newPassword, async (trx) => {
-        if (!(await consumeToken(trx, live.token_id)) || !(await markEmailVerified(trx, live.user_id, live.email))) {
+        if (!(await consumeToken(trx, live.token_id, this.clock.now())) || !(await markEmailVerified(trx, live.user_id, live.email))) {
           throw new AppError('invalid_reset_token');
         }
         // A sign-in half-way (an mfa_token from the old password) dies with the old password.
-        await trx.deleteFrom('mfa_tokens').where('user_id', '=', live.user_id).execute();
+        await deleteMfaTokens(trx, live.user_id);
         await this.invalidation.publish(trx, 'user', [live.user_id]);
       })
       .catch((err: unknown) => {

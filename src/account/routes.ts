@@ -1,13 +1,16 @@
 import { Type } from 'typebox';
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Config } from '../config.js';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
+import type { Feature } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
-import { CurrentPassword, EmailLookup, NewPassword } from '../users/schemas.js';
-import type { AccountDeletion } from './deletion.js';
+import { CurrentPassword, EmailLookup, NewPassword } from '../core/fields.js';
+import { AccountDeletion, type AccountDeletionDeps } from './deletion.js';
 import type { EmailVerification } from './email-verification.js';
-import type { PasswordReset } from './password-reset.js';
-import { clientOf } from '../http/client.js';
+import { PasswordReset, type PasswordResetDeps } from './password-reset.js';
+import { eraseTokens, pruneTokens } from './tokens.js';
+import { clientOf } from '../core/caller.js';
 
 // A token of the wrong shape is answered like an unknown one (API.md, Errors), so any string up
 // to a size that keeps bodies small passes validation.
@@ -22,12 +25,27 @@ const DeleteAccountBody = Type.Object({ current_password: CurrentPassword }, { a
 const Accepted = Type.Object({ status: Type.Literal('accepted') }, { description: 'Accepted; the mail, if any, is on its way.' });
 const ACCEPTED = { status: 'accepted' as const };
 
-export function accountRoutes(
-  app: App,
-  services: { verification: EmailVerification; reset: PasswordReset; deletion: AccountDeletion },
-  guard: Guard,
-  rateLimitPerMinute: number,
-): void {
+export interface AccountFeatureDeps extends Omit<PasswordResetDeps, 'config'>, Omit<AccountDeletionDeps, 'pseudonymKey'> {
+  /** Built with the shared services: the users feature tells it of registrations and email changes. */
+  verification: EmailVerification;
+  requireCaller: RequireCaller;
+  config: Pick<Config, 'rateLimitPerMinute' | 'publicUrl'>;
+  /** A secret of the service's (service_secrets), by name. */
+  secret(name: string): Promise<Buffer>;
+}
+
+/** Email verification, password reset, self-service deletion. */
+export const accountFeature: Feature<AccountFeatureDeps> = async (app, deps) => {
+  const { requireCaller, config } = deps;
+  const { rateLimitPerMinute } = config;
+  const services = {
+    verification: deps.verification,
+    reset: new PasswordReset({ ...deps, config: { publicUrl: config.publicUrl, rateLimitPerMinute } }),
+    deletion: new AccountDeletion({ ...deps, pseudonymKey: await deps.secret('audit_pseudonym') }),
+  };
+  deps.erasure.add('account', eraseTokens);
+  backgroundJob(app, 'pruning mail tokens', PRUNE_EVERY_MS, () => pruneTokens(deps.db, deps.clock.now()));
+
   app.post(
     '/v1/email-verifications',
     {
@@ -48,7 +66,7 @@ export function accountRoutes(
   app.post(
     '/v1/users/me/email-verification',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Send a new verification mail (at most 5 an hour)',
         tags: ['account'],
@@ -109,13 +127,13 @@ export function accountRoutes(
   app.delete(
     '/v1/users/me',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Delete the account: every session ends, the user is gone, the audit log keeps a pseudonym',
         tags: ['account'],
         security: bearerAuth,
         body: DeleteAccountBody,
-        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'last_admin', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {
@@ -123,4 +141,4 @@ export function accountRoutes(
       return reply.code(204).send(null);
     },
   );
-}
+};

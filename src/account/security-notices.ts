@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.js';
 import type { MailLog, Mailer } from '../mail/mailer.js';
 import { securityNoticeMessage } from '../mail/templates.js';
 import type { BackgroundJobs } from './background.js';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /**
  * Mails the owner of an account when something that guards it changed (NIST SP 800-63B 4.6,
@@ -62,6 +63,7 @@ export class SecurityNotices {
     private readonly mailer: Mailer,
     private readonly jobs: BackgroundJobs,
     private readonly log: MailLog,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /** Called with every security event once it is stored (AuditLog.onRecorded). */
@@ -71,7 +73,7 @@ export class SecurityNotices {
     if (!notice || userId === null || userId === undefined) return;
     const details = row.details ? (JSON.parse(row.details) as Record<string, unknown>) : {};
     if (notice.when && !notice.when(details)) return;
-    const at = new Date();
+    const at = new Date(this.clock.now());
     this.jobs.run(async () => {
       // The address, and the events of the last hour that send notices: of this kind, and of all
       // kinds (this one among them: it was stored first).

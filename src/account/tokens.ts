@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AccountTokenKind, Database } from '../db/schema.js';
-import { hashSecret, newSecret } from '../sessions/refresh-tokens.js';
-import { lookupKey } from '../users/repository.js';
+import { hashSecret, newSecret } from '../core/secrets.js';
+import { lookupKey } from '../core/lookup-key.js';
 import { dbNow } from '../db/dialect.js';
 
 /**
@@ -16,6 +16,11 @@ type Queryable = Kysely<Database> | Transaction<Database>;
 /** What a token looks like; anything else is answered like an unknown token, without a lookup. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{43}$/;
 
+/** Erases the user's mail tokens (account deletion). */
+export async function eraseTokens(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('account_tokens').where('user_id', '=', userId).execute();
+}
+
 export const HOUR_MS = 3_600_000;
 
 export type Issued = { token: string } | { retryAfterS: number } | { noUser: true };
@@ -27,7 +32,7 @@ export type Issued = { token: string } | { retryAfterS: number } | { noUser: tru
  */
 export async function issueToken(
   db: Kysely<Database>,
-  input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; maxPerHour: number; perAddress: boolean; newUser?: boolean },
+  input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; maxPerHour: number; perAddress: boolean; newUser?: boolean; now: number },
 ): Promise<Issued> {
   const token = newSecret();
   if (input.newUser) {
@@ -46,8 +51,8 @@ export async function issueToken(
   });
 }
 
-function tokenRow(token: string, input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number }) {
-  return { token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(Date.now() + input.ttlMs) };
+function tokenRow(token: string, input: { userId: string; kind: AccountTokenKind; email: string; ttlMs: number; now: number }) {
+  return { token_hash: hashSecret(token), user_id: input.userId, kind: input.kind, email: input.email, expires_at: new Date(input.now + input.ttlMs) };
 }
 
 /**
@@ -56,9 +61,9 @@ function tokenRow(token: string, input: { userId: string; kind: AccountTokenKind
  */
 export async function hourlyCapWait(
   db: Queryable,
-  input: { userId: string; kind: AccountTokenKind; email: string; maxPerHour: number; perAddress: boolean },
+  input: { userId: string; kind: AccountTokenKind; email: string; maxPerHour: number; perAddress: boolean; now: number },
 ): Promise<number | undefined> {
-  const since = new Date(Date.now() - HOUR_MS);
+  const since = new Date(input.now - HOUR_MS);
   let recent = db
     .selectFrom('account_tokens')
     .select('created_at')
@@ -70,7 +75,7 @@ export async function hourlyCapWait(
   const rows = await recent.execute();
   if (rows.length < input.maxPerHour) return undefined;
   const oldest = rows[rows.length - input.maxPerHour]!.created_at.getTime();
-  return Math.max(1, Math.ceil((oldest + HOUR_MS - Date.now()) / 1000));
+  return Math.max(1, Math.ceil((oldest + HOUR_MS - input.now) / 1000));
 }
 
 export interface LiveToken {
@@ -81,7 +86,7 @@ export interface LiveToken {
 }
 
 /** The token if it works now (see above), else undefined. */
-export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token: string): Promise<LiveToken | undefined> {
+export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token: string, now: number): Promise<LiveToken | undefined> {
   if (!TOKEN_SHAPE.test(token)) return undefined;
   const row = await db
     .selectFrom('account_tokens as t')
@@ -90,7 +95,7 @@ export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token
     .where('t.token_hash', '=', hashSecret(token))
     .where('t.kind', '=', kind)
     .where('t.used_at', 'is', null)
-    .where('t.expires_at', '>', new Date())
+    .where('t.expires_at', '>', new Date(now))
     .where(({ not, exists, selectFrom }) =>
       not(
         exists(
@@ -108,13 +113,13 @@ export async function findLiveToken(db: Queryable, kind: AccountTokenKind, token
 }
 
 /** Uses the token up; false when it was used (or expired) meanwhile. */
-export async function consumeToken(trx: Queryable, tokenId: string): Promise<boolean> {
+export async function consumeToken(trx: Queryable, tokenId: string, now: number): Promise<boolean> {
   const result = await trx
     .updateTable('account_tokens')
     .set({ used_at: dbNow(trx) })
     .where('token_id', '=', tokenId)
     .where('used_at', 'is', null)
-    .where('expires_at', '>', new Date())
+    .where('expires_at', '>', new Date(now))
     .executeTakeFirst();
   return result.numUpdatedRows === 1n;
 }
@@ -131,6 +136,6 @@ export async function markEmailVerified(trx: Queryable, userId: string, email: s
 }
 
 /** Drops tokens that expired over a day ago (they no longer count against any cap either). */
-export async function pruneTokens(db: Kysely<Database>): Promise<void> {
-  await db.deleteFrom('account_tokens').where('expires_at', '<', new Date(Date.now() - 24 * HOUR_MS)).execute();
+export async function pruneTokens(db: Kysely<Database>, now: number): Promise<void> {
+  await db.deleteFrom('account_tokens').where('expires_at', '<', new Date(now - 24 * HOUR_MS)).execute();
 }

@@ -1,6 +1,9 @@
-import type { Insertable, Kysely } from 'kysely';
+import { createHmac } from 'node:crypto';
+import type { Insertable, Kysely, Transaction } from 'kysely';
 import type { AuditEventsTable, Database } from '../db/schema.js';
 import { WriteBatcher } from '../db/write-batcher.js';
+import { WITH_ROW, type SideWrite } from '../db/side-writes.js';
+import { sql } from 'kysely';
 
 /**
  * The security event log (ASVS 5.0 V16.1, V16.2, V16.3): who did what, when, from where.
@@ -40,6 +43,12 @@ export const AUDIT_EVENTS = [
   'password_reset_completed',
   'account_deleted',
   'account_deletion_failed',
+  // Administration (API-ADMIN.md): actor_id names the administrator.
+  'user_created',
+  'roles_changed',
+  'role_created',
+  'role_changed',
+  'role_deleted',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
@@ -50,6 +59,8 @@ export interface AuditContext {
   userAgent: string | null;
   /** In place of userId, for a user who deleted their account. */
   pseudonym?: string | null;
+  /** The administrator acting on userId (API-ADMIN.md); absent for the user's own doings. */
+  actorId?: string | null;
 }
 
 export interface AuditEvent {
@@ -60,6 +71,8 @@ export interface AuditEvent {
   ip: string | null;
   user_agent: string | null;
   details: Record<string, unknown> | null;
+  /** The administrator who did it, or null for the user's own doings. */
+  actor_id: string | null;
 }
 
 export type AuditRow = Insertable<AuditEventsTable>;
@@ -75,7 +88,65 @@ export function auditRow(event: AuditEventType, context: AuditContext, details?:
     user_agent: context.userAgent?.slice(0, 512) ?? null,
     details: details ? JSON.stringify(details) : null,
     subject_pseudonym: context.pseudonym ?? null,
+    actor_id: context.actorId ?? null,
   } satisfies AuditRow;
+}
+
+/**
+ * Self-service deletion (API-ACCOUNT.md; GDPR art. 17). The user's rows go; the audit log keeps
+ * its events with user_id replaced by a pseudonym: HMAC-SHA256 of the user id under a server
+ * key (service_secrets 'audit_pseudonym'). Without the key the pseudonym says nothing; an
+ * operator holding it can still tell which events belonged to one former account id, which is
+ * what an investigation needs and all it gets.
+ */
+export function pseudonymFor(key: Buffer, userId: string): string {
+  return `deleted:${createHmac('sha256', key).update(`user:${userId}`).digest('base64url').slice(0, 32)}`;
+}
+
+/**
+ * The event `row` of a session being opened, written with the session in the same round trip
+ * (sessions/repository.ts, insertSession) and only if it opened; its session id is the new one.
+ */
+export function eventOfNewSession(row: AuditRow): SideWrite<{ session_id: string }> {
+  return {
+    ctes: () => [
+      [
+        'event',
+        sql`insert into audit_events (event, user_id, session_id, ip, user_agent, details, subject_pseudonym)
+        select ${row.event}, cast(${row.user_id} as bigint), ${sql.ref(`${WITH_ROW}.session_id`)}, ${row.ip}, ${row.user_agent}, ${row.details}, ${row.subject_pseudonym}
+        from ${sql.table(WITH_ROW)}`,
+      ],
+    ],
+    run: async (trx, session) => {
+      if (session) await trx.insertInto('audit_events').values({ ...row, session_id: String(session.session_id) }).execute();
+    },
+  };
+}
+
+/** A deleted user's events keep no user id: the pseudonym takes its place. */
+export async function pseudonymizeEvents(trx: Transaction<Database>, userId: string, pseudonym: string): Promise<void> {
+  await trx.updateTable('audit_events').set({ user_id: null, subject_pseudonym: pseudonym }).where('user_id', '=', userId).execute();
+}
+
+/** The latest security events of everyone, newest first, with the username where the user still exists (the admin command line). */
+export async function latestEvents(db: Kysely<Database>, limit: number) {
+  const rows = await db
+    .selectFrom('audit_events')
+    .leftJoin('users', 'users.user_id', 'audit_events.user_id')
+    .select(['audit_events.event_id', 'audit_events.occurred_at', 'audit_events.event', 'audit_events.user_id', 'users.username', 'audit_events.session_id', 'audit_events.ip', 'audit_events.details'])
+    .orderBy('audit_events.event_id', 'desc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({
+    id: r.event_id,
+    occurred_at: r.occurred_at.toISOString(),
+    event: r.event,
+    user_id: r.user_id === null ? null : String(r.user_id),
+    username: r.username ?? null,
+    session_id: r.session_id === null ? null : String(r.session_id),
+    ip: r.ip,
+    details: r.details ? (JSON.parse(r.details) as unknown) : null,
+  }));
 }
 
 export class AuditLog {
@@ -107,7 +178,7 @@ export class AuditLog {
   async listForUser(userId: string, limit: number, before?: string): Promise<{ events: AuditEvent[]; next: string | null }> {
     let query = this.db
       .selectFrom('audit_events')
-      .select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details'])
+      .select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details', 'actor_id'])
       .where('user_id', '=', userId)
       .orderBy('event_id', 'desc')
       .limit(limit + 1);
@@ -115,24 +186,29 @@ export class AuditLog {
     const rows = await query.execute();
     const page = rows.slice(0, limit);
     return {
-      events: page.map((row) => ({
-        id: row.event_id,
-        type: row.event,
-        occurred_at: row.occurred_at.toISOString(),
-        session_id: row.session_id === null ? null : String(row.session_id),
-        ip: row.ip,
-        user_agent: row.user_agent,
-        details: row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null,
-      })),
+      events: page.map((row) => {
+        // An administrator's doing: the user sees who and what, not the administrator's address and browser.
+        const byOther = row.actor_id !== null && String(row.actor_id) !== userId;
+        return {
+          id: row.event_id,
+          type: row.event,
+          occurred_at: row.occurred_at.toISOString(),
+          session_id: row.session_id === null || byOther ? null : String(row.session_id),
+          ip: byOther ? null : row.ip,
+          user_agent: byOther ? null : row.user_agent,
+          details: row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null,
+          actor_id: row.actor_id === null ? null : String(row.actor_id),
+        };
+      }),
       next: rows.length > limit ? page.at(-1)!.event_id : null,
     };
   }
 
   /** Drops events older than the retention period. */
-  async prune(retentionDays: number): Promise<number> {
+  async prune(retentionDays: number, now: number): Promise<number> {
     const result = await this.db
       .deleteFrom('audit_events')
-      .where('occurred_at', '<', new Date(Date.now() - retentionDays * 86_400_000))
+      .where('occurred_at', '<', new Date(now - retentionDays * 86_400_000))
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }

@@ -1,9 +1,10 @@
 import { KeyObject, randomUUID, sign } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, type CryptoKey, type JWTHeaderParameters } from 'jose';
+import { systemClock, type Clock } from '../core/clock.js';
 import { isDatabaseUnavailable } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import { SIGNING_ALG, type KeyStore } from './keys.js';
-import { VerifiedTokenCache } from './token-cache.js';
+import { VerifiedTokenCache, type AccessClaims } from './token-cache.js';
 
 /** The service's own first-party client (RFC 9068 `client_id`). */
 export const FIRST_PARTY_CLIENT_ID = 'user-management';
@@ -14,13 +15,7 @@ export interface AccessTokenSettings {
   ttlS: number;
 }
 
-export interface AccessClaims {
-  userId: string;
-  sessionId: string;
-  /** `exp`, in seconds since the epoch. */
-  expiresAt: number;
-  kid: string;
-}
+export type { AccessClaims };
 
 const base64url = (text: string) => Buffer.from(text).toString('base64url');
 
@@ -46,17 +41,23 @@ export class AccessTokens {
     private readonly keys: KeyStore,
     readonly settings: AccessTokenSettings,
     readonly cache = new VerifiedTokenCache(),
+    /** `iat` and `exp` when issuing, and the time a token is checked against. */
+    private readonly clock: Clock = systemClock,
+    /** The user's role names, carried as the `roles` claim (a hint for clients; API-ADMIN.md). */
+    private readonly rolesOf?: (userId: string) => Promise<readonly string[]>,
   ) {}
 
   /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
   async issue(userId: string, sessionId: string, amr: readonly string[]): Promise<{ token: string; expiresIn: number }> {
+    const roles = this.rolesOf ? await this.rolesOf(userId) : [];
     const { kid, privateKey } = this.keys.signingKey();
-    const iat = Math.floor(Date.now() / 1000);
+    const iat = Math.floor(this.clock.now() / 1000);
     const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
     const claims = {
       sid: sessionId,
       client_id: FIRST_PARTY_CLIENT_ID,
       amr: [...amr],
+      ...(roles.length ? { roles: [...roles] } : {}),
       iss: this.settings.issuer,
       aud: this.settings.audience,
       sub: userId,
@@ -77,7 +78,7 @@ export class AccessTokens {
    * Anything wrong is 401 invalid_token; the session's state is checked by the caller.
    */
   async verify(token: string): Promise<AccessClaims> {
-    const cached = this.cache.get(token);
+    const cached = this.cache.get(token, this.clock.now() / 1000);
     if (cached && this.keys.isLive(cached.kid)) return cached;
     try {
       // ASVS 5.0 V9.1.1 signature, V9.1.2 alg allow list, V9.1.3 our keys only, V9.2.1 exp/nbf, V9.2.2 typ, V9.2.3 aud.
@@ -95,6 +96,7 @@ export class AccessTokens {
           issuer: this.settings.issuer,
           audience: this.settings.audience,
           clockTolerance: CLOCK_TOLERANCE_S,
+          currentDate: new Date(this.clock.now()),
           requiredClaims: ['sub', 'sid', 'exp', 'iat', 'jti'],
         },
       );

@@ -1,7 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Caller, SessionsService } from '../sessions/service.js';
+import type { Caller } from '../core/caller.js';
+import type { PermissionSource } from '../core/permissions.js';
+import { forbidden } from '../errors.js';
+import type { onRequestAsyncHookHandler } from 'fastify';
+import { clientOf } from '../core/caller.js';
 import { invalidToken, type AccessTokens } from './access-tokens.js';
-import { clientOf } from '../http/client.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -12,22 +15,49 @@ declare module 'fastify' {
 
 const BEARER = /^Bearer ([A-Za-z0-9_.~+/-]+=*)$/i;
 
+/** What a protected route asks of its caller beyond a valid token and session. */
+export interface CallerRequirements {
+  /** A permission the caller must hold (from the PermissionSource); else 403 forbidden naming it. */
+  permission?: string;
+  /** A session opened in the last 15 minutes (core/reauth.ts); else 403 reauthentication_required. */
+  recentSignIn?: boolean;
+}
+
+/** The onRequest hook of a protected route. */
+export type Guard = onRequestAsyncHookHandler;
+
+/** Makes the onRequest guard of a protected route: `onRequest: requireCaller()`. */
+export type RequireCaller = (requirements?: CallerRequirements) => Guard;
+
+export interface GuardDeps {
+  tokens: Pick<AccessTokens, 'verify'>;
+  /** The session check behind every protected route (sessions/service.ts, authenticate). */
+  sessions: { authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> };
+  reauth: { recentSignIn(caller: { userId: string; sessionId: string }): Promise<void> };
+  permissions: PermissionSource;
+}
+
 /**
- * The bearer-token guard of protected routes: a valid access token (RFC 6750) whose session is
- * still active. Anything else is 401 invalid_token with WWW-Authenticate.
+ * The one guard factory of protected routes: a valid access token (RFC 6750) whose session is
+ * still active, then what the route asks for (a permission, a recent sign-in). A missing or bad
+ * token is 401 invalid_token with WWW-Authenticate.
  */
-export function bearerGuard(tokens: AccessTokens, sessions: SessionsService) {
-  return async function requireCaller(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-    const header = request.headers.authorization;
-    if (!header) throw invalidToken('An access token is required.');
-    const match = BEARER.exec(header);
-    if (!match) throw invalidToken();
-    const claims = await tokens.verify(match[1]!);
-    // ASVS 5.0 V7.2.1, V7.4.1: the session itself is checked on every request, not only the token.
-    const caller = await sessions.authenticate(claims.userId, claims.sessionId);
-    if (!caller) throw invalidToken();
-    request.caller = { ...caller, ...clientOf(request) };
-  };
+export function callerGuards({ tokens, sessions, reauth, permissions }: GuardDeps): RequireCaller {
+  return ({ permission, recentSignIn = false } = {}) =>
+    async function requireCaller(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
+      const header = request.headers.authorization;
+      if (!header) throw invalidToken('An access token is required.');
+      const match = BEARER.exec(header);
+      if (!match) throw invalidToken();
+      const claims = await tokens.verify(match[1]!);
+      // ASVS 5.0 V7.2.1, V7.4.1: the session itself is checked on every request, not only the token.
+      const caller = await sessions.authenticate(claims.userId, claims.sessionId);
+      if (!caller) throw invalidToken();
+      request.caller = { ...caller, ...clientOf(request) };
+      // ASVS 5.0 V8.2.1: function-level access control, on the server, before anything runs.
+      if (permission !== undefined && !(await permissions.permissionsOf(caller.userId)).has(permission)) throw forbidden(permission);
+      if (recentSignIn) await reauth.recentSignIn(caller);
+    };
 }
 
 /** The caller of a route behind the guard. */

@@ -1,8 +1,16 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose';
 import type { Kysely } from 'kysely';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { DataCipher } from '../crypto/data-encryption.js';
 import { withNamedLock } from '../db/locks.js';
 import type { Database } from '../db/schema.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The signing keys this instance knows (reloaded every 30 s, and on an unknown kid). */
+    keyStore: KeyStore;
+  }
+}
 
 /** Access tokens are signed with Ed25519 only (RFC 8725 3.1: one algorithm per key, pinned). */
 export const SIGNING_ALG = 'EdDSA';
@@ -43,6 +51,8 @@ export class KeyStore {
     private readonly db: Kysely<Database>,
     /** Private keys are stored encrypted with DATA_ENCRYPTION_KEY. */
     private readonly cipher: DataCipher,
+    /** When keys start signing and stop verifying. */
+    private readonly clock: Clock = systemClock,
   ) {}
 
   /**
@@ -55,7 +65,7 @@ export class KeyStore {
     if (!this.#signing()) {
       await withNamedLock(this.db, 'signing_keys', async (trx) => {
         const live = await trx.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).executeTakeFirst();
-        if (!live) await trx.insertInto('signing_keys').values(await newKeyRow(new Date(), this.cipher)).execute();
+        if (!live) await trx.insertInto('signing_keys').values(await newKeyRow(new Date(this.clock.now()), this.cipher)).execute();
       });
       await this.reload();
     }
@@ -73,7 +83,7 @@ export class KeyStore {
    * stepped back, or runs behind the clock that stamped the only key), the live key that was
    * first to sign: it is published already, and a login must not fail for a clock.
    */
-  #signing(now = Date.now()): LoadedKey | undefined {
+  #signing(now = this.clock.now()): LoadedKey | undefined {
     let newest: LoadedKey | undefined;
     let earliest: LoadedKey | undefined;
     for (const key of this.#keys.values()) {
@@ -98,23 +108,23 @@ export class KeyStore {
    */
   async verificationKey(kid: string): Promise<CryptoKey | undefined> {
     let key = this.#keys.get(kid);
-    if (!key && Date.now() - this.#lastReload >= 1000) {
+    if (!key && this.clock.now() - this.#lastReload >= 1000) {
       await this.reload();
       key = this.#keys.get(kid);
     }
-    if (!key || (key.retiredAt !== null && key.retiredAt <= Date.now())) return undefined;
+    if (!key || (key.retiredAt !== null && key.retiredAt <= this.clock.now())) return undefined;
     return key.publicKey;
   }
 
   /** True while `kid` is one of our keys and not retired (checked again for cached tokens). */
-  isLive(kid: string, now = Date.now()): boolean {
+  isLive(kid: string, now = this.clock.now()): boolean {
     const key = this.#keys.get(kid);
     return key !== undefined && (key.retiredAt === null || key.retiredAt > now);
   }
 
   /** The JWK Set: public keys only, the signing one, the next one and retired ones still verifying. */
   jwks(): { keys: PublicJwk[] } {
-    const now = Date.now();
+    const now = this.clock.now();
     return {
       keys: [...this.#keys.values()]
         .filter((k) => k.retiredAt === null || k.retiredAt > now)
@@ -123,11 +133,11 @@ export class KeyStore {
   }
 
   async reload(): Promise<void> {
-    this.#lastReload = Date.now();
+    this.#lastReload = this.clock.now();
     const rows = await this.db
       .selectFrom('signing_keys')
       .selectAll()
-      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', new Date())]))
+      .where((eb) => eb.or([eb('retired_at', 'is', null), eb('retired_at', '>', new Date(this.clock.now()))]))
       .orderBy('created_at', 'asc')
       .execute();
     const keys = new Map<string, LoadedKey>();

@@ -1,4 +1,11 @@
-import type { AccessClaims } from './access-tokens.js';
+/** What a verified access token says. */
+export interface AccessClaims {
+  userId: string;
+  sessionId: string;
+  /** `exp`, in seconds since the epoch. */
+  expiresAt: number;
+  kid: string;
+}
 
 /**
  * A small, bounded cache of access tokens whose signature and claims already checked out,

@@ -21,6 +21,21 @@ export function findCurrentCredential(db: Queryable, userId: string): Promise<Cu
     .executeTakeFirst();
 }
 
+/** What the password rules compare a new password with: the account's username and email (read from users). */
+export function findPolicySubject(db: Queryable, userId: string): Promise<{ user_id: string; username: string; email: string } | undefined> {
+  return db.selectFrom('users').select(['user_id', 'username', 'email']).where('user_id', '=', userId).executeTakeFirst();
+}
+
+/** Makes every current password of the user history (a reset: the old one is not known). */
+export async function retireCurrentCredentials(trx: Queryable, userId: string): Promise<void> {
+  await trx.updateTable('user_credentials').set({ is_current: false }).where('user_id', '=', userId).where('is_current', '=', true).execute();
+}
+
+/** Erases the user's passwords, current and history (account deletion). */
+export async function eraseCredentials(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('user_credentials').where('user_id', '=', userId).execute();
+}
+
 /** The user's most recent password hashes, the current one first. */
 export async function recentPasswordHashes(db: Queryable, userId: string, count: number): Promise<string[]> {
   const rows = await db

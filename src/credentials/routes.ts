@@ -1,17 +1,31 @@
 import { Type } from 'typebox';
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
-import { CurrentPassword, NewPassword } from '../users/schemas.js';
+import type { Feature } from '../http/types.js';
+import { CurrentPassword, NewPassword } from '../core/fields.js';
 import type { CredentialsService } from './service.js';
+import type { Config } from '../config.js';
+import { passwordPolicyRoutes } from './policy-routes.js';
+import { eraseCredentials } from './repository.js';
+import type { AccountErasure } from '../core/erasure.js';
 
 const ChangePasswordBody = Type.Object({ current_password: CurrentPassword, new_password: NewPassword }, { additionalProperties: false });
 
-export function credentialsRoutes(app: App, credentials: CredentialsService, guard: Guard): void {
+export interface CredentialsFeatureDeps {
+  credentials: CredentialsService;
+  erasure: AccountErasure;
+  requireCaller: RequireCaller;
+  config: Config;
+}
+
+/** The password change. */
+export const credentialsFeature: Feature<CredentialsFeatureDeps> = async (app, { credentials, erasure, requireCaller, config }) => {
+  erasure.add('credentials', eraseCredentials);
+  passwordPolicyRoutes(app, config.passwordMinLength);
   app.put(
     '/v1/users/me/password',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Change password (update_user_password); other sessions are revoked',
         tags: ['users'],
@@ -29,4 +43,4 @@ export function credentialsRoutes(app: App, credentials: CredentialsService, gua
       return reply.code(204).send(null);
     },
   );
-}
+};

@@ -1,27 +1,38 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { SessionRevocation } from '../sessions/revocation.js';
-import type { Caller } from '../sessions/service.js';
+import type { Reauthentication } from '../core/reauth.js';
+import type { Revocation } from '../core/revocation.js';
+import type { Caller } from '../core/caller.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import type { Attempt, LoginThrottle } from '../throttling/login-throttle.js';
-import { findUserById } from '../users/repository.js';
 import type { PasswordHasher } from './hashing.js';
 import { checkPasswordPolicy } from './policy.js';
-import { findCurrentCredential, insertCurrentCredential, recentPasswordHashes, retireCredential, type CurrentCredential } from './repository.js';
+import { findPolicySubject, insertCurrentCredential, recentPasswordHashes, retireCredential, retireCurrentCredentials } from './repository.js';
 
 /** How many of the latest passwords (the current one included) a new one must differ from. */
 export const PASSWORD_HISTORY = 5;
 
+export interface CredentialsDeps {
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  reauth: Pick<Reauthentication, 'password'>;
+  audit: AuditLog;
+  revocation: Revocation;
+  config: { passwordMinLength: number };
+}
+
 export class CredentialsService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly hasher: PasswordHasher,
-    private readonly throttle: LoginThrottle,
-    private readonly audit: AuditLog,
-    private readonly revocation: SessionRevocation,
-    private readonly passwordMinLength: number,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly hasher: PasswordHasher;
+  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly audit: AuditLog;
+  private readonly revocation: Revocation;
+  private readonly passwordMinLength: number;
+
+  constructor(deps: CredentialsDeps) {
+    ({ db: this.db, hasher: this.hasher, reauth: this.reauth, audit: this.audit, revocation: this.revocation } = deps);
+    this.passwordMinLength = deps.config.passwordMinLength;
+  }
 
   /**
    * update_user_password: a new current credentials row, the old one kept as history, and every
@@ -33,8 +44,8 @@ export class CredentialsService {
     newPassword: string,
   ): Promise<void> {
     const { userId, sessionId } = caller;
-    const credential = await this.reauthenticate(caller, currentPassword, 'password_change');
-    const user = await findUserById(this.db, userId);
+    const credential = await this.reauth.password(caller, currentPassword, 'password_change');
+    const user = await findPolicySubject(this.db, userId);
     if (!user) throw new AppError('wrong_current_password');
     await this.#checkNewPassword(user, newPassword);
 
@@ -52,45 +63,22 @@ export class CredentialsService {
   }
 
   /**
-   * Checks `current_password` on a re-authentication (password change, account deletion, ...).
-   * A wrong one counts as a failed login, so a stolen token cannot be used to guess, and while the
-   * account waits the answer is 429. Answers the current credential.
-   */
-  async reauthenticate(caller: Caller, password: string, what: 'password_change' | 'account_deletion'): Promise<CurrentCredential> {
-    let attempt: Attempt;
-    try {
-      attempt = await this.throttle.begin({ userId: caller.userId }, caller.ip);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', caller, { what });
-      throw err;
-    }
-    // ASVS 5.0 V6.2.3: the current password is required; a wrong one counts as a failed login (V6.3.1).
-    const credential = await findCurrentCredential(this.db, caller.userId);
-    if (!credential || !(await this.hasher.verify(credential.hashed_password, password))) {
-      await this.throttle.failed(attempt);
-      await this.audit.record(what === 'password_change' ? 'password_change_failed' : 'account_deletion_failed', caller, { reason: 'wrong_current_password' });
-      throw new AppError('wrong_current_password');
-    }
-    await this.throttle.released(attempt);
-    return credential;
-  }
-
-  /**
    * A new current password without the old one (a completed password reset): the same rules as
    * a change, then, in one transaction, `consume` (which answers false when the proof was used
    * up meanwhile, rolling everything back), the new credential, and every session ended.
    * Answers the ended sessions, already forgotten by this instance.
    */
-  async replacePassword(userId: string, newPassword: string, consume: (trx: Transaction<Database>) => Promise<void>): Promise<string[]> {
-    const user = await findUserById(this.db, userId);
+  async replacePassword(userId: string, newPassword: string, consume: (trx: Transaction<Database>) => Promise<void>, options: { revokeSessions?: boolean } = {}): Promise<string[]> {
+    const user = await findPolicySubject(this.db, userId);
     if (!user) throw new AppError('not_found');
     await this.#checkNewPassword(user, newPassword);
     const hashedPassword = await this.hasher.hash(newPassword);
     const revoked = await this.db.transaction().execute(async (trx) => {
       await consume(trx);
-      await trx.updateTable('user_credentials').set({ is_current: false }).where('user_id', '=', userId).where('is_current', '=', true).execute();
+      await retireCurrentCredentials(trx, userId);
       await insertCurrentCredential(trx, userId, hashedPassword);
-      return this.revocation.end(trx, { userId }, 'password_reset');
+      // An administrator may set a password and leave the sessions be (API-ADMIN.md, revoke_sessions).
+      return options.revokeSessions === false ? [] : this.revocation.end(trx, { userId }, 'password_reset');
     });
     this.revocation.forget(revoked);
     return revoked;

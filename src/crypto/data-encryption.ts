@@ -1,6 +1,6 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { loadOrCreateSecret } from '../auth/secrets.js';
+import { loadOrCreateSecret } from './secrets.js';
 import type { Database } from '../db/schema.js';
 
 /**

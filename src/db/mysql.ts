@@ -3,7 +3,7 @@ import { createPool, type Pool, type PoolOptions, type TypeCastField, type TypeC
 import type { Pool as PromisePool, RowDataPacket } from 'mysql2/promise';
 import { isDeadlock } from './errors.js';
 import type { Database } from './schema.js';
-import type { Db, ListenHandlers, Listener, OpenDatabaseOptions } from './create-db.js';
+import type { Db, ListenHandlers, Listener, OpenDatabaseOptions } from './handle.js';
 
 /**
  * MySQL 8 / MariaDB 10.11+ through `mysql2` and Kysely's MysqlDialect: the connection settings

@@ -5,7 +5,7 @@ import { isMigrated } from '../db/migrate.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { problems } from './schemas.js';
-import type { App } from './types.js';
+import type { App, Feature } from './types.js';
 
 const Status = Type.Object({ status: Type.String() });
 
@@ -14,6 +14,9 @@ const Jwks = Type.Object({
     Type.Object({ kty: Type.String(), crv: Type.String(), x: Type.String(), kid: Type.String(), alg: Type.String(), use: Type.String() }),
   ),
 });
+
+/** The JWKS, liveness and readiness. */
+export const opsFeature: Feature<{ db: Kysely<Database>; keys: KeyStore }> = async (app, { db, keys }) => opsRoutes(app, db, keys);
 
 export function opsRoutes(app: App, db: Kysely<Database>, keys: KeyStore): void {
   app.get(

@@ -1,16 +1,14 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault, onRequestAsyncHookHandler } from 'fastify';
-
-import type { KeyStore } from '../auth/keys.js';
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** The signing keys this instance knows (reloaded every 30 s, and on an unknown kid). */
-    keyStore: KeyStore;
-  }
-}
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync, FastifyPluginOptions, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from 'fastify';
 
 /** The Fastify instance with TypeBox types, as routes see it. */
 export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
-export type Guard = onRequestAsyncHookHandler;
+export type { Guard } from '../auth/guard.js';
+
+/**
+ * A feature of the service: an encapsulated Fastify plugin (its routes, hooks, jobs, close
+ * hooks, and where it needs them its own body parsers and error format), built from the one
+ * object of named dependencies buildApp passes to every feature. `D` names what it uses.
+ */
+export type Feature<D extends FastifyPluginOptions> = FastifyPluginAsync<D, RawServerDefault, TypeBoxTypeProvider>;

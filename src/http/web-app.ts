@@ -2,10 +2,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { AppError } from '../errors.js';
-import type { App } from './types.js';
+import type { Config } from '../config.js';
+import type { App, Feature } from './types.js';
 
 /** The pages of the account web app (web/): each answers the same document, the script routes. */
-export const WEB_PAGES = ['/', '/sign-in', '/sign-up', '/profile', '/password', '/sessions', '/security', '/forgot-password', '/reset-password', '/verify-email'];
+export const WEB_PAGES = ['/', '/sign-in', '/sign-up', '/profile', '/password', '/sessions', '/security', '/forgot-password', '/reset-password', '/verify-email', '/admin', '/admin/users', '/admin/roles'];
 
 /**
  * Strict for the pages: our own script and stylesheet only, no inline code, no outside request
@@ -43,6 +44,9 @@ function withPublicUrl(index: string, publicUrl: string): Buffer {
  * Serves the built web app from memory: three small files, read once at start, so a page costs
  * no disk read and nothing outside dist/web can ever be served.
  */
+/** The account web app's pages and assets. */
+export const webAppFeature: Feature<{ config: Config }> = async (app, { config }) => webAppRoutes(app, config.publicUrl);
+
 export function webAppRoutes(app: App, publicUrl: string): void {
   const dir = builtWebDir();
   const files = dir

@@ -1,8 +1,14 @@
 import { Type } from 'typebox';
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Clock } from '../core/clock.js';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
-import { CurrentPassword } from '../users/schemas.js';
+import type { Feature } from '../http/types.js';
+import { deleteSecondFactors, pruneMfaTokens } from './repository.js';
+import type { AccountErasure } from '../core/erasure.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { CurrentPassword } from '../core/fields.js';
 import type { MfaService } from './service.js';
 
 const CurrentPasswordBody = Type.Object({ current_password: CurrentPassword }, { additionalProperties: false });
@@ -22,11 +28,23 @@ const MfaStatus = Type.Object({
   passkeys: Type.Integer(),
 });
 
-export function mfaRoutes(app: App, mfa: MfaService, guard: Guard): void {
+export interface MfaFeatureDeps {
+  db: Kysely<Database>;
+  mfa: MfaService;
+  erasure: AccountErasure;
+  clock: Clock;
+  requireCaller: RequireCaller;
+}
+
+/** The authenticator app (TOTP) and recovery codes of the caller. */
+export const mfaFeature: Feature<MfaFeatureDeps> = async (app, { db, mfa, erasure, clock, requireCaller }) => {
+  erasure.add('mfa', async (trx, userId) => void (await deleteSecondFactors(trx, userId)));
+  backgroundJob(app, 'pruning mfa tokens', PRUNE_EVERY_MS, () => pruneMfaTokens(db, clock.now()));
+
   app.get(
     '/v1/users/me/mfa',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: "The caller's second factors", tags: ['mfa'], security: bearerAuth, response: { 200: MfaStatus, ...problems('invalid_token') } },
     },
     async (request) => mfa.status(callerOf(request)),
@@ -35,7 +53,7 @@ export function mfaRoutes(app: App, mfa: MfaService, guard: Guard): void {
   app.post(
     '/v1/users/me/mfa/totp',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Start setting up TOTP (pending until confirmed with a code)',
         tags: ['mfa'],
@@ -53,7 +71,7 @@ export function mfaRoutes(app: App, mfa: MfaService, guard: Guard): void {
   app.post(
     '/v1/users/me/mfa/totp/confirm',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Confirm TOTP with a first code: it is on, recovery codes are issued, other sessions end',
         tags: ['mfa'],
@@ -71,7 +89,7 @@ export function mfaRoutes(app: App, mfa: MfaService, guard: Guard): void {
   app.delete(
     '/v1/users/me/mfa/totp',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Turn TOTP off: the secret and the recovery codes are deleted',
         tags: ['mfa'],
@@ -88,4 +106,4 @@ export function mfaRoutes(app: App, mfa: MfaService, guard: Guard): void {
       return reply.code(204).send(null);
     },
   );
-}
+};

@@ -2,21 +2,26 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import QRCode from 'qrcode';
 import type { AuditLog } from '../audit/audit-log.js';
-import type { PasswordHasher } from '../credentials/hashing.js';
-import { findCurrentCredential } from '../credentials/repository.js';
 import type { DataCipher } from '../crypto/data-encryption.js';
 import { uniqueViolation } from '../db/errors.js';
-import { countPasskeys } from '../passkeys/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { hashSecret } from '../sessions/refresh-tokens.js';
-import type { SessionRevocation } from '../sessions/revocation.js';
-import type { Caller } from '../sessions/service.js';
-import type { Attempt, LoginThrottle } from '../throttling/login-throttle.js';
+import { hashSecret } from '../core/secrets.js';
+import type { Clock } from '../core/clock.js';
+import type { Reauthentication } from '../core/reauth.js';
+import type { Revocation } from '../core/revocation.js';
+import type { Caller } from '../core/caller.js';
+import type { LoginThrottle } from '../throttling/login-throttle.js';
 import { findUserById } from '../users/repository.js';
 import { hashRecoveryCode, newRecoveryCodes, normaliseRecoveryCode } from './recovery-codes.js';
 import {
   acceptTotpStep,
+  allTotpSecrets,
+  confirmPendingTotp,
+  insertMfaToken,
+  replacePendingTotp,
+  replaceRecoveryCodes,
+  swapTotpSecret,
   countMfaTokenFailure,
   deleteSecondFactors,
   findMfaToken,
@@ -64,51 +69,48 @@ class CodeRefused extends Error {}
  * recovery codes, and the second step of a password sign-in. The session itself is opened by
  * SessionsService, the one place where sessions begin.
  */
+export interface MfaDeps {
+  db: Kysely<Database>;
+  reauth: Pick<Reauthentication, 'password'>;
+  throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
+  audit: AuditLog;
+  revocation: Revocation;
+  cipher: DataCipher;
+  /** The issuer an authenticator app shows next to the account. */
+  issuer: string;
+  /** How many passkeys the user has (passkeys/repository.ts), for the status. */
+  passkeyCount(userId: string): Promise<number>;
+  clock: Clock;
+}
+
 export class MfaService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly hasher: PasswordHasher,
-    private readonly throttle: LoginThrottle,
-    private readonly audit: AuditLog,
-    private readonly revocation: SessionRevocation,
-    private readonly cipher: DataCipher,
-    /** The issuer an authenticator app shows next to the account. */
-    private readonly issuer: string,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
+  private readonly audit: AuditLog;
+  private readonly revocation: Revocation;
+  private readonly cipher: DataCipher;
+  private readonly issuer: string;
+  private readonly passkeyCount: (userId: string) => Promise<number>;
+  private readonly clock: Clock;
+
+  constructor(deps: MfaDeps) {
+    this.clock = deps.clock;
+    ({ db: this.db, reauth: this.reauth, throttle: this.throttle, audit: this.audit, revocation: this.revocation, cipher: this.cipher, issuer: this.issuer } = deps);
+    this.passkeyCount = deps.passkeyCount;
+  }
 
   async status(caller: Caller): Promise<MfaStatus> {
     return {
       totp: await isTotpOn(this.db, caller.userId),
       recovery_codes_left: await unusedRecoveryCodes(this.db, caller.userId),
-      passkeys: await countPasskeys(this.db, caller.userId),
+      passkeys: await this.passkeyCount(caller.userId),
     };
-  }
-
-  /** Counts an attempt on the account's login throttle, or throws 429 (audited). */
-  async #begin(caller: Caller, what: string): Promise<Attempt> {
-    try {
-      return await this.throttle.begin({ userId: caller.userId }, caller.ip);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', caller, { what });
-      throw err;
-    }
-  }
-
-  // ASVS 5.0 V6.2.3-style re-authentication: a wrong current password counts as a failed login (V6.3.1).
-  async #reauthenticate(caller: Caller, password: string, what: string): Promise<void> {
-    const attempt = await this.#begin(caller, what);
-    const credential = await findCurrentCredential(this.db, caller.userId);
-    if (!credential || !(await this.hasher.verify(credential.hashed_password, password))) {
-      await this.throttle.failed(attempt);
-      await this.audit.record('reauthentication_failed', caller, { what });
-      throw new AppError('wrong_current_password');
-    }
-    await this.throttle.released(attempt);
   }
 
   /** Starts (or starts again) a TOTP set-up: a new pending secret, shown once. */
   async beginTotp(caller: Caller, currentPassword: string): Promise<TotpSetup> {
-    await this.#reauthenticate(caller, currentPassword, 'mfa_totp_enable');
+    await this.reauth.password(caller, currentPassword, 'mfa_totp_enable');
     const user = await findUserById(this.db, caller.userId);
     if (!user) throw new AppError('wrong_current_password');
     if (await isTotpOn(this.db, caller.userId)) throw new AppError('mfa_already_enabled');
@@ -118,10 +120,7 @@ export class MfaService {
     const qrSvg = await QRCode.toString(url, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     const sealed = this.cipher.encrypt(secret, totpContext(caller.userId));
     try {
-      await this.db.transaction().execute(async (trx) => {
-        await trx.deleteFrom('user_totp_factors').where('user_id', '=', caller.userId).where('confirmed_at', 'is', null).execute();
-        await trx.insertInto('user_totp_factors').values({ user_id: caller.userId, secret_encrypted: sealed }).execute();
-      });
+      await replacePendingTotp(this.db, caller.userId, sealed);
     } catch (err) {
       // Confirmed (or set up) by a concurrent request meanwhile.
       if (uniqueViolation(err) !== undefined) throw new AppError('mfa_already_enabled');
@@ -138,8 +137,8 @@ export class MfaService {
   async confirmTotp(caller: Caller, code: string): Promise<{ recovery_codes: string[] }> {
     const pending = await findTotpFactor(this.db, caller.userId);
     if (!pending || pending.confirmed_at !== null) throw new AppError('mfa_not_pending');
-    const attempt = await this.#begin(caller, 'mfa_totp_confirm');
-    const step = matchTotpStep(this.cipher.decrypt(pending.secret_encrypted, totpContext(caller.userId)), code.trim());
+    const attempt = await this.throttle.begin({ userId: caller.userId }, caller, 'mfa_totp_confirm');
+    const step = matchTotpStep(this.cipher.decrypt(pending.secret_encrypted, totpContext(caller.userId)), code.trim(), this.clock.now());
     if (step === undefined) {
       await this.throttle.failed(attempt);
       await this.audit.record('mfa_challenge_failed', caller, { factor: 'totp', stage: 'confirm' });
@@ -151,19 +150,8 @@ export class MfaService {
     try {
       revoked = await this.db.transaction().execute(async (trx) => {
         // Only the very set-up whose secret was checked (not one started again meanwhile).
-        const confirmed = await trx
-          .updateTable('user_totp_factors')
-          .set({ confirmed_at: new Date(), last_used_step: step })
-          .where('user_id', '=', caller.userId)
-          .where('confirmed_at', 'is', null)
-          .where('secret_encrypted', '=', pending.secret_encrypted)
-          .executeTakeFirst();
-        if (confirmed.numUpdatedRows !== 1n) throw new AppError('mfa_not_pending');
-        await trx.deleteFrom('user_recovery_codes').where('user_id', '=', caller.userId).execute();
-        await trx
-          .insertInto('user_recovery_codes')
-          .values(codes.map((c) => ({ user_id: caller.userId, code_hash: hashRecoveryCode(normaliseRecoveryCode(c)!) })))
-          .execute();
+        if (!(await confirmPendingTotp(trx, caller.userId, pending.secret_encrypted, step, new Date(this.clock.now())))) throw new AppError('mfa_not_pending');
+        await replaceRecoveryCodes(trx, caller.userId, codes.map((c) => hashRecoveryCode(normaliseRecoveryCode(c)!)));
         return this.revocation.end(trx, { userId: caller.userId, exceptSessionId: caller.sessionId }, 'mfa_enabled');
       });
     } catch (err) {
@@ -178,7 +166,7 @@ export class MfaService {
 
   /** Turns TOTP off: the secret, the recovery codes and any sign-in half-way are deleted. */
   async disableTotp(caller: Caller, currentPassword: string): Promise<void> {
-    await this.#reauthenticate(caller, currentPassword, 'mfa_totp_disable');
+    await this.reauth.password(caller, currentPassword, 'mfa_totp_disable');
     if (!(await isTotpOn(this.db, caller.userId))) throw new AppError('mfa_not_enabled');
     const { totp } = await this.db.transaction().execute((trx) => deleteSecondFactors(trx, caller.userId));
     if (!totp) throw new AppError('mfa_not_enabled'); // turned off by a concurrent request
@@ -188,10 +176,7 @@ export class MfaService {
   /** The mfa_token of a sign-in whose password checked out: single-use, 5 minutes, bound to the user and the address. */
   async issueChallenge(userId: string, ip: string | null): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await this.db
-      .insertInto('mfa_tokens')
-      .values({ token_hash: hashSecret(token), user_id: userId, ip, expires_at: new Date(Date.now() + MFA_TOKEN_TTL_S * 1000) })
-      .execute();
+    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000) });
     return token;
   }
 
@@ -200,7 +185,7 @@ export class MfaService {
     if (!MFA_TOKEN_SHAPE.test(token)) throw new AppError('invalid_mfa_token');
     const tokenHash = hashSecret(token);
     const row = await findMfaToken(this.db, tokenHash);
-    if (!row || row.used_at !== null || row.expires_at.getTime() <= Date.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
+    if (!row || row.used_at !== null || row.expires_at.getTime() <= this.clock.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
       throw new AppError('invalid_mfa_token');
     }
     return { tokenHash, userId: String(row.user_id) };
@@ -208,7 +193,7 @@ export class MfaService {
 
   /** Ends a challenge that can no longer succeed (its user was disabled meanwhile). */
   async closeChallenge(challenge: MfaChallenge): Promise<void> {
-    await useMfaToken(this.db, challenge.tokenHash);
+    await useMfaToken(this.db, challenge.tokenHash, this.clock.now());
   }
 
   /**
@@ -223,7 +208,7 @@ export class MfaService {
     let factor: 'totp' | 'recovery_code' = 'totp';
     if (/^[0-9]{6}$/.test(typed)) {
       const row = await findTotpFactor(this.db, userId);
-      const step = row && row.confirmed_at !== null ? matchTotpStep(this.cipher.decrypt(row.secret_encrypted, totpContext(userId)), typed) : undefined;
+      const step = row && row.confirmed_at !== null ? matchTotpStep(this.cipher.decrypt(row.secret_encrypted, totpContext(userId)), typed, this.clock.now()) : undefined;
       if (step !== undefined) consume = (trx) => acceptTotpStep(trx, userId, step);
     } else {
       factor = 'recovery_code';
@@ -234,7 +219,7 @@ export class MfaService {
     if (consume) {
       try {
         await this.db.transaction().execute(async (trx) => {
-          if (!(await useMfaToken(trx, tokenHash))) throw new AppError('invalid_mfa_token');
+          if (!(await useMfaToken(trx, tokenHash, this.clock.now()))) throw new AppError('invalid_mfa_token');
           if (!(await consume(trx))) throw new CodeRefused();
           // The code checked out; a sign-in refused now (its error goes to the caller) spends
           // neither the code nor the mfa_token.
@@ -252,18 +237,11 @@ export class MfaService {
 
   /** Encrypts every TOTP secret with the key that encrypts now (compare-and-swap per row). Answers how many were rewritten. */
   static async reencryptSecrets(db: Kysely<Database>, cipher: DataCipher): Promise<number> {
-    const rows = await db.selectFrom('user_totp_factors').select(['user_id', 'secret_encrypted']).execute();
     let rewritten = 0;
-    for (const row of rows) {
+    for (const row of await allTotpSecrets(db)) {
       if (cipher.isCurrent(row.secret_encrypted)) continue;
       const context = totpContext(String(row.user_id));
-      const result = await db
-        .updateTable('user_totp_factors')
-        .set({ secret_encrypted: cipher.encrypt(cipher.decrypt(row.secret_encrypted, context), context) })
-        .where('user_id', '=', row.user_id)
-        .where('secret_encrypted', '=', row.secret_encrypted)
-        .executeTakeFirst();
-      rewritten += Number(result.numUpdatedRows);
+      if (await swapTotpSecret(db, row.user_id, row.secret_encrypted, cipher.encrypt(cipher.decrypt(row.secret_encrypted, context), context))) rewritten += 1;
     }
     return rewritten;
   }

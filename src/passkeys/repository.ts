@@ -1,5 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
-import { isMysql } from '../db/dialect.js';
+import { insertReturning } from '../db/returning.js';
 import type { Database } from '../db/schema.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
@@ -9,6 +9,12 @@ export type ChallengePurpose = 'register' | 'authenticate';
 const passkeyColumns = ['passkey_id', 'name', 'created_at', 'last_used_at'] as const;
 
 /** How many passkeys the user has (GET /v1/users/me/mfa shows it). */
+/** Erases the user's passkeys and pending challenges (account deletion). */
+export async function erasePasskeys(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('webauthn_challenges').where('user_id', '=', userId).execute();
+  await trx.deleteFrom('user_passkeys').where('user_id', '=', userId).execute();
+}
+
 export async function countPasskeys(db: Queryable, userId: string): Promise<number> {
   const row = await db
     .selectFrom('user_passkeys')
@@ -51,22 +57,17 @@ export async function insertPasskey(
       device_type: values.deviceType,
       backed_up: values.backedUp,
     });
-  if (isMysql(db)) {
-    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
-    const { insertId } = await insert.executeTakeFirstOrThrow();
-    return db.selectFrom('user_passkeys').select(passkeyColumns).where('passkey_id', '=', String(insertId)).executeTakeFirstOrThrow();
-  }
-  return insert.returning(passkeyColumns).executeTakeFirstOrThrow();
+  return insertReturning(db, insert, passkeyColumns, (id) => db.selectFrom('user_passkeys').select(passkeyColumns).where('passkey_id', '=', id));
 }
 
 /**
  * Records a sign-in with the passkey, if its counter is still the one that was checked
  * (compare-and-swap: of two assertions racing with the same counter, one wins). False when it lost.
  */
-export async function recordPasskeyUse(db: Queryable, passkeyId: string, expectedCounter: string, newCounter: number, backedUp: boolean): Promise<boolean> {
+export async function recordPasskeyUse(db: Queryable, passkeyId: string, expectedCounter: string, newCounter: number, backedUp: boolean, now: number): Promise<boolean> {
   const result = await db
     .updateTable('user_passkeys')
-    .set({ counter: newCounter, backed_up: backedUp, last_used_at: new Date() })
+    .set({ counter: newCounter, backed_up: backedUp, last_used_at: new Date(now) })
     .where('passkey_id', '=', passkeyId)
     .where('counter', '=', expectedCounter)
     .executeTakeFirst();
@@ -91,19 +92,19 @@ export async function insertChallenge(db: Queryable, values: { challenge: string
  * (and, for adding a passkey, this user). A challenge of the other purpose, or of another user,
  * is left alone.
  */
-export async function consumeChallenge(db: Queryable, challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<boolean> {
+export async function consumeChallenge(db: Queryable, challenge: string, purpose: ChallengePurpose, userId: string | null, now: number): Promise<boolean> {
   let query = db
     .deleteFrom('webauthn_challenges')
     .where('challenge', '=', challenge)
     .where('purpose', '=', purpose)
-    .where('expires_at', '>', new Date());
+    .where('expires_at', '>', new Date(now));
   query = userId === null ? query.where('user_id', 'is', null) : query.where('user_id', '=', userId);
   // Of two requests racing with the same challenge, exactly one deletes it.
   const result = await query.executeTakeFirst();
   return result.numDeletedRows === 1n;
 }
 
-export async function pruneChallenges(db: Queryable): Promise<void> {
-  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date()).execute();
+export async function pruneChallenges(db: Queryable, now: number): Promise<void> {
+  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date(now)).execute();
 }
 

@@ -1,20 +1,44 @@
 import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Config } from '../config.js';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
+import { erasePasskeys, pruneChallenges } from './repository.js';
+import type { AccountErasure } from '../core/erasure.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
+import type { Feature } from '../http/types.js';
 import type { RefreshCookie } from '../sessions/refresh-cookie.js';
 import { SIGN_IN_REFUSALS } from '../sessions/sign-in-policy.js';
 import { TokenPair } from '../sessions/schemas.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { AddPasskeyBody, CreationOptions, Passkey, PasskeyIdParams, PasskeyList, PasskeySignInBody, RequestOptions } from './schemas.js';
-import type { PasskeysService } from './service.js';
-import { clientOf } from '../http/client.js';
+import { PasskeysService, type PasskeysDeps } from './service.js';
+import { clientOf } from '../core/caller.js';
 
-export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
+export interface PasskeysFeatureDeps extends Omit<PasskeysDeps, 'userHandleKey' | 'settings'> {
+  erasure: AccountErasure;
+  requireCaller: RequireCaller;
+  refreshCookie: RefreshCookie;
+  config: Pick<Config, 'rateLimitPerMinute' | 'webauthnRpId' | 'publicUrl'>;
+  /** A secret of the service's (service_secrets), by name. */
+  secret(name: string): Promise<Buffer>;
+}
+
+/** Passkeys: adding, listing and removing the caller's, and signing in with one. */
+export const passkeysFeature: Feature<PasskeysFeatureDeps> = async (app, deps) => {
+  const { requireCaller, refreshCookie: cookie, config } = deps;
+  const { rateLimitPerMinute } = config;
+  const passkeys = new PasskeysService({
+    ...deps,
+    userHandleKey: await deps.secret('webauthn_user_handle'),
+    settings: { rpId: config.webauthnRpId, origin: config.publicUrl, rpName: config.webauthnRpId },
+  });
+  deps.erasure.add('passkeys', erasePasskeys);
+  backgroundJob(app, 'pruning passkey challenges', PRUNE_EVERY_MS, () => pruneChallenges(deps.db, deps.clock.now()));
+
   app.post(
     '/v1/users/me/passkeys/options',
     {
-      onRequest: guard,
+      onRequest: requireCaller({ recentSignIn: true }),
       config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Creation options for adding a passkey (needs a sign-in in the last 15 minutes)',
@@ -29,7 +53,7 @@ export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard
   app.post(
     '/v1/users/me/passkeys',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       config: { rateLimit: perMinute(rateLimitPerMinute) },
       schema: {
         summary: 'Add a passkey: the registration response to the creation options',
@@ -51,7 +75,7 @@ export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard
   app.get(
     '/v1/users/me/passkeys',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: "The caller's passkeys, oldest first", tags: ['passkeys'], security: bearerAuth, response: { 200: PasskeyList, ...problems('invalid_token') } },
     },
     async (request) => ({ passkeys: await passkeys.list(callerOf(request)) }),
@@ -60,7 +84,7 @@ export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard
   app.delete(
     '/v1/users/me/passkeys/:id',
     {
-      onRequest: guard,
+      onRequest: requireCaller({ recentSignIn: true }),
       schema: {
         summary: 'Remove one of the caller\'s passkeys (needs a sign-in in the last 15 minutes)',
         tags: ['passkeys'],
@@ -105,4 +129,4 @@ export function passkeysRoutes(app: App, passkeys: PasskeysService, guard: Guard
       return reply.code(201).send(cookie.deliver(request, reply, pair));
     },
   );
-}
+};

@@ -15,8 +15,10 @@ import type { AuditLog } from '../audit/audit-log.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
-import type { Caller, ClientInfo, SessionsService } from '../sessions/service.js';
-import { assertRecentSignIn } from '../sessions/recent-sign-in.js';
+import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Clock } from '../core/clock.js';
+import type { Reauthentication } from '../core/reauth.js';
+import type { SessionsService } from '../sessions/service.js';
 import type { TokenPair } from '../sessions/schemas.js';
 import { findUserById } from '../users/repository.js';
 import {
@@ -74,16 +76,31 @@ function toPasskey(row: { passkey_id: string; name: string; created_at: Date; la
   };
 }
 
+export interface PasskeysDeps {
+  db: Kysely<Database>;
+  sessions: Pick<SessionsService, 'openSession'>;
+  audit: AuditLog;
+  reauth: Pick<Reauthentication, 'recentSignIn'>;
+  /** Keys the WebAuthn user handle, so it is stable per user and tells nothing about them. */
+  userHandleKey: Buffer;
+  settings: PasskeySettings;
+  clock: Clock;
+}
+
 /** Passkeys (WebAuthn Level 3, discoverable credentials, user verification required). */
 export class PasskeysService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly sessions: SessionsService,
-    private readonly audit: AuditLog,
-    /** Keys the WebAuthn user handle, so it is stable per user and tells nothing about them. */
-    private readonly userHandleKey: Buffer,
-    private readonly settings: PasskeySettings,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly sessions: Pick<SessionsService, 'openSession'>;
+  private readonly audit: AuditLog;
+  private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
+  private readonly userHandleKey: Buffer;
+  private readonly settings: PasskeySettings;
+  private readonly clock: Clock;
+
+  constructor(deps: PasskeysDeps) {
+    this.clock = deps.clock;
+    ({ db: this.db, sessions: this.sessions, audit: this.audit, reauth: this.reauth, userHandleKey: this.userHandleKey, settings: this.settings } = deps);
+  }
 
   /**
    * The user handle (user.id) the authenticator stores with the credential: stable per user, so
@@ -94,11 +111,11 @@ export class PasskeysService {
   }
 
   async #newChallenge(challenge: string, purpose: ChallengePurpose, userId: string | null): Promise<void> {
-    await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(Date.now() + CHALLENGE_TTL_MS) });
+    await insertChallenge(this.db, { challenge, purpose, userId, expiresAt: new Date(this.clock.now() + CHALLENGE_TTL_MS) });
   }
 
+  /** Needs a recent sign-in: the route's guard asks for it (requireCaller({ recentSignIn: true })). */
   async registrationOptions(caller: Caller): Promise<PublicKeyCredentialCreationOptionsJSON> {
-    await assertRecentSignIn(this.db, caller);
     const user = await findUserById(this.db, caller.userId);
     if (!user) throw new AppError('invalid_token');
     const existing = await credentialIdsOf(this.db, caller.userId);
@@ -122,11 +139,12 @@ export class PasskeysService {
     if (name.length === 0 || [...name].length > NAME_MAX || CONTROL.test(name)) {
       throw validationFailed([{ field: 'name', message: `1 to ${NAME_MAX} characters, no control characters` }]);
     }
-    await assertRecentSignIn(this.db, caller);
+    // Checked after the name (a bad name is 400 whoever asks), so not in the route's guard.
+    await this.reauth.recentSignIn(caller);
 
     const challenge = challengeOf(input.response.response.clientDataJSON);
     // Used up whatever comes next: a response gets one try.
-    if (!challenge || !(await consumeChallenge(this.db, challenge, 'register', caller.userId))) {
+    if (!challenge || !(await consumeChallenge(this.db, challenge, 'register', caller.userId, this.clock.now()))) {
       throw new AppError('invalid_passkey', { detail: 'The challenge is unknown, used, expired or not for adding a passkey.' });
     }
 
@@ -172,9 +190,8 @@ export class PasskeysService {
     return (await listPasskeys(this.db, caller.userId)).map(toPasskey);
   }
 
-  /** Removes one of the caller's passkeys; anyone else's (or none) is 404. */
+  /** Removes one of the caller's passkeys; anyone else's (or none) is 404. Needs a recent sign-in (the route's guard). */
   async remove(caller: Caller, passkeyId: string): Promise<void> {
-    await assertRecentSignIn(this.db, caller);
     if (!/^[1-9][0-9]{0,17}$/.test(passkeyId) || !(await deletePasskey(this.db, caller.userId, passkeyId))) {
       throw new AppError('not_found', { detail: 'You have no passkey with that id.' });
     }
@@ -197,7 +214,7 @@ export class PasskeysService {
 
     const challenge = challengeOf(response.response.clientDataJSON);
     if (!challenge) return fail('malformed');
-    if (!(await consumeChallenge(this.db, challenge, 'authenticate', null))) return fail('unknown_challenge');
+    if (!(await consumeChallenge(this.db, challenge, 'authenticate', null, this.clock.now()))) return fail('unknown_challenge');
 
     const passkey = await findPasskeyByCredentialId(this.db, response.id);
     if (!passkey) return fail('unknown_passkey');
@@ -233,7 +250,7 @@ export class PasskeysService {
     // A disabled account answers like any failed sign-in (ASVS 5.0 V7.4.2).
     if (user.disabled_at) return fail('disabled', userId);
     const { newCounter, credentialBackedUp } = verified.authenticationInfo;
-    if (!(await recordPasskeyUse(this.db, passkey.passkey_id, passkey.counter, newCounter, credentialBackedUp))) {
+    if (!(await recordPasskeyUse(this.db, passkey.passkey_id, passkey.counter, newCounter, credentialBackedUp, this.clock.now()))) {
       return fail('counter_raced', userId); // another sign-in with this passkey moved the counter meanwhile
     }
 

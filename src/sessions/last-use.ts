@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Database } from '../db/schema.js';
 
 /** Last use is recorded at most this often per session. */
@@ -21,6 +22,7 @@ export class LastUseRecorder {
     private readonly db: Kysely<Database>,
     private readonly onError: (err: unknown) => void,
     idleTtlS = Infinity,
+    private readonly clock: Clock = systemClock,
   ) {
     this.everyMs = Math.min(TOUCH_EVERY_MS, (idleTtlS * 1000) / 4);
     this.#timer = setInterval(() => void this.flush(), FLUSH_EVERY_MS);
@@ -28,7 +30,7 @@ export class LastUseRecorder {
   }
 
   /** True when a use at `lastUsedAt` is old enough to be recorded again (often enough for short idle timeouts too). */
-  due(lastUsedAt: Date, now = Date.now()): boolean {
+  due(lastUsedAt: Date, now = this.clock.now()): boolean {
     return now - lastUsedAt.getTime() > this.everyMs;
   }
 
@@ -45,7 +47,7 @@ export class LastUseRecorder {
       for (let i = 0; i < ids.length; i += 10_000) {
         await this.db
           .updateTable('user_sessions')
-          .set({ last_used_at: new Date() })
+          .set({ last_used_at: new Date(this.clock.now()) })
           .where('session_id', 'in', ids.slice(i, i + 10_000))
           .execute()
           .catch((err) => this.onError(err));

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { systemClock, type Clock } from '../core/clock.js';
 
 /**
  * Cookie mode for browser apps (OWASP: keep the refresh token out of JavaScript). A client that
@@ -18,6 +19,8 @@ export class RefreshCookie {
   constructor(
     /** `Secure` when the service is reached over HTTPS (PUBLIC_URL). */
     private readonly secure: boolean,
+    /** Max-Age counts to the session's expiry from now. */
+    private readonly clock: Clock = systemClock,
   ) {
     this.name = secure ? `__Secure-${REFRESH_COOKIE}` : REFRESH_COOKIE;
   }
@@ -36,7 +39,7 @@ export class RefreshCookie {
   deliver<T extends { refresh_token?: string; session: { expires_at: string } }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
     if (!this.requested(request) || pair.refresh_token === undefined) return pair;
     // The cookie lives as long as its session, not a second longer.
-    const maxAgeS = Math.max(0, Math.floor((Date.parse(pair.session.expires_at) - Date.now()) / 1000));
+    const maxAgeS = Math.max(0, Math.floor((Date.parse(pair.session.expires_at) - this.clock.now()) / 1000));
     reply.setCookie(this.name, pair.refresh_token, this.#options(maxAgeS));
     const { refresh_token: _inCookie, ...rest } = pair;
     return rest as T;

@@ -1,4 +1,5 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { hashSecret, newSecret } from '../core/secrets.js';
 
 /**
  * Refresh tokens are `<session id>.<generation>.<secret>.<tag>`. Only SHA-256 hashes of secrets
@@ -32,13 +33,7 @@ export function parseRefreshToken(token: string): ParsedRefreshToken | undefined
 }
 
 // ASVS 5.0 V7.2.3: 256 bits from the CSPRNG.
-export function newSecret(): string {
-  return randomBytes(32).toString('base64url');
-}
-
-export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret).digest('base64url');
-}
+export { hashSecret, newSecret };
 
 /** The server-side key's two uses: deriving a session's next secret, and tagging its tokens. */
 export class RefreshChain {

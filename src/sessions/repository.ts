@@ -1,14 +1,16 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
-import { dbNow, dbSecondsAgo, isMysql } from '../db/dialect.js';
-import { lookupKey, userColumns, type UserRecord } from '../users/repository.js';
-import { afterAttemptRow, leaveCeilingQuery, resetAttemptQuery } from '../db/counters.js';
-import type { auditRow } from '../audit/audit-log.js';
+import { dbNow, dbSecondsAgo } from '../db/dialect.js';
+import { insertReturningIfAny, updateReturning, updateReturningKeys } from '../db/returning.js';
+import { supportsWritingCtes, WITH_ROW, type SideWrite } from '../db/side-writes.js';
+import { lookupKey } from '../core/lookup-key.js';
+import { enabledUser, userColumns, type UserRecord } from '../users/repository.js';
+import type { EndReason } from '../core/revocation.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
-export type EndReason = 'logout' | 'revoked' | 'revoked_all' | 'password_changed' | 'refresh_reuse' | 'mfa_enabled' | 'password_reset' | 'account_deleted';
+export type { EndReason } from '../core/revocation.js';
 
 /** What a request needs to know about its session. */
 export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_active' | 'expires_at' | 'last_used_at'>;
@@ -43,85 +45,53 @@ export async function findPasswordSignInSubject(db: Queryable, by: 'username' | 
   };
 }
 
-/** What a password sign-in writes along with its session (see insertSession). */
-export interface SignInWrites {
-  /** The login throttle's row for this subject and address, and its hourly ceiling row. */
-  throttle: { key: string; ceilingKey: string };
-  /** The `login_succeeded` event, without its session id (taken from the new session). */
-  audit: ReturnType<typeof auditRow>;
-}
-
 type OpenedSession = Pick<SessionRow, 'session_id' | 'created_at' | 'expires_at' | 'amr'>;
 const openedColumns = ['session_id', 'created_at', 'expires_at', 'amr'] as const;
 
 /**
- * Opens a session, in the same statement that checks the user still exists and is not disabled,
- * so a user disabled while their login was being checked never gets a session. Undefined if not.
+ * Opens a session for a user who may hold one (users/repository.ts, enabledUser: the check is
+ * part of the same statement, so a user disabled while their sign-in was checked never gets a
+ * session). Undefined if not.
  *
- * With `signIn`, the writes that close a password sign-in go in the same round trip: the login
- * throttle's count for the subject and address starts again and the attempt leaves the hourly
- * ceiling (even if the account was disabled meanwhile: the password was right), and the
- * `login_succeeded` event is written if the session opened. On PostgreSQL that is one statement
- * (data-modifying WITH), since every login pays for it; on MySQL one transaction.
+ * `alongWith` are other features' writes that close a sign-in (the login throttle's reset, the
+ * `login_succeeded` event; each feature owns its rule and SQL): they go in the same round trip,
+ * since every login pays for it (docs/performance.md): one statement on PostgreSQL
+ * (data-modifying WITH, reading the new row as WITH_ROW), one transaction elsewhere.
  */
 export async function insertSession(
   db: Kysely<Database>,
   values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[] },
-  signIn?: SignInWrites,
+  alongWith: ReadonlyArray<SideWrite<OpenedSession>> = [],
 ): Promise<OpenedSession | undefined> {
-  const mysql = isMysql(db);
   const insert = (q: Kysely<Database>) =>
     q
       .insertInto('user_sessions')
       .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
-      .expression((eb) =>
-        eb
-          .selectFrom('users')
-          .select((s) => [
-            s.ref('user_id').as('user_id'),
-            s.val(values.expiresAt).as('expires_at'),
-            s.val(values.refreshTokenHash).as('refresh_token_hash'),
-            s.val(values.userAgent).as('user_agent'),
-            s.val(values.ip).as('ip'),
-            s.val(values.amr.join(' ')).as('amr'),
-          ])
-          .where('user_id', '=', values.userId)
-          .where('disabled_at', 'is', null)
-          // Waits for a disable in progress, then sees it (MariaDB spells FOR SHARE the old way).
-          .$if(!mysql, (q) => q.forShare())
-          .$if(mysql, (q) => q.modifyEnd(sql`lock in share mode`)),
+      .expression(
+        enabledUser(q, values.userId).select((s) => [
+          s.ref('user_id').as('user_id'),
+          s.val(values.expiresAt).as('expires_at'),
+          s.val(values.refreshTokenHash).as('refresh_token_hash'),
+          s.val(values.userAgent).as('user_agent'),
+          s.val(values.ip).as('ip'),
+          s.val(values.amr.join(' ')).as('amr'),
+        ]),
       );
-  if (mysql) {
+  const readBack = (q: Kysely<Database>) => (id: string) => q.selectFrom('user_sessions').select(openedColumns).where('session_id', '=', id);
+  if (!supportsWritingCtes(db) || alongWith.length === 0) {
     const run = async (trx: Kysely<Database>) => {
-      // No INSERT … RETURNING on MySQL 8: the new id, then the row.
-      const { insertId, numInsertedOrUpdatedRows } = await insert(trx).executeTakeFirstOrThrow();
-      const session =
-        numInsertedOrUpdatedRows && insertId !== undefined
-          ? await trx.selectFrom('user_sessions').select(openedColumns).where('session_id', '=', String(insertId)).executeTakeFirst()
-          : undefined;
-      if (signIn) {
-        await resetAttemptQuery(trx, signIn.throttle.key).execute();
-        await leaveCeilingQuery(trx, signIn.throttle.ceilingKey).execute();
-        if (session) await trx.insertInto('audit_events').values({ ...signIn.audit, session_id: session.session_id }).execute();
-      }
+      const session = await insertReturningIfAny(trx, insert(trx), openedColumns, readBack(trx));
+      for (const write of alongWith) await write.run(trx as Transaction<Database>, session);
       return session;
     };
-    return signIn ? db.transaction().execute(run) : run(db);
+    return alongWith.length ? db.transaction().execute(run) : run(db);
   }
-  if (!signIn) return insert(db).returning(openedColumns).executeTakeFirst();
-  const { audit, throttle } = signIn;
-  // Data-modifying WITH: every part runs, in one snapshot; the event reads the new session's id,
-  // and the ceiling's row is locked after the attempt's (see db/counters.ts, beginAttempt).
+  // Data-modifying WITH: every part runs, in one snapshot.
+  const parts = [sql`${sql.table(WITH_ROW)} as (${insert(db).returning(openedColumns)})`];
+  for (const write of alongWith) for (const [name, statement] of write.ctes(db)) parts.push(sql`${sql.table(name)} as (${statement})`);
   const { rows } = await sql<OpenedSession>`
-    with session as (${insert(db).returning(openedColumns)}),
-      attempt_reset as (${resetAttemptQuery(db, throttle.key).returning('pending')}),
-      ceiling_left as (${leaveCeilingQuery(db, throttle.ceilingKey).where(afterAttemptRow('attempt_reset'))}),
-      event as (
-        insert into audit_events (event, user_id, session_id, ip, user_agent, details, subject_pseudonym)
-        select ${audit.event}, cast(${audit.user_id} as bigint), session.session_id, ${audit.ip}, ${audit.user_agent}, ${audit.details}, ${audit.subject_pseudonym}
-        from session
-      )
-    select ${sql.join(openedColumns.map((column) => sql.ref(`session.${column}`)))} from session`.execute(db);
+    with ${sql.join(parts)}
+    select ${sql.join(openedColumns.map((column) => sql.ref(`${WITH_ROW}.${column}`)))} from ${sql.table(WITH_ROW)}`.execute(db);
   return rows[0];
 }
 
@@ -186,10 +156,7 @@ export async function rotateIfCurrent(
     .where('expires_at', '>', values.now)
     .where('last_used_at', '>', new Date(values.now.getTime() - values.idleTtlS * 1000));
   const rotated = ['session_id', 'user_id', 'created_at', 'expires_at', 'amr', 'refresh_generation'] as const;
-  if (!isMysql(db)) return update.returning(rotated).executeTakeFirst();
-  const result = await update.executeTakeFirst();
-  if (result.numUpdatedRows !== 1n) return undefined;
-  return db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId).executeTakeFirst();
+  return updateReturning(update, db, rotated, () => db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId));
 }
 
 /** Ends sessions; returns the ids that were active and now are not. */
@@ -198,34 +165,58 @@ export async function endSessions(
   where: { userId: string; sessionId?: string; exceptSessionId?: string },
   reason: EndReason,
 ): Promise<string[]> {
-  if (isMysql(db)) {
-    // No UPDATE … RETURNING on MySQL/MariaDB: lock the rows, then end them, in one transaction.
-    const run = async (trx: Queryable) => {
-      let select = trx.selectFrom('user_sessions').select('session_id').where('user_id', '=', where.userId).where('is_active', '=', true);
-      if (where.sessionId !== undefined) select = select.where('session_id', '=', where.sessionId);
-      if (where.exceptSessionId !== undefined) select = select.where('session_id', '!=', where.exceptSessionId);
-      const ids = (await select.forUpdate().execute()).map((r) => r.session_id);
-      if (ids.length) {
-        await trx
-          .updateTable('user_sessions')
-          .set({ is_active: false, ended_at: dbNow(trx), end_reason: reason })
-          .where('session_id', 'in', ids)
-          .where('is_active', '=', true)
-          .execute();
-      }
-      return ids;
-    };
-    return db.isTransaction ? run(db) : (db as Kysely<Database>).transaction().execute(run);
-  }
-  let query = db
-    .updateTable('user_sessions')
-    .set({ is_active: false, ended_at: dbNow(db), end_reason: reason })
-    .where('user_id', '=', where.userId)
-    .where('is_active', '=', true);
-  if (where.sessionId !== undefined) query = query.where('session_id', '=', where.sessionId);
-  if (where.exceptSessionId !== undefined) query = query.where('session_id', '!=', where.exceptSessionId);
-  const rows = await query.returning('session_id').execute();
-  return rows.map((r) => r.session_id);
+  return updateReturningKeys(db, 'user_sessions', 'session_id', (q) => {
+    let matching = q.where('user_id', '=', where.userId).where('is_active', '=', true);
+    if (where.sessionId !== undefined) matching = matching.where('session_id', '=', where.sessionId);
+    if (where.exceptSessionId !== undefined) matching = matching.where('session_id', '!=', where.exceptSessionId);
+    return matching;
+  }, (q) => ({ is_active: false, ended_at: dbNow(q), end_reason: reason }));
+}
+
+/** The distinct addresses the user opened sessions from since `since` (at most 1000): the login throttle's known addresses. */
+export async function addressesSince(db: Queryable, userId: string, since: Date): Promise<string[]> {
+  const rows = await db
+    .selectFrom('user_sessions')
+    .select('ip')
+    .distinct()
+    .where('user_id', '=', userId)
+    .where('created_at', '>', since)
+    .where('ip', 'is not', null)
+    .limit(1000)
+    .execute();
+  return rows.map((row) => row.ip!);
+}
+
+/**
+ * Whether the user's session was opened within `seconds`, on the database's clock: it stamped
+ * created_at, so a skew with this process changes nothing.
+ */
+export async function openedWithin(db: Queryable, caller: { userId: string; sessionId: string }, seconds: number): Promise<boolean> {
+  const row = await db
+    .selectFrom('user_sessions')
+    .select('session_id')
+    .where('session_id', '=', caller.sessionId)
+    .where('user_id', '=', caller.userId)
+    .where('created_at', '>=', dbSecondsAgo(db, seconds))
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** How many of the user's sessions are active and not expired at `now` (the admin command line). */
+export async function countActiveSessions(db: Queryable, userId: string, now: Date): Promise<number> {
+  const row = await db
+    .selectFrom('user_sessions')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('user_id', '=', userId)
+    .where('is_active', '=', true)
+    .where('expires_at', '>', now)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/** Erases the user's sessions, ended by the revocation path first (account deletion). */
+export async function eraseSessions(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('user_sessions').where('user_id', '=', userId).execute();
 }
 
 export function sessionBelongsTo(db: Queryable, sessionId: string, userId: string) {
@@ -233,22 +224,22 @@ export function sessionBelongsTo(db: Queryable, sessionId: string, userId: strin
 }
 
 /** The user's sessions that can still be used, newest first. */
-export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number) {
+export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number, now: Date) {
   return db
     .selectFrom('user_sessions')
     .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'is_active', 'user_agent', 'ip'])
     .where('user_id', '=', userId)
     .where('is_active', '=', true)
-    .where('expires_at', '>', new Date())
-    .where('last_used_at', '>', new Date(Date.now() - idleTtlS * 1000))
+    .where('expires_at', '>', now)
+    .where('last_used_at', '>', new Date(now.getTime() - idleTtlS * 1000))
     .orderBy('created_at', 'desc')
     .orderBy('session_id', 'desc')
     .execute();
 }
 
 /** Drops sessions that ended (or expired) more than `retentionDays` ago: their address and agent go with them. */
-export async function pruneEndedSessions(db: Queryable, retentionDays: number): Promise<void> {
-  const before = new Date(Date.now() - retentionDays * 86_400_000);
+export async function pruneEndedSessions(db: Queryable, retentionDays: number, now: number): Promise<void> {
+  const before = new Date(now - retentionDays * 86_400_000);
   await db
     .deleteFrom('user_sessions')
     .where((eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]))

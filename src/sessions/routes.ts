@@ -1,15 +1,38 @@
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Config } from '../config.js';
+import type { Clock } from '../core/clock.js';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { eraseSessions, pruneEndedSessions } from './repository.js';
+import type { AccountErasure } from '../core/erasure.js';
 import { AppError } from '../errors.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
+import type { Feature } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
 import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
 import { SIGN_IN_REFUSALS } from './sign-in-policy.js';
-import { clientOf } from '../http/client.js';
+import { clientOf } from '../core/caller.js';
 
-export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard, cookie: RefreshCookie, rateLimitPerMinute: number): void {
+export interface SessionsFeatureDeps {
+  db: Kysely<Database>;
+  sessions: SessionsService;
+  erasure: AccountErasure;
+  requireCaller: RequireCaller;
+  refreshCookie: RefreshCookie;
+  config: Pick<Config, 'rateLimitPerMinute' | 'auditRetentionDays'>;
+  clock: Clock;
+}
+
+/** Sign-in by password (and second step), refresh, the caller's sessions, logout. */
+export const sessionsFeature: Feature<SessionsFeatureDeps> = async (app, { db, sessions, erasure, requireCaller, refreshCookie: cookie, config, clock }) => {
+  erasure.add('sessions', eraseSessions);
+  const { rateLimitPerMinute } = config;
+  // Ended sessions keep their address and agent until AUDIT_RETENTION_DAYS, like the events.
+  backgroundJob(app, 'pruning ended sessions', PRUNE_EVERY_MS, () => pruneEndedSessions(db, config.auditRetentionDays, clock.now()));
+
   app.post(
     '/v1/sessions',
     {
@@ -23,8 +46,10 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
       },
     },
     async (request, reply) => {
-      const pair = await sessions.login(request.body, clientOf(request));
-      return reply.code(201).send(cookie.deliver(request, reply, pair));
+      const signIn = await sessions.login(request.body, clientOf(request));
+      // The password checked out and a second factor is on: API.md answers it as a 403 problem.
+      if (signIn.kind === 'mfa_required') throw new AppError('mfa_required', { extensions: { mfa_token: signIn.mfaToken, factors: [...signIn.factors] } });
+      return reply.code(201).send(cookie.deliver(request, reply, signIn.pair));
     },
   );
 
@@ -76,7 +101,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.get(
     '/v1/sessions',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: "The caller's active sessions, newest first", tags: ['sessions'], security: bearerAuth, response: { 200: SessionList, ...problems('invalid_token') } },
     },
     async (request) => ({ sessions: await sessions.list(callerOf(request)) }),
@@ -85,7 +110,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions/current',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: 'Log out (update_session): end the calling session', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
     },
     async (request, reply) => {
@@ -98,7 +123,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: 'Log out everywhere: end all of the caller\'s sessions', tags: ['sessions'], security: bearerAuth, response: { 204: NoContent, ...problems('invalid_token') } },
     },
     async (request, reply) => {
@@ -111,7 +136,7 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
   app.delete(
     '/v1/sessions/:id',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Revoke one of the caller\'s sessions',
         tags: ['sessions'],
@@ -125,4 +150,4 @@ export function sessionsRoutes(app: App, sessions: SessionsService, guard: Guard
       return reply.code(204).send(null);
     },
   );
-}
+};

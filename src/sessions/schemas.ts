@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
-import { CurrentPassword, User } from '../users/schemas.js';
+import { CurrentPassword } from '../core/fields.js';
+import { User } from '../users/schemas.js';
 
 // Either username or email, never both (checked by the service, which names the field).
 export const LoginBody = Type.Object(

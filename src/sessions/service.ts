@@ -1,12 +1,15 @@
 import type { Kysely } from 'kysely';
-import { auditRow, type AuditLog } from '../audit/audit-log.js';
+import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Clock } from '../core/clock.js';
+import { auditRow, eventOfNewSession, type AuditLog } from '../audit/audit-log.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { replaceHash } from '../credentials/repository.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
-import type { Attempt, LoginThrottle, LoginSubject } from '../throttling/login-throttle.js';
+import type { Attempt, LoginThrottle } from '../throttling/login-throttle.js';
 import { findUserById, toUser, type UserRecord } from '../users/repository.js';
 import type { User } from '../users/schemas.js';
 import { hashSecret, newSecret, parseRefreshToken, type RefreshChain } from './refresh-tokens.js';
@@ -19,7 +22,6 @@ import {
   listActiveSessions,
   rotateIfCurrent,
   type RotatedSession,
-  type SignInWrites,
   sessionBelongsTo,
   type SessionState,
 } from './repository.js';
@@ -35,40 +37,56 @@ export interface SessionSettings {
   requireEmailVerification: boolean;
 }
 
-export interface ClientInfo {
-  ip: string | null;
-  userAgent: string | null;
-}
+// Now in core/caller.ts; re-exported for existing imports.
+export type { Caller, ClientInfo } from '../core/caller.js';
 
-/** The caller of a protected route, once its token and session checked out. */
-export interface Caller extends ClientInfo {
-  userId: string;
-  sessionId: string;
+/** What a password sign-in comes to: a session, or a second factor to ask for (not an error: the password checked out). */
+export type PasswordSignIn = { kind: 'signed_in'; pair: TokenPair } | { kind: 'mfa_required'; mfaToken: string; factors: readonly string[] };
+
+export interface SessionsDeps {
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  tokens: AccessTokens;
+  chain: RefreshChain;
+  throttle: LoginThrottle;
+  audit: AuditLog;
+  revocation: SessionRevocation;
+  sessionCache: InvalidatedCache<SessionState>;
+  lastUse: LastUseRecorder;
+  /** Profiles, from the users' cache when it has them. */
+  users: { profile(userId: string): Promise<User> };
+  config: SessionSettings;
+  mfa: MfaService;
+  clock: Clock;
 }
 
 const invalidCredentials = () => new AppError('invalid_credentials');
 const invalidRefreshToken = () => new AppError('invalid_refresh_token');
 
 export class SessionsService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly hasher: PasswordHasher,
-    private readonly tokens: AccessTokens,
-    private readonly chain: RefreshChain,
-    private readonly throttle: LoginThrottle,
-    private readonly audit: AuditLog,
-    private readonly revocation: SessionRevocation,
-    private readonly cache: InvalidatedCache<SessionState>,
-    private readonly lastUse: LastUseRecorder,
-    /** Profiles, from the users' cache when it has them. */
-    private readonly profiles: { profile(userId: string): Promise<User> },
-    private readonly settings: SessionSettings,
-    private readonly mfa: MfaService,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly hasher: PasswordHasher;
+  private readonly tokens: AccessTokens;
+  private readonly chain: RefreshChain;
+  private readonly throttle: LoginThrottle;
+  private readonly audit: AuditLog;
+  private readonly revocation: SessionRevocation;
+  private readonly cache: InvalidatedCache<SessionState>;
+  private readonly lastUse: LastUseRecorder;
+  private readonly profiles: { profile(userId: string): Promise<User> };
+  private readonly settings: SessionSettings;
+  private readonly mfa: MfaService;
+  private readonly clock: Clock;
+
+  constructor(deps: SessionsDeps) {
+    this.clock = deps.clock;
+    ({ db: this.db, hasher: this.hasher, tokens: this.tokens, chain: this.chain, throttle: this.throttle, audit: this.audit, revocation: this.revocation } = deps);
+    ({ sessionCache: this.cache, lastUse: this.lastUse, users: this.profiles, config: this.settings, mfa: this.mfa } = deps);
+  }
 
   // ASVS 5.0 V7.3.1 (inactivity timeout), V7.3.2 (absolute lifetime).
   /** A session can be used while it is active, before its absolute expiry and not idle too long. */
-  isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = Date.now()): boolean {
+  isUsable(session: Pick<SessionState, 'is_active' | 'expires_at' | 'last_used_at'>, now = this.clock.now()): boolean {
     return (
       session.is_active &&
       session.expires_at.getTime() > now &&
@@ -76,8 +94,8 @@ export class SessionsService {
     );
   }
 
-  /** create_new_session: verify the password, open a session, issue the tokens. */
-  async login(input: LoginBody, client: ClientInfo): Promise<TokenPair> {
+  /** create_new_session: verify the password, then open a session or ask for the second factor. */
+  async login(input: LoginBody, client: ClientInfo): Promise<PasswordSignIn> {
     if ((input.username === undefined) === (input.email === undefined)) {
       throw validationFailed([{ field: input.username === undefined ? 'username' : 'email', message: 'give exactly one of username and email' }]);
     }
@@ -85,10 +103,9 @@ export class SessionsService {
     const name = (input.username ?? input.email)!;
     const found = await findPasswordSignInSubject(this.db, by, name);
     const user = found?.user;
-    const subject: LoginSubject = user ? { userId: user.user_id } : { unknownName: name };
     const context = { userId: user?.user_id ?? null, ...client };
     // ASVS 5.0 V6.3.1: brute force and credential stuffing (see throttling/login-throttle.ts).
-    const attempt = await this.#beginAttempt(subject, context, 'login');
+    const attempt = await this.throttle.begin(user ? { userId: user.user_id } : { unknownName: name }, context, 'login');
 
     const credential = found?.credential;
     const verified = credential
@@ -114,9 +131,9 @@ export class SessionsService {
       await this.throttle.released(attempt);
       const mfaToken = await this.mfa.issueChallenge(user.user_id, client.ip);
       await this.audit.record('mfa_challenge_issued', context, { factors: MFA_FACTORS.join(' ') });
-      throw new AppError('mfa_required', { extensions: { mfa_token: mfaToken, factors: [...MFA_FACTORS] } });
+      return { kind: 'mfa_required', mfaToken, factors: MFA_FACTORS };
     }
-    return this.#signIn(user, client, ['pwd'], attempt);
+    return { kind: 'signed_in', pair: await this.#signIn(user, client, ['pwd'], attempt) };
   }
 
   /**
@@ -133,7 +150,7 @@ export class SessionsService {
       await this.audit.record('login_failed', context, { reason: 'disabled' });
       throw new AppError('invalid_mfa_token');
     }
-    const attempt = await this.#beginAttempt({ userId: user.user_id }, context, 'login_mfa');
+    const attempt = await this.throttle.begin({ userId: user.user_id }, context, 'login_mfa');
     let redeemed: Awaited<ReturnType<MfaService['redeem']>>;
     let refusal: unknown;
     try {
@@ -161,16 +178,6 @@ export class SessionsService {
     return this.#signIn(user, client, ['pwd', 'otp', 'mfa'], attempt, { factor: redeemed.factor });
   }
 
-  /** Counts a sign-in attempt on the login throttle, or throws 429 (audited). */
-  async #beginAttempt(subject: LoginSubject, context: { userId: string | null; ip: string | null; userAgent: string | null }, what: string): Promise<Attempt> {
-    try {
-      return await this.throttle.begin(subject, context.ip);
-    } catch (err) {
-      if (err instanceof AppError && err.code === 'too_many_requests') await this.audit.record('throttled', context, { what });
-      throw err;
-    }
-  }
-
   /**
    * The one place a sign-in completes, whatever the way (password, password and second factor):
    * checks that apply to every way of signing in go here, then the session opens and the
@@ -188,7 +195,7 @@ export class SessionsService {
     // account was disabled or deleted meanwhile, no session opens and the sign-in fails as a
     // wrong password would, but the count still starts again: the password was right.
     try {
-      return await this.#open(user, client, amr, { throttle: attempt, audit: auditRow('login_succeeded', { userId: user.user_id, ...client }, details) });
+      return await this.#open(user, client, amr, [this.throttle.completion(attempt), eventOfNewSession(auditRow('login_succeeded', { userId: user.user_id, ...client }, details))]);
     } catch (err) {
       // The statement failed whole (a database error): nothing was written, so the attempt ends here.
       if (!(err instanceof AppError)) await this.throttle.released(attempt).catch(() => {});
@@ -226,19 +233,19 @@ export class SessionsService {
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
-  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], signIn?: SignInWrites): Promise<TokenPair> {
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], alongWith: ReadonlyArray<SideWrite<unknown>> = []): Promise<TokenPair> {
     const secret = newSecret();
     const session = await insertSession(
       this.db,
       {
         userId: user.user_id,
-        expiresAt: new Date(Date.now() + this.settings.sessionTtlS * 1000),
+        expiresAt: new Date(this.clock.now() + this.settings.sessionTtlS * 1000),
         refreshTokenHash: hashSecret(secret),
         userAgent: client.userAgent?.slice(0, 512) ?? null,
         ip: client.ip,
         amr,
       },
-      signIn,
+      alongWith,
     );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), { ...session, refresh_generation: 0 }, secret);
@@ -274,7 +281,7 @@ export class SessionsService {
     // The common case, a current token of a usable session, in one statement.
     const next = this.chain.next(parsed.secret);
     const rotate = () =>
-      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(), idleTtlS: this.settings.sessionIdleTtlS });
+      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(this.clock.now()), idleTtlS: this.settings.sessionIdleTtlS });
     const rotated = await rotate();
     if (rotated) return this.#rotated(rotated, next, client);
 
@@ -311,7 +318,7 @@ export class SessionsService {
 
   async #rotated(session: RotatedSession, next: string, client: ClientInfo): Promise<TokenPair> {
     const cached = this.cache.get(session.session_id);
-    if (cached) cached.last_used_at = new Date();
+    if (cached) cached.last_used_at = new Date(this.clock.now());
     await this.audit.record('refresh', { userId: session.user_id, sessionId: session.session_id, ...client });
     return this.#pairFor(session, next);
   }
@@ -336,7 +343,7 @@ export class SessionsService {
    */
   async authenticate(userId: string, sessionId: string): Promise<{ userId: string; sessionId: string } | undefined> {
     let session = this.cache.get(sessionId);
-    if (session && session.is_active && session.expires_at.getTime() > Date.now() && !this.isUsable(session)) {
+    if (session && session.is_active && session.expires_at.getTime() > this.clock.now() && !this.isUsable(session)) {
       // Idle here may still be in use on another instance: ask the database before refusing.
       this.cache.forget([sessionId]);
       session = undefined;
@@ -349,7 +356,7 @@ export class SessionsService {
     if (!session || session.user_id !== userId || !this.isUsable(session)) return undefined;
     if (this.lastUse.due(session.last_used_at)) {
       this.lastUse.mark(sessionId);
-      session.last_used_at = new Date(); // the cached entry sees the use before the database does
+      session.last_used_at = new Date(this.clock.now()); // the cached entry sees the use before the database does
     }
     return { userId, sessionId };
   }
@@ -361,7 +368,7 @@ export class SessionsService {
   }
 
   async list(caller: Caller): Promise<Session[]> {
-    const rows = await listActiveSessions(this.db, caller.userId, this.settings.sessionIdleTtlS);
+    const rows = await listActiveSessions(this.db, caller.userId, this.settings.sessionIdleTtlS, new Date(this.clock.now()));
     return rows.map((row) => ({
       id: row.session_id,
       created_at: row.created_at.toISOString(),

@@ -1,8 +1,12 @@
 import type { Kysely } from 'kysely';
-import { beginAttempt, endFailedAttempt, releaseAttempt } from '../db/counters.js';
+import { afterAttemptRow, beginAttempt, endFailedAttempt, leaveCeilingQuery, releaseAttempt, resetAttemptQuery } from '../db/counters.js';
+import type { SideWrite } from '../db/side-writes.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import { lookupKey } from '../users/repository.js';
+import type { AuditLog } from '../audit/audit-log.js';
+import type { AttemptGate } from '../core/reauth.js';
+import type { Clock } from '../core/clock.js';
+import { lookupKey } from '../core/lookup-key.js';
 import { addressKey } from './address-key.js';
 
 /**
@@ -44,22 +48,45 @@ export interface Attempt {
   ceilingKey: string;
 }
 
-export class LoginThrottle {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly settings: LoginThrottleSettings,
-  ) {}
+export interface LoginThrottleDeps {
+  db: Kysely<Database>;
+  settings: LoginThrottleSettings;
+  /** Where a refused attempt is recorded ('throttled'). */
+  audit: Pick<AuditLog, 'record'>;
+  /** The addresses the account opened sessions from since `since` (sessions/repository.ts): the ceiling lets them through. */
+  knownAddresses(userId: string, since: Date): Promise<string[]>;
+  clock: Clock;
+}
+
+export class LoginThrottle implements AttemptGate<Attempt> {
+  private readonly db: Kysely<Database>;
+  private readonly settings: LoginThrottleSettings;
+
+  constructor(private readonly deps: LoginThrottleDeps) {
+    this.db = deps.db;
+    this.settings = deps.settings;
+  }
 
   #who(subject: LoginSubject): string {
     return 'userId' in subject ? `account:${subject.userId}` : `name:${lookupKey(subject.unknownName)}`;
   }
 
   /**
-   * Counts an attempt before its password is checked, or throws 429 with Retry-After. Counting
+   * Counts an attempt before its password is checked, or throws 429 with Retry-After, recorded
+   * as a 'throttled' event of `context` for `what` (a login, a re-authentication...). Counting
    * first means guesses sent all at once are held to the same numbers as guesses sent in turn.
    */
-  async begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
-    const now = Date.now();
+  async begin(subject: LoginSubject, context: { userId: string | null; ip: string | null; userAgent: string | null }, what: string): Promise<Attempt> {
+    try {
+      return await this.#begin(subject, context.ip);
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'too_many_requests') await this.deps.audit.record('throttled', context, { what });
+      throw err;
+    }
+  }
+
+  async #begin(subject: LoginSubject, ip: string | null): Promise<Attempt> {
+    const now = this.deps.clock.now();
     const who = this.#who(subject);
     const key = `${who}|${addressKey(ip)}`;
     // The hourly ceiling across addresses, kept alike for accounts and unknown names.
@@ -83,9 +110,28 @@ export class LoginThrottle {
   async failed(attempt: Attempt): Promise<void> {
     const failures = await endFailedAttempt(this.db, attempt.key);
     if (failures >= this.settings.maxFailures) {
-      const lockedUntil = new Date(Date.now() + this.#waitAfter(failures) * 1000);
+      const lockedUntil = new Date(this.deps.clock.now() + this.#waitAfter(failures) * 1000);
       await this.db.updateTable('login_throttles').set({ locked_until: lockedUntil }).where('throttle_key', '=', attempt.key).execute();
     }
+  }
+
+  /**
+   * A password sign-in completed: its count for the subject and address starts again and the
+   * attempt leaves the hourly ceiling, written with the new session in the same round trip
+   * (sessions/repository.ts, insertSession), even if no session opens (the password was right).
+   */
+  completion(attempt: Attempt): SideWrite<unknown> {
+    return {
+      // The ceiling's row is locked after the attempt's (see db/counters.ts, beginAttempt).
+      ctes: (db) => [
+        ['attempt_reset', resetAttemptQuery(db, attempt.key).returning('pending')],
+        ['ceiling_left', leaveCeilingQuery(db, attempt.ceilingKey).where(afterAttemptRow('attempt_reset'))],
+      ],
+      run: async (trx) => {
+        await resetAttemptQuery(trx, attempt.key).execute();
+        await leaveCeilingQuery(trx, attempt.ceilingKey).execute();
+      },
+    };
   }
 
   /** A sign-in that completed without a password attempt (a passkey): this account and address start again. */
@@ -121,26 +167,17 @@ export class LoginThrottle {
    */
   async #isKnownAddress(userId: string, ip: string | null): Promise<boolean> {
     if (!ip) return false;
-    const since = new Date(Date.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
+    const since = new Date(this.deps.clock.now() - KNOWN_ADDRESS_DAYS * 24 * HOUR_MS);
     const key = addressKey(ip);
-    const rows = await this.db
-      .selectFrom('user_sessions')
-      .select('ip')
-      .distinct()
-      .where('user_id', '=', userId)
-      .where('created_at', '>', since)
-      .where('ip', 'is not', null)
-      .limit(1000)
-      .execute();
-    return rows.some((row) => addressKey(row.ip) === key);
+    return (await this.deps.knownAddresses(userId, since)).some((known) => addressKey(known) === key);
   }
 
   /** Forgets state that no longer matters (old windows, waits long over). */
   async prune(): Promise<void> {
     await this.db
       .deleteFrom('login_throttles')
-      .where('updated_at', '<', new Date(Date.now() - 24 * HOUR_MS))
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date())]))
+      .where('updated_at', '<', new Date(this.deps.clock.now() - 24 * HOUR_MS))
+      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date(this.deps.clock.now()))]))
       .execute();
   }
 }

@@ -1,12 +1,16 @@
 import rateLimit from '@fastify/rate-limit';
+import fp from 'fastify-plugin';
+import type { Clock } from '../core/clock.js';
+import { backgroundJob, PRUNE_EVERY_MS } from '../core/jobs.js';
+import type { LoginThrottle } from './login-throttle.js';
 import { addressKey } from './address-key.js';
 import type { Kysely } from 'kysely';
 import { addRateLimitHits } from '../db/counters.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
-import type { App } from '../http/types.js';
+import type { App, Feature } from '../http/types.js';
 import type { AuditLog } from '../audit/audit-log.js';
-import { clientOf } from '../http/client.js';
+import { clientOf } from '../core/caller.js';
 
 /**
  * Per-address request limits (API.md, Throttling: registration and refresh, each its own count)
@@ -55,7 +59,11 @@ export class RateLimitCounter {
   readonly #windows = new Map<string, Window>();
   #sweptAt = 0;
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** Only for the lease's pace; windows come from the time each hit is given. */
+    private readonly clock: Clock,
+  ) {}
 
   /** The hit's count in its window (over `max` means refuse). */
   hit(bucket: string, now: number, timeWindow: number, max: number): Promise<number> {
@@ -80,7 +88,7 @@ export class RateLimitCounter {
   async #write(bucket: string, window: Window, max: number): Promise<void> {
     while (window.waiting.length) {
       const waiting = window.waiting.splice(0);
-      const now = Date.now();
+      const now = this.clock.now();
       window.lease = now - window.lastWriteAt < 1000 ? Math.min(MAX_LEASE, Math.max(1, window.lease * 2)) : 0;
       window.lastWriteAt = now;
       // Never more than a tenth of the limit, nor half of what this instance last saw was left.
@@ -106,10 +114,10 @@ export class RateLimitCounter {
   }
 }
 
-function databaseStore(counter: RateLimitCounter) {
+function databaseStore(counter: RateLimitCounter, clock: Clock) {
   return class DatabaseRateLimitStore {
     incr(key: string, callback: (err: Error | null, result?: StoreResult) => void, timeWindow = 60_000, max = Number.MAX_SAFE_INTEGER): void {
-      const now = Date.now();
+      const now = clock.now();
       const windowEnd = (Math.floor(now / timeWindow) + 1) * timeWindow;
       counter.hit(key, now, timeWindow, max).then(
         (current) => callback(null, { current, ttl: windowEnd - now }),
@@ -124,19 +132,19 @@ function databaseStore(counter: RateLimitCounter) {
 }
 
 // ASVS 5.0 V2.4.1 anti-automation (registration and refresh; login is throttled in login-throttle.ts).
-export async function registerRateLimit(app: App, db: Kysely<Database>, audit: AuditLog): Promise<void> {
+export async function registerRateLimit(app: App, db: Kysely<Database>, audit: AuditLog, clock: Clock): Promise<void> {
   // One audit event per bucket and minute on this instance: a flood of refused requests must not
   // become a flood of writes.
   const audited = new Map<string, number>();
   await app.register(rateLimit, {
     global: false,
-    store: databaseStore(new RateLimitCounter(db)),
+    store: databaseStore(new RateLimitCounter(db, clock), clock),
     // Each route counts on its own.
     keyGenerator: (request) => `${request.routeOptions.url}|${addressKey(request.ip)}`,
     addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false },
     addHeaders: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false, 'retry-after': true },
     onExceeded: (request, key) => {
-      const minute = Math.floor(Date.now() / 60_000);
+      const minute = Math.floor(clock.now() / 60_000);
       if (audited.get(key) === minute) return;
       if (audited.size > 10_000) audited.clear();
       audited.set(key, minute);
@@ -149,10 +157,30 @@ export async function registerRateLimit(app: App, db: Kysely<Database>, audit: A
   });
 }
 
+export interface ThrottlingFeatureDeps {
+  db: Kysely<Database>;
+  audit: AuditLog;
+  throttle: Pick<LoginThrottle, 'prune'>;
+  clock: Clock;
+}
+
+/**
+ * Per-address limits for the routes of every feature (a route opts in with
+ * `config: { rateLimit: perMinute(n) }`), and the pruning of throttling state. Not encapsulated
+ * (fastify-plugin): the limits must reach the routes other features add.
+ */
+export const throttlingFeature: Feature<ThrottlingFeatureDeps> = fp(
+  async (app: App, { db, audit, throttle, clock }: ThrottlingFeatureDeps) => {
+    await registerRateLimit(app, db, audit, clock);
+    backgroundJob(app, 'pruning throttling state', PRUNE_EVERY_MS, () => Promise.all([throttle.prune(), pruneRateLimitHits(db, clock.now())]));
+  },
+  { name: 'throttling' },
+);
+
 export function perMinute(max: number) {
   return { max, timeWindow: 60_000 };
 }
 
-export async function pruneRateLimitHits(db: Kysely<Database>): Promise<void> {
-  await db.deleteFrom('rate_limit_hits').where('window_start', '<', new Date(Date.now() - 3_600_000)).execute();
+export async function pruneRateLimitHits(db: Kysely<Database>, now: number): Promise<void> {
+  await db.deleteFrom('rate_limit_hits').where('window_start', '<', new Date(now - 3_600_000)).execute();
 }

@@ -1,8 +1,13 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, UserRow } from '../db/schema.js';
 import type { User } from './schemas.js';
-import { dbNow, isMysql } from '../db/dialect.js';
+import { dbNow } from '../db/dialect.js';
+import { forShare, insertReturning, updateReturning } from '../db/returning.js';
+import { supportsWritingCtes } from '../db/side-writes.js';
 import { insertCurrentCredential } from '../credentials/repository.js';
+import { lookupKey } from '../core/lookup-key.js';
+
+export { lookupKey };
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -10,16 +15,6 @@ export const userColumns = ['user_id', 'username', 'name', 'dob', 'email', 'emai
 export type UserRecord = Pick<UserRow, (typeof userColumns)[number]>;
 
 // ASVS 5.0 V15.3.1: only the public fields, picked one by one.
-/**
- * The lookup key of a username or email: ASCII letters lower-cased, as the database's
- * username_key/email_key hold them, and nothing else folded. Identifiers are ASCII, so a
- * Unicode look-alike (the Kelvin sign K, a fullwidth letter) never reaches an ASCII account,
- * and a NUL (which PostgreSQL text cannot hold) simply matches nothing.
- */
-export function lookupKey(value: string): string {
-  return value.replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/\u0000/g, '\uFFFD');
-}
-
 export function toUser(row: UserRecord): User {
   return {
     id: String(row.user_id),
@@ -73,13 +68,17 @@ export async function takenFields(
   return taken;
 }
 
-export async function insertUser(trx: Queryable, values: { username: string; name: string; dob: string; email: string }): Promise<UserRecord> {
-  if (isMysql(trx)) {
-    // No INSERT … RETURNING on MySQL 8: the new id, then the row.
-    const { insertId } = await trx.insertInto('users').values(values).executeTakeFirstOrThrow();
-    return trx.selectFrom('users').select(userColumns).where('user_id', '=', String(insertId)).executeTakeFirstOrThrow();
-  }
-  return trx.insertInto('users').values(values).returning(userColumns).executeTakeFirstOrThrow();
+export function insertUser(trx: Queryable, values: { username: string; name: string; dob: string; email: string }): Promise<UserRecord> {
+  return insertReturning(trx, trx.insertInto('users').values(values), userColumns, (id) => trx.selectFrom('users').select(userColumns).where('user_id', '=', id));
+}
+
+/**
+ * The user, if they may hold a session (they exist and are not disabled), as the source of an
+ * INSERT … SELECT (sessions/repository.ts): the row is locked for share, so a disable in
+ * progress is waited for and then seen, and a disabled user never gets a session.
+ */
+export function enabledUser(db: Queryable, userId: string) {
+  return forShare(db, db.selectFrom('users').where('user_id', '=', userId).where('disabled_at', 'is', null));
 }
 
 /**
@@ -91,7 +90,7 @@ export async function insertUserWithPassword(
   values: { username: string; name: string; dob: string; email: string },
   hashedPassword: string,
 ): Promise<UserRecord> {
-  if (isMysql(db)) {
+  if (!supportsWritingCtes(db)) {
     return db.transaction().execute(async (trx) => {
       const user = await insertUser(trx, values);
       await insertCurrentCredential(trx, user.user_id, hashedPassword);
@@ -111,6 +110,36 @@ export async function insertUserWithPassword(
     .executeTakeFirstOrThrow();
 }
 
+/** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */
+export function listUsers(db: Queryable, options: { limit: number; offset: number; filter?: string | undefined }): Promise<UserRecord[]> {
+  let query = db.selectFrom('users').select(userColumns).orderBy('user_id').limit(options.limit).offset(options.offset);
+  if (options.filter) {
+    const pattern = `%${lookupKey(options.filter).replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    query = query.where((eb) => eb.or([eb('username_key', 'like', pattern), eb('email_key', 'like', pattern)]));
+  }
+  return query.execute();
+}
+
+/** A disabled user cannot sign in (the admin command line); enabling clears it. */
+export async function setUserDisabled(trx: Queryable, userId: string, disabled: boolean): Promise<void> {
+  await trx.updateTable('users').set({ disabled_at: disabled ? dbNow(trx) : null }).where('user_id', '=', userId).execute();
+}
+
+/** An operator confirmed the address another way (the admin command line). */
+export async function markEmailVerifiedByAdmin(trx: Queryable, userId: string): Promise<void> {
+  await trx.updateTable('users').set({ email_verified: true }).where('user_id', '=', userId).execute();
+}
+
+/** The user row goes (self-service deletion, once every feature erased its rows). */
+export async function deleteUser(trx: Queryable, userId: string): Promise<void> {
+  await trx.deleteFrom('users').where('user_id', '=', userId).execute();
+}
+
+/** The user's email, with the row locked until the transaction ends (an email change). */
+export function lockUserEmail(trx: Queryable, userId: string) {
+  return trx.selectFrom('users').select('email').where('user_id', '=', userId).forUpdate().executeTakeFirst();
+}
+
 export async function updateUser(
   db: Queryable,
   userId: string,
@@ -120,10 +149,6 @@ export async function updateUser(
     .updateTable('users')
     .set({ ...changes, updated_at: dbNow(db) })
     .where('user_id', '=', userId);
-  if (isMysql(db)) {
-    // No UPDATE … RETURNING on MySQL/MariaDB: the row is read back (in the caller's transaction, it is ours).
-    const { numUpdatedRows } = await update.executeTakeFirst();
-    return numUpdatedRows === 0n ? undefined : findUserById(db, userId);
-  }
-  return update.returning(userColumns).executeTakeFirst();
+  // Without UPDATE … RETURNING the row is read back (in the caller's transaction, it is ours).
+  return updateReturning(update, db, userColumns, () => db.selectFrom('users').select(userColumns).where('user_id', '=', userId));
 }

@@ -1,12 +1,20 @@
-import { callerOf } from '../auth/guard.js';
+import { callerOf, type RequireCaller } from '../auth/guard.js';
+import type { Config } from '../config.js';
 import { bearerAuth, problems } from '../http/schemas.js';
-import type { App, Guard } from '../http/types.js';
+import type { Feature } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 import { TAKEN, type UsersService } from './service.js';
-import { clientOf } from '../http/client.js';
+import { clientOf } from '../core/caller.js';
 
-export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLimitPerMinute: number): void {
+export interface UsersFeatureDeps {
+  users: UsersService;
+  requireCaller: RequireCaller;
+  config: Pick<Config, 'rateLimitPerMinute'>;
+}
+
+/** Registration and the caller's profile. */
+export const usersFeature: Feature<UsersFeatureDeps> = async (app, { users, requireCaller, config: { rateLimitPerMinute } }) => {
   app.post(
     '/v1/users',
     {
@@ -27,7 +35,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
   app.get(
     '/v1/users/me',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: { summary: "The caller's profile", tags: ['users'], security: bearerAuth, response: { 200: User, ...problems('invalid_token') } },
     },
     async (request) => users.profile(callerOf(request).userId),
@@ -36,7 +44,7 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
   app.patch(
     '/v1/users/me',
     {
-      onRequest: guard,
+      onRequest: requireCaller(),
       schema: {
         summary: 'Update profile fields (update_user_details)',
         tags: ['users'],
@@ -47,4 +55,4 @@ export function usersRoutes(app: App, users: UsersService, guard: Guard, rateLim
     },
     async (request) => users.updateProfile(callerOf(request), request.body),
   );
-}
+};

@@ -2,6 +2,10 @@ import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
 import { Checked, Matching } from '../http/validation.js';
 import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
+import { NewPassword } from '../core/fields.js';
+
+// Shared field schemas now live in core/fields.ts; re-exported for existing imports.
+export { CurrentPassword, EmailLookup, NewPassword } from '../core/fields.js';
 
 // Field rules of API.md. Lengths count code points (JSON Schema does too). A rule JSON Schema
 // cannot state is a check of rules.ts run in the same pass, so one answer names every bad field.
@@ -9,18 +13,7 @@ export const Username = Matching('^[A-Za-z0-9_.-]+$', 'may contain only letters,
 // Trimmed by the service; unbounded here but for the 16 KiB body limit, so the one message says the rule.
 export const Name = Checked('name', nameProblem, { description: '1–100 characters after trimming; no control characters.', examples: ['Ada Lovelace'] });
 export const Dob = Checked('dob', dobProblem, { format: 'date', description: 'YYYY-MM-DD, not in the future, at most 150 years ago.', examples: ['1990-12-10'] });
-/** An address to look an account up by (a password reset request): its shape only. */
-export const EmailLookup = Type.String({ format: 'email', maxLength: 254, examples: ['ada@example.com'] });
-/** A new address of an account (registration, a change): also at most 64 octets before the @. */
 export const Email = Checked('email', newEmailProblem, { format: 'email', maxLength: 254, description: 'At most 254 characters, 64 before the @.', examples: ['ada@example.com'] });
-/**
- * A new password. Its length is a password rule (400 weak_password, in code points after NFKC,
- * judged before anything is hashed), so it has no bound here: the 16 KiB body limit bounds it.
- */
-export const NewPassword = Type.String({ description: 'Judged by the password rules once the rest of the body is valid; breaking one (length included) answers 400 weak_password.', examples: ['violet lantern orbit 4217'] });
-/** A password checked against the stored one (login, current_password): any string; one longer than any password can be is simply wrong. */
-export const CurrentPassword = Type.String({ examples: ['violet lantern orbit 4217'] });
-
 // ASVS 5.0 V15.3.3: additionalProperties false on every body (no mass assignment); V2.2.1 positive validation.
 export const RegisterBody = Type.Object(
   { username: Username, name: Name, dob: Dob, email: Email, password: NewPassword },

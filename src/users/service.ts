@@ -2,13 +2,13 @@ import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { Invalidation } from '../cache/invalidation.js';
-import type { Caller, ClientInfo } from '../sessions/service.js';
+import type { Caller, ClientInfo } from '../core/caller.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError, type ProblemName } from '../errors.js';
-import { findUserById, insertUserWithPassword, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
+import { findUserById, insertUserWithPassword, lockUserEmail, lookupKey, takenFields, toUser, updateUser, type UserRecord } from './repository.js';
 import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
 import type { RegisterBody, UpdateProfileBody, User } from './schemas.js';
 
@@ -31,7 +31,7 @@ function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string
 /** What a register or a profile update answers when a unique field is in use (conflict below). */
 export const TAKEN = ['username_taken', 'email_taken'] as const satisfies readonly ProblemName[];
 
-function conflict(taken: Array<'username' | 'email'>): AppError {
+export function conflict(taken: Array<'username' | 'email'>): AppError {
   const first = taken[0] ?? 'username';
   return new AppError(first === 'username' ? 'username_taken' : 'email_taken', {
     errors: taken.map((field) => ({ field, message: field === 'username' ? 'is already taken' : 'is already in use' })),
@@ -39,7 +39,7 @@ function conflict(taken: Array<'username' | 'email'>): AppError {
 }
 
 /** A write that lost a race on a unique key answers like the pre-check would have. */
-function conflictFromConstraint(err: unknown): AppError | undefined {
+export function conflictFromConstraint(err: unknown): AppError | undefined {
   const constraint = uniqueViolation(err);
   if (constraint === undefined) return undefined;
   if (constraint.includes('email')) return conflict(['email']);
@@ -58,16 +58,30 @@ export interface EmailEvents {
   assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void>;
 }
 
+export interface UsersDeps {
+  db: Kysely<Database>;
+  hasher: PasswordHasher;
+  audit: AuditLog;
+  invalidation: Invalidation;
+  userCache: InvalidatedCache<User>;
+  config: { passwordMinLength: number };
+  /** The mails of a registration or an email change (account/email-verification.ts). */
+  emailEvents?: EmailEvents;
+}
+
 export class UsersService {
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly hasher: PasswordHasher,
-    private readonly audit: AuditLog,
-    private readonly invalidation: Invalidation,
-    private readonly cache: InvalidatedCache<User>,
-    private readonly passwordMinLength: number,
-    private readonly emailEvents?: EmailEvents,
-  ) {}
+  private readonly db: Kysely<Database>;
+  private readonly hasher: PasswordHasher;
+  private readonly audit: AuditLog;
+  private readonly invalidation: Invalidation;
+  private readonly cache: InvalidatedCache<User>;
+  private readonly passwordMinLength: number;
+  private readonly emailEvents: EmailEvents | undefined;
+
+  constructor(deps: UsersDeps) {
+    ({ db: this.db, hasher: this.hasher, audit: this.audit, invalidation: this.invalidation, userCache: this.cache, emailEvents: this.emailEvents } = deps);
+    this.passwordMinLength = deps.config.passwordMinLength;
+  }
 
   /** create_new_user: the profile and its first, current credential, in one transaction. */
   async register(input: RegisterBody, client: ClientInfo): Promise<User> {
@@ -123,7 +137,7 @@ export class UsersService {
     if (taken.length) throw conflict(taken);
     try {
       const { row, oldEmail } = await this.db.transaction().execute(async (trx) => {
-        const before = await trx.selectFrom('users').select('email').where('user_id', '=', userId).forUpdate().executeTakeFirst();
+        const before = await lockUserEmail(trx, userId);
         // A new address is unverified until its own link is followed; a change of case only is the same address.
         const emailChanged = before !== undefined && changes.email !== undefined && lookupKey(changes.email) !== lookupKey(before.email);
         const updated = await updateUser(trx, userId, emailChanged ? { ...changes, email_verified: false } : changes);

@@ -5,13 +5,14 @@ import type { LightMyRequestResponse } from 'fastify';
 import type { Kysely } from 'kysely';
 import mysql from 'mysql2/promise';
 import pg from 'pg';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type BuildAppOptions } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { isMysqlUrl, openDatabase, type Db } from '../../src/db/create-db.js';
 import { isMysql } from '../../src/db/dialect.js';
 import { migrateToLatest } from '../../src/db/migrate.js';
 import type { Database } from '../../src/db/schema.js';
 import type { App } from '../../src/http/types.js';
+import { TestClock } from './clock.js';
 
 /**
  * A fresh service on a fresh database, per test file (or per call): PGlite in memory by default,
@@ -23,6 +24,8 @@ export interface TestService {
   /** The open database handle, for building another app on the same database. */
   handle: Db;
   config: Config;
+  /** The service's clock: real time, moved forward by tests (helpers/clock.ts). */
+  clock: TestClock;
   close(): Promise<void>;
 }
 
@@ -90,17 +93,22 @@ async function createMysqlDatabase(baseUrl: string, name: string): Promise<{ url
   };
 }
 
-export async function startTestService(overrides: Partial<Config> = {}, env: Record<string, string> = {}): Promise<TestService> {
+/** What a test may pass to buildApp beyond the config: a PermissionSource, more features. */
+export type TestAppOptions = Pick<BuildAppOptions, 'permissions' | 'features'>;
+
+export async function startTestService(overrides: Partial<Config> = {}, env: Record<string, string> = {}, options: TestAppOptions = {}): Promise<TestService> {
   const config = testConfig(overrides, env);
   const server = serverUrl ? await createServerDatabase(serverUrl) : undefined;
   const db = await openDatabase({ databaseUrl: server?.url, pgliteDir: 'memory://', poolMax: 10, timeoutMs: 5000 });
   await migrateToLatest(db.kysely);
-  const app = await buildApp({ config, db, testHooks: true });
+  const clock = new TestClock();
+  const app = await buildApp({ config, db, testHooks: true, clock, ...options });
   return {
     app,
     db: db.kysely,
     handle: db,
     config,
+    clock,
     close: async () => {
       await app.close();
       await db.close();
