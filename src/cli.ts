@@ -14,7 +14,7 @@ import { SecurityNotices } from './account/security-notices.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Database } from './db/schema.js';
 import { Mailer, mailTransport } from './mail/mailer.js';
-import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand } from './import/commands.js';
+import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand, importCommandOf } from './import/commands.js';
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -204,7 +204,8 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'import') {
     if (!arg) throw new UsageError('users import needs the file to read');
-    const { report, code } = await withDb((db) => importCommand(db.kysely, config, arg, values, (message) => new UsageError(message)));
+    const importing = importCommandOf(arg, values, (message) => new UsageError(message));
+    const { report, code } = await withDb((db) => importCommand(db.kysely, config, importing));
     console.log(JSON.stringify(report)); // the report is the last line, whatever --json says
     return code;
   }

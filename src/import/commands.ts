@@ -8,7 +8,7 @@ import { PasswordHasher, pepperFrom } from '../credentials/hashing.js';
 import type { Database } from '../db/schema.js';
 import { exportUsers, secretFile } from './export.js';
 import { FORMATS, type FirebaseParams, type Format } from './readers/index.js';
-import { ImportService, ON_CONFLICT, type ImportReport, type OnConflict } from './service.js';
+import { ImportService, ON_CONFLICT, type ImportOptions, type ImportReport, type OnConflict } from './service.js';
 
 /** The command line's `users import` and `users export` (wired in cli.ts). */
 
@@ -58,7 +58,14 @@ async function countLines(path: string): Promise<number> {
   return n;
 }
 
-export async function importCommand(db: Kysely<Database>, config: Config, file: string, values: Values, usage: (message: string) => Error): Promise<{ report: ImportReport; code: number }> {
+export interface ImportCommand {
+  file: string;
+  options: Omit<ImportOptions, 'context'>;
+  progress: boolean;
+}
+
+/** Checks the options of `users import` before anything is opened or read. */
+export function importCommandOf(file: string, values: Values, usage: (message: string) => Error): ImportCommand {
   const format = (values.format ?? 'ndjson') as Format;
   if (!FORMATS.includes(format)) throw usage(`--format must be one of ${FORMATS.join(', ')}`);
   const onConflict = (values['on-conflict'] ?? 'skip') as OnConflict;
@@ -66,11 +73,19 @@ export async function importCommand(db: Kysely<Database>, config: Config, file: 
   const batch = values['batch-size'] ?? '1000';
   if (!/^\d{1,5}$/.test(batch) || Number(batch) < 1 || Number(batch) > 10_000) throw usage('--batch-size must be a whole number from 1 to 10000');
   const firebase = firebaseParams(values, usage);
-  const size = (await stat(file)).size;
+  return {
+    file,
+    options: { format, onConflict, dryRun: values['dry-run'] === true, batchSize: Number(batch), firebase },
+    progress: values.progress === true || process.stderr.isTTY === true,
+  };
+}
 
-  const showProgress = values.progress === true || process.stderr.isTTY === true;
-  const lineFormat = !['keycloak', 'firebase'].includes(format);
-  const total = showProgress && process.stderr.isTTY && lineFormat ? await countLines(file) : undefined;
+export async function importCommand(db: Kysely<Database>, config: Config, command: ImportCommand): Promise<{ report: ImportReport; code: number }> {
+  const { file, options } = command;
+  const size = (await stat(file)).size;
+  const tty = process.stderr.isTTY === true;
+  const lineFormat = !['keycloak', 'firebase'].includes(options.format);
+  const total = command.progress && tty && lineFormat ? await countLines(file) : undefined;
   const input = createReadStream(file);
   const started = performance.now();
   const progress = ({ records }: { records: number }) => {
@@ -79,14 +94,13 @@ export async function importCommand(db: Kysely<Database>, config: Config, file: 
     const done = total !== undefined ? `${records} / ${total} records` : `${records} records, ${Math.round((input.bytesRead / Math.max(size, 1)) * 100)}% of the file`;
     const text = `${done}, ${rate} records/s`;
     // On a terminal the line is rewritten in place; elsewhere (--progress) one line a batch.
-    if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K`);
+    if (tty) process.stderr.write(`\r${text}\x1b[K`);
     else process.stderr.write(`${text}\n`);
   };
 
   const hasher = new PasswordHasher(config.argon2, config.passwordPeppers.map(pepperFrom));
-  const service = new ImportService(db, hasher);
-  const report = await service.run(input, { format, onConflict, dryRun: values['dry-run'] === true, batchSize: Number(batch), firebase, context: ADMIN_CONTEXT }, showProgress ? progress : undefined);
-  if (showProgress && process.stderr.isTTY) process.stderr.write('\n');
+  const report = await new ImportService(db, hasher).run(input, { ...options, context: ADMIN_CONTEXT }, command.progress ? progress : undefined);
+  if (command.progress && tty) process.stderr.write('\n');
   return { report, code: report.failed > 0 ? 3 : 0 };
 }
 
