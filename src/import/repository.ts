@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditRow } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
-import { dbNow } from '../db/dialect.js';
+import { dbNow, isMysql } from '../db/dialect.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -57,15 +57,14 @@ export interface NewImportedUser {
 }
 
 /**
- * Inserts the users in one statement and answers their ids by lower-cased username (read back in
- * the same transaction: MySQL has no INSERT … RETURNING, and one select serves both).
+ * Inserts the users in one statement and answers their ids by lower-cased username (on MySQL,
+ * which has no INSERT … RETURNING, read back in the same transaction).
  */
 export async function insertUsers(trx: Transaction<Database>, users: NewImportedUser[]): Promise<Map<string, string>> {
   if (!users.length) return new Map();
-  await trx
-    .insertInto('users')
-    .values(users.map(({ created_at, ...u }) => ({ ...u, ...(created_at ? { created_at } : {}) })))
-    .execute();
+  const insert = trx.insertInto('users').values(users.map(({ created_at, ...u }) => ({ ...u, ...(created_at ? { created_at } : {}) })));
+  if (!isMysql(trx)) return new Map((await insert.returning(['user_id', 'username_key']).execute()).map((r) => [r.username_key, r.user_id]));
+  await insert.execute();
   const rows = await trx
     .selectFrom('users')
     .select(['user_id', 'username_key'])

@@ -84,17 +84,24 @@ export class ImportService {
     const listErrors = (errors: RecordError[]) => {
       for (const e of errors) if (report.errors.length < MAX_LISTED_ERRORS) report.errors.push(e);
     };
+    // One batch is written while the next is read and checked; writes stay one after another,
+    // so each batch sees the users of the one before it.
+    let writing: Promise<void> = Promise.resolve();
     const flush = async () => {
       if (!batch.length) return;
-      const outcome = await this.#writeBatch(batch, options);
-      report.created += outcome.created;
-      report.updated += outcome.updated;
-      report.skipped += outcome.skipped;
-      report.failed += outcome.errors.length;
-      listErrors(outcome.errors);
+      const full = batch;
       batch = [];
       batchKeys = new Set();
-      onProgress?.({ records });
+      await writing;
+      writing = this.#writeBatch(full, options).then((outcome) => {
+        report.created += outcome.created;
+        report.updated += outcome.updated;
+        report.skipped += outcome.skipped;
+        report.failed += outcome.errors.length;
+        listErrors(outcome.errors);
+        onProgress?.({ records });
+      });
+      writing.catch(() => {}); // awaited at the next flush or the end; handled there
     };
 
     for await (const raw of readRecords(options.format, input, { firebase: options.firebase })) {
@@ -114,6 +121,7 @@ export class ImportService {
       if (batch.length >= batchSize) await flush();
     }
     await flush();
+    await writing;
     if (withRoles) {
       // The roles of the admin work are not in this build yet: said, not faked.
       report.notes = [`roles are not supported yet: ${withRoles} record(s) had roles and were imported without them`];
