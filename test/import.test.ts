@@ -279,6 +279,44 @@ describe('import: records, conflicts and runs', () => {
   });
 });
 
+describe('GET /v1/users/me/export', () => {
+  let svc: TestService;
+  before(async () => {
+    svc = await startTestService();
+  });
+  after(() => svc.close());
+
+  it("when a user asks for their data, then 200 with their profile, sessions and events, nobody else's, and no hash or token", async () => {
+    const user = await registerUser(svc.app);
+    const other = await registerUser(svc.app);
+    await login(svc.app, other);
+    const first = await login(svc.app, user);
+    const { accessToken } = await login(svc.app, user);
+    const res = await svc.app.inject({ method: 'GET', url: '/v1/users/me/export', headers: bearer(accessToken) });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['content-disposition'], 'attachment; filename="my-data.json"');
+    const data = res.json();
+    assert.equal(data.profile.id, user.id);
+    assert.equal(data.profile.username, user.username);
+    assert.deepEqual(data.sessions.map((s: { id: string }) => s.id).sort(), [first.sessionId, (decodeJwt(accessToken).sid as string)].sort());
+    assert.deepEqual(data.sessions[0].amr, ['pwd']);
+    // (the verification mail's event comes when its mail went out: not waited for here)
+    assert.deepEqual(data.events.map((e: { type: string }) => e.type).filter((t: string) => t !== 'email_verification_sent'), ['user_registered', 'login_succeeded', 'login_succeeded']);
+    assert.deepEqual([data.passkeys, data.authenticator_app, data.recovery_codes_left, data.identities], [[], null, 0, []]);
+    assert.ok(!res.body.includes('$argon2id$'), 'no hash');
+    assert.ok(!res.body.includes(first.refreshToken.slice(-20)) && !res.body.includes('refresh_token'), 'no refresh token or its hash');
+    assert.ok(!res.body.includes(other.username), "nothing of another user's");
+    const events = await svc.db.selectFrom('audit_events').select('event').where('user_id', '=', user.id).where('event', '=', 'data_exported').execute();
+    assert.equal(events.length, 1, 'the export is a security event');
+  });
+
+  it('when the export is asked for without a token, then 401 invalid_token', async () => {
+    const res = await svc.app.inject({ method: 'GET', url: '/v1/users/me/export' });
+    assert.equal(res.statusCode, 401);
+    assert.equal(problem(res).code, 'invalid_token');
+  });
+});
+
 describe('import: the sample export of each source', () => {
   let svc: TestService;
   before(async () => {
