@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { Type, type Static } from 'typebox';
-import type { AuditLog } from '../audit/audit-log.js';
+import type { AuditEvent, AuditLog } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import { Timestamp } from '../http/schemas.js';
@@ -57,6 +57,14 @@ export async function exportMyData(db: Kysely<Database>, audit: AuditLog, clock:
   const user = await findUserById(db, caller.userId);
   if (!user) throw new AppError('invalid_token');
   const data = await personalData(db, caller.userId);
+  // Every event of the user, newest first, as GET /v1/users/me/events pages them.
+  const events: AuditEvent[] = [];
+  let before: string | undefined;
+  do {
+    const page = await audit.listForUser(caller.userId, 100, before);
+    events.push(...page.events);
+    before = page.next ?? undefined;
+  } while (before !== undefined);
   await audit.record('data_exported', caller);
   return {
     exported_at: new Date(clock.now()).toISOString(),
@@ -73,15 +81,7 @@ export async function exportMyData(db: Kysely<Database>, audit: AuditLog, clock:
       ip: s.ip,
       amr: s.amr.split(' ').filter(Boolean),
     })),
-    events: data.events.map((e) => ({
-      id: String(e.event_id),
-      type: e.event,
-      occurred_at: e.occurred_at.toISOString(),
-      session_id: e.session_id === null ? null : String(e.session_id),
-      ip: e.ip,
-      user_agent: e.user_agent,
-      details: e.details ? (JSON.parse(e.details) as Record<string, unknown>) : null,
-    })),
+    events,
     passkeys: data.passkeys.map((p) => ({ name: p.name, created_at: p.created_at.toISOString(), last_used_at: iso(p.last_used_at), device_type: p.device_type, backed_up: p.backed_up })),
     authenticator_app: data.totp ? { created_at: data.totp.created_at.toISOString(), confirmed_at: iso(data.totp.confirmed_at) } : null,
     recovery_codes_left: data.recoveryCodesLeft,

@@ -129,17 +129,16 @@ export async function countUsers(db: Queryable): Promise<number> {
 
 /** A person's own rows for GET /v1/users/me/export: never a hash, a token or a secret. */
 export async function personalData(db: Queryable, userId: string) {
-  const [sessions, events, passkeys, totp, codes] = await Promise.all([
+  const [sessions, passkeys, totp, codes] = await Promise.all([
     db
       .selectFrom('user_sessions')
       .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'ended_at', 'end_reason', 'is_active', 'user_agent', 'ip', 'amr'])
       .where('user_id', '=', userId)
       .orderBy('session_id')
       .execute(),
-    db.selectFrom('audit_events').select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details']).where('user_id', '=', userId).orderBy('event_id').execute(),
     db.selectFrom('user_passkeys').select(['name', 'created_at', 'last_used_at', 'device_type', 'backed_up']).where('user_id', '=', userId).orderBy('passkey_id').execute(),
     db.selectFrom('user_totp_factors').select(['created_at', 'confirmed_at']).where('user_id', '=', userId).executeTakeFirst(),
     db.selectFrom('user_recovery_codes').select(sql<string>`count(*)`.as('n')).where('user_id', '=', userId).where('used_at', 'is', null).executeTakeFirstOrThrow(),
   ]);
-  return { sessions, events, passkeys, totp, recoveryCodesLeft: Number(codes.n) };
+  return { sessions, passkeys, totp, recoveryCodesLeft: Number(codes.n) };
 }
