@@ -38,7 +38,7 @@ export async function* lines(input: Input): AsyncGenerator<Line> {
       carry = '';
       start = nl + 1;
       number += 1;
-      if (skipping) {
+      if (skipping || piece.length > MAX_RECORD_CHARS) {
         skipping = false;
         yield { line: number, tooLong: true };
       } else yield { line: number, text: piece.endsWith('\r') ? piece.slice(0, -1) : piece };
