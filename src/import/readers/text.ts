@@ -7,7 +7,7 @@
 /** A record longer than this is refused (and skipped) rather than buffered. */
 export const MAX_RECORD_CHARS = 1024 * 1024;
 
-export type Input = AsyncIterable<Buffer | string>;
+export type Input = AsyncIterable<Buffer | string> | Iterable<Buffer | string>;
 
 async function* decoded(input: Input): AsyncGenerator<string> {
   const decoder = new TextDecoder('utf-8');
