@@ -49,6 +49,10 @@ export const AUDIT_EVENTS = [
   'role_created',
   'role_changed',
   'role_deleted',
+  // Moving in and out (API-MIGRATION.md).
+  'user_imported',
+  'users_exported',
+  'data_exported',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
