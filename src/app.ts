@@ -11,6 +11,7 @@ import type { Config } from './config.js';
 import type { Clock } from './core/clock.js';
 import type { PermissionSource } from './core/permissions.js';
 import { credentialsFeature } from './credentials/routes.js';
+import { federationFeature } from './federation/routes.js';
 import type { Db } from './db/create-db.js';
 import { sharedDependencies, type AppDependencies } from './dependencies.js';
 import { AppError } from './errors.js';
@@ -138,6 +139,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(accountFeature, deps);
   await app.register(mfaFeature, deps);
   await app.register(passkeysFeature, deps);
+  await app.register(federationFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);
 

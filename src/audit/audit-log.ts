@@ -43,6 +43,8 @@ export const AUDIT_EVENTS = [
   'password_reset_completed',
   'account_deleted',
   'account_deletion_failed',
+  'identity_linked',
+  'identity_unlinked',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 
