@@ -155,6 +155,10 @@ async function build(setting: IdentityProviderSetting): Promise<IdentityProvider
   const clientAuth = methods && !methods.includes('client_secret_basic') && methods.includes('client_secret_post') ? oidc.ClientSecretPost(setting.clientSecret) : auth;
   const configured = new oidc.Configuration(config.serverMetadata(), setting.clientId, setting.clientSecret, clientAuth);
   allowLoopbackHttp(configured, issuer);
+  // The ID token's signature is checked against the provider's JWKS too (oauth4webapi skips it by
+  // default for a token endpoint answer over TLS, OpenID Core 3.1.3.7 item 6): a token signed by any
+  // other key is refused.
+  oidc.enableNonRepudiationChecks(configured);
   return new OpenIdProvider(setting.name, setting.label, configured, setting.scopes);
 }
 
