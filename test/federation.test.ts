@@ -414,3 +414,59 @@ describe('linked accounts', () => {
     assert.equal(problem(await svc.app.inject({ method: 'DELETE', url: `/v1/users/me/identities/1`, headers: bearer(token) })).code, 'not_found');
   });
 });
+
+describe('users without a password', () => {
+  const ageSessions = (userId: string) =>
+    svc.db.updateTable('user_sessions').set({ created_at: new Date(Date.now() - 16 * 60_000) }).where('user_id', '=', userId).execute();
+
+  it('when a user who signed up with a provider turns TOTP on or deletes the account, then a sign-in in the last 15 minutes stands in for the password', async () => {
+    const { userId, done } = await signUp(person({ email: `${uniqueName('np')}@example.com`, email_verified: true }));
+    const token = await accessTokenFrom(done);
+    const totp = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(token), payload: {} });
+    assert.equal(totp.statusCode, 201, totp.body);
+
+    await ageSessions(userId);
+    const late = await svc.app.inject({ method: 'DELETE', url: '/v1/users/me', headers: bearer(token), payload: {} });
+    assert.equal(problem(late).code, 'reauthentication_required');
+    assert.ok(await svc.db.selectFrom('users').select('user_id').where('user_id', '=', userId).executeTakeFirst());
+  });
+
+  it('when such a user deletes the account on a recent session without a password, then it goes', async () => {
+    const { userId, done } = await signUp(person({ email: `${uniqueName('del')}@example.com`, email_verified: true }));
+    const token = await accessTokenFrom(done);
+    const res = await svc.app.inject({ method: 'DELETE', url: '/v1/users/me', headers: bearer(token), payload: {} });
+    assert.equal(res.statusCode, 204, res.body);
+    assert.equal(await svc.db.selectFrom('users').select('user_id').where('user_id', '=', userId).executeTakeFirst(), undefined);
+    assert.deepEqual(await identitiesOf(userId), []);
+  });
+
+  it('when such a user sets a first password on a recent session, then they can sign in with it; on an old session they cannot set it', async () => {
+    const { userId, user, done } = await signUp(person({ email: `${uniqueName('pw')}@example.com`, email_verified: true }));
+    const token = await accessTokenFrom(done);
+    const set = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(token), payload: { new_password: GOOD_PASSWORD } });
+    assert.equal(set.statusCode, 204, set.body);
+    const signIn = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user.username, password: GOOD_PASSWORD } });
+    assert.equal(signIn.statusCode, 201, signIn.body);
+    // Now that a password exists, leaving it out is refused.
+    const again = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(token), payload: { new_password: 'another lantern orbit 99' } });
+    assert.equal(problem(again).code, 'validation_failed');
+    assert.equal((await svc.db.selectFrom('user_credentials').select('user_id').where('user_id', '=', userId).where('is_current', '=', true).execute()).length, 1);
+
+    const other = await signUp(person({ email: `${uniqueName('pw2')}@example.com`, email_verified: true }));
+    const otherToken = await accessTokenFrom(other.done);
+    await ageSessions(other.userId);
+    const late = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(otherToken), payload: { new_password: GOOD_PASSWORD } });
+    assert.equal(problem(late).code, 'reauthentication_required');
+    assert.equal((await svc.db.selectFrom('user_credentials').select('user_id').where('user_id', '=', other.userId).execute()).length, 0);
+  });
+
+  it('when a user with a password leaves current_password out, then 400 validation_failed names it', async () => {
+    const local = await registerUser(svc.app);
+    const loginRes = await svc.app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: local.username, password: GOOD_PASSWORD } });
+    const token = loginRes.json().access_token;
+    for (const [method, url] of [['POST', '/v1/users/me/mfa/totp'], ['DELETE', '/v1/users/me']] as const) {
+      const res = await svc.app.inject({ method, url, headers: bearer(token), payload: {} });
+      assert.deepEqual(problem(res).errors, [{ field: 'current_password', message: 'is required' }], url);
+    }
+  });
+});

@@ -71,7 +71,7 @@ class CodeRefused extends Error {}
  */
 export interface MfaDeps {
   db: Kysely<Database>;
-  reauth: Pick<Reauthentication, 'password'>;
+  reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
   audit: AuditLog;
   revocation: Revocation;
@@ -85,7 +85,7 @@ export interface MfaDeps {
 
 export class MfaService {
   private readonly db: Kysely<Database>;
-  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   private readonly throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
   private readonly audit: AuditLog;
   private readonly revocation: Revocation;
@@ -109,8 +109,8 @@ export class MfaService {
   }
 
   /** Starts (or starts again) a TOTP set-up: a new pending secret, shown once. */
-  async beginTotp(caller: Caller, currentPassword: string): Promise<TotpSetup> {
-    await this.reauth.password(caller, currentPassword, 'mfa_totp_enable');
+  async beginTotp(caller: Caller, currentPassword: string | undefined): Promise<TotpSetup> {
+    await this.reauth.ownerProof(caller, currentPassword, 'mfa_totp_enable');
     const user = await findUserById(this.db, caller.userId);
     if (!user) throw new AppError('wrong_current_password');
     if (await isTotpOn(this.db, caller.userId)) throw new AppError('mfa_already_enabled');
@@ -165,8 +165,8 @@ export class MfaService {
   }
 
   /** Turns TOTP off: the secret, the recovery codes and any sign-in half-way are deleted. */
-  async disableTotp(caller: Caller, currentPassword: string): Promise<void> {
-    await this.reauth.password(caller, currentPassword, 'mfa_totp_disable');
+  async disableTotp(caller: Caller, currentPassword: string | undefined): Promise<void> {
+    await this.reauth.ownerProof(caller, currentPassword, 'mfa_totp_disable');
     if (!(await isTotpOn(this.db, caller.userId))) throw new AppError('mfa_not_enabled');
     const { totp } = await this.db.transaction().execute((trx) => deleteSecondFactors(trx, caller.userId));
     if (!totp) throw new AppError('mfa_not_enabled'); // turned off by a concurrent request
