@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { LightMyRequestResponse } from 'fastify';
 import { bearer, GOOD_PASSWORD, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
-import { startGitHub, startOpenIdProvider, type GitHubForTests, type OpenIdProviderForTests } from './helpers/identity-providers.js';
+import { providerSettings, startGitHub, startOpenIdProvider, type GitHubForTests, type OpenIdProviderForTests } from './helpers/identity-providers.js';
 
 // API-FEDERATION.md A, against a real OpenID Provider (oidc-provider) and a GitHub-style server.
 
@@ -18,13 +18,7 @@ before(async () => {
     {},
     {
       IDENTITY_PROVIDERS: 'corp,github,broken',
-      IDP_CORP_CLIENT_ID: op.clientId,
-      IDP_CORP_CLIENT_SECRET: op.clientSecret,
-      IDP_CORP_ISSUER: op.issuer,
-      IDP_CORP_LABEL: 'Corp SSO',
-      IDP_GITHUB_CLIENT_ID: gh.clientId,
-      IDP_GITHUB_CLIENT_SECRET: gh.clientSecret,
-      IDP_GITHUB_ISSUER: gh.url,
+      ...providerSettings(op, gh),
       // Nothing listens there: its discovery fails at start.
       IDP_BROKEN_CLIENT_ID: 'x',
       IDP_BROKEN_CLIENT_SECRET: 'y',

@@ -46,12 +46,15 @@ function allowLoopbackHttp(config: oidc.Configuration, issuer: URL): void {
 
 const str = (v: unknown) => (typeof v === 'string' && v !== '' ? v : undefined);
 
-class OpenIdProvider implements IdentityProvider {
+/** The authorization request both kinds send: state, PKCE S256, and a nonce where OpenID has one. */
+abstract class Provider implements IdentityProvider {
+  protected abstract readonly openId: boolean;
+
   constructor(
     readonly name: string,
     readonly label: string,
-    private readonly config: oidc.Configuration,
-    private readonly scopes: string,
+    protected readonly config: oidc.Configuration,
+    protected readonly scopes: string,
   ) {}
 
   authorizationUrl(redirectUri: string, checks: FlowChecks & { codeChallenge: string }): URL {
@@ -59,11 +62,17 @@ class OpenIdProvider implements IdentityProvider {
       redirect_uri: redirectUri,
       scope: this.scopes,
       state: checks.state,
-      nonce: checks.nonce,
+      ...(this.openId ? { nonce: checks.nonce } : {}),
       code_challenge: checks.codeChallenge,
       code_challenge_method: 'S256',
     });
   }
+
+  abstract account(callbackUrl: URL, checks: FlowChecks): Promise<UpstreamAccount>;
+}
+
+class OpenIdProvider extends Provider {
+  protected readonly openId = true;
 
   async account(callbackUrl: URL, checks: FlowChecks): Promise<UpstreamAccount> {
     // openid-client checks the state, the issuer's answer, the ID token (signature against the
@@ -95,23 +104,11 @@ class OpenIdProvider implements IdentityProvider {
 }
 
 /** GitHub: OAuth 2.0 without OpenID; the account from its user and emails API. */
-class GitHubProvider implements IdentityProvider {
-  constructor(
-    readonly name: string,
-    readonly label: string,
-    private readonly config: oidc.Configuration,
-    private readonly api: string,
-    private readonly scopes: string,
-  ) {}
+class GitHubProvider extends Provider {
+  protected readonly openId = false;
 
-  authorizationUrl(redirectUri: string, checks: FlowChecks & { codeChallenge: string }): URL {
-    return oidc.buildAuthorizationUrl(this.config, {
-      redirect_uri: redirectUri,
-      scope: this.scopes,
-      state: checks.state,
-      code_challenge: checks.codeChallenge,
-      code_challenge_method: 'S256',
-    });
+  constructor(name: string, label: string, config: oidc.Configuration, scopes: string, private readonly api: string) {
+    super(name, label, config, scopes);
   }
 
   async account(callbackUrl: URL, checks: FlowChecks): Promise<UpstreamAccount> {
@@ -146,7 +143,7 @@ async function build(setting: IdentityProviderSetting): Promise<IdentityProvider
       auth,
     );
     allowLoopbackHttp(config, base);
-    return new GitHubProvider(setting.name, setting.label, config, enterprise ? `${root}/api/v3` : 'https://api.github.com', setting.scopes);
+    return new GitHubProvider(setting.name, setting.label, config, setting.scopes, enterprise ? `${root}/api/v3` : 'https://api.github.com');
   }
   const issuer = new URL(setting.issuer ?? OPENID_PRESETS[setting.name]!);
   const config = await oidc.discovery(issuer, setting.clientId, setting.clientSecret, undefined, issuer.protocol === 'http:' ? { execute: [oidc.allowInsecureRequests] } : {});

@@ -226,3 +226,16 @@ export async function startGitHub(): Promise<GitHubForTests> {
   };
   return gh;
 }
+
+/** The settings that configure the service for these test providers, as `corp` (OpenID, label "Corp SSO") and `github`. */
+export function providerSettings(op: OpenIdProviderForTests, gh: GitHubForTests): Record<string, string> {
+  return {
+    IDP_CORP_CLIENT_ID: op.clientId,
+    IDP_CORP_CLIENT_SECRET: op.clientSecret,
+    IDP_CORP_ISSUER: op.issuer,
+    IDP_CORP_LABEL: 'Corp SSO',
+    IDP_GITHUB_CLIENT_ID: gh.clientId,
+    IDP_GITHUB_CLIENT_SECRET: gh.clientSecret,
+    IDP_GITHUB_ISSUER: gh.url,
+  };
+}

@@ -2,6 +2,7 @@ import { auth, onSessionEnded, resume, signOut } from './api.js';
 import { announce, h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
+import { completeSignUpPage } from './pages/federation.js';
 import { securityPage } from './pages/security.js';
 import { definePages, navigate, show } from './router.js';
 
@@ -15,6 +16,7 @@ definePages({
   '/forgot-password': forgotPasswordPage,
   '/reset-password': resetPasswordPage,
   '/verify-email': verifyEmailPage,
+  '/complete-sign-up': completeSignUpPage,
 });
 
 function renderNav(): void {
