@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Secret, TOTP } from 'otpauth';
 import type { LightMyRequestResponse } from 'fastify';
 import { bearer, GOOD_PASSWORD, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
 import { providerSettings, startGitHub, startOpenIdProvider, type GitHubForTests, type OpenIdProviderForTests } from './helpers/identity-providers.js';
@@ -305,10 +306,17 @@ describe('refusals at the callback', () => {
     assert.equal(await rows('user_sessions'), sessions);
   });
 
-  it('when the user has TOTP on, then the provider is not enough: the second step is asked, and no session opens', async () => {
+  it('when the user has TOTP on, then the provider is not enough: the second step is asked, no session opens until it, and then amr is fed, otp, mfa', async () => {
     const subject = person({ email: `${uniqueName('m')}@example.com`, email_verified: true });
-    const { userId } = await signUp(subject);
-    await svc.db.insertInto('user_totp_factors').values({ user_id: userId, secret_encrypted: 'not-used-here', confirmed_at: new Date() }).execute();
+    const { userId, done } = await signUp(subject);
+    // A user without a password turns TOTP on with a recent sign-in.
+    const token = await accessTokenFrom(done);
+    const setup = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp', headers: bearer(token), payload: {} });
+    assert.equal(setup.statusCode, 201, setup.body);
+    const totp = new TOTP({ secret: Secret.fromBase32(setup.json().secret), algorithm: 'SHA1', digits: 6, period: 30 });
+    const confirm = await svc.app.inject({ method: 'POST', url: '/v1/users/me/mfa/totp/confirm', headers: bearer(token), payload: { code: totp.generate({ timestamp: svc.clock.now() }) } });
+    assert.equal(confirm.statusCode, 200, confirm.body);
+
     const sessions = await rows('user_sessions');
     const { url, binding } = await start('corp', '/account');
     const res = await callback(await op.signIn(url, subject), binding);
@@ -316,10 +324,16 @@ describe('refusals at the callback', () => {
     const location = new URL(res.headers.location as string, PUBLIC_URL);
     assert.equal(location.pathname, '/sign-in');
     const fragment = new URLSearchParams(location.hash.slice(1));
-    assert.ok(fragment.get('mfa_token'));
     assert.equal(fragment.get('return_to'), '/account');
     assert.equal(cookieOf(res, 'ums_refresh'), undefined);
     assert.equal(await rows('user_sessions'), sessions);
+
+    svc.clock.advance(30_000); // the confirmation used this step's code
+    const second = await svc.app.inject({ method: 'POST', url: '/v1/sessions/mfa', payload: { mfa_token: fragment.get('mfa_token'), code: totp.generate({ timestamp: svc.clock.now() }) } });
+    assert.equal(second.statusCode, 201, second.body);
+    const claims = JSON.parse(Buffer.from(second.json().access_token.split('.')[1], 'base64url').toString());
+    assert.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
+    assert.equal(second.json().user.id, userId);
   });
 });
 

@@ -188,6 +188,8 @@ export interface MfaTokensTable {
   used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   /** Wrong codes tried with this token; at 5 it is dead. */
   failures: ColumnType<number, number | undefined, number>;
+  /** The first step's amr: 'pwd', or 'fed' after another provider. */
+  first_factor: ColumnType<string, string | undefined, string>;
 }
 
 export interface UserIdentitiesTable {

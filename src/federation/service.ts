@@ -216,7 +216,7 @@ export class FederationService {
     }
     await this.deps.throttle.released(attempt);
     if (await isTotpOn(this.deps.db, user.user_id)) {
-      const mfaToken = await this.deps.mfa.issueChallenge(user.user_id, client.ip);
+      const mfaToken = await this.deps.mfa.issueChallenge(user.user_id, client.ip, 'fed');
       await this.deps.audit.record('mfa_challenge_issued', context, { factors: MFA_FACTORS.join(' '), idp: name });
       return { kind: 'mfa_required', mfaToken, factors: MFA_FACTORS, returnTo };
     }

@@ -60,6 +60,8 @@ export interface TotpSetup {
 export interface MfaChallenge {
   tokenHash: string;
   userId: string;
+  /** How the first step was made (amr): 'pwd', or 'fed' after another provider. */
+  firstFactor: string;
 }
 
 class CodeRefused extends Error {}
@@ -174,9 +176,9 @@ export class MfaService {
   }
 
   /** The mfa_token of a sign-in whose password checked out: single-use, 5 minutes, bound to the user and the address. */
-  async issueChallenge(userId: string, ip: string | null): Promise<string> {
+  async issueChallenge(userId: string, ip: string | null, firstFactor: 'pwd' | 'fed' = 'pwd'): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000) });
+    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000), firstFactor });
     return token;
   }
 
@@ -188,7 +190,7 @@ export class MfaService {
     if (!row || row.used_at !== null || row.expires_at.getTime() <= this.clock.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
       throw new AppError('invalid_mfa_token');
     }
-    return { tokenHash, userId: String(row.user_id) };
+    return { tokenHash, userId: String(row.user_id), firstFactor: row.first_factor };
   }
 
   /** Ends a challenge that can no longer succeed (its user was disabled meanwhile). */

@@ -52,10 +52,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('return_to', 'varchar(512)', (c) => c.notNull())
     .addColumn('expires_at', d.timestamp, (c) => c.notNull())
     .execute();
+  // How the first step of a sign-in half-way was made ('pwd', or 'fed' after another provider): the
+  // second step's amr says it (RFC 8176), ["fed","otp","mfa"] after a provider.
+  await db.schema.alterTable('mfa_tokens').addColumn('first_factor', d.asciiKey(8), (c) => c.notNull().defaultTo('pwd')).execute();
   await db.schema.createIndex('federation_signups_by_expiry').on('federation_signups').column('expires_at').execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('mfa_tokens').dropColumn('first_factor').execute();
   await db.schema.dropTable('federation_signups').execute();
   await db.schema.dropTable('federation_states').execute();
   await db.schema.dropTable('user_identities').execute();
