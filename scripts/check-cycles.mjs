@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // The import graph of src/ between folders, from madge (type imports counted: a type import ties
 // two folders' code together as much as a value import does when either changes).
-// Usage: node scripts/check-cycles.mjs [--mermaid] [dir]
+// Usage: node scripts/check-cycles.mjs [--mermaid] [--values-only] [dir]
+//   --mermaid      print the folder graph as a mermaid flowchart (docs/architecture.md)
+//   --values-only  leave type-only imports out (to compare with a count that skips them)
 // Fails (exit 1) on any cycle between folders of src/, or between files.
 import { resolve } from 'node:path';
 import madge from 'madge';
 
 const args = process.argv.slice(2);
 const mermaid = args.includes('--mermaid');
+const skipTypeImports = args.includes('--values-only');
 const root = resolve(args.find((a) => !a.startsWith('--')) ?? '.');
 
 const result = await madge(resolve(root, 'src'), {
   baseDir: root,
   fileExtensions: ['ts', 'cts'],
   tsConfig: resolve(root, 'tsconfig.json'),
-  detectiveOptions: { ts: { skipTypeImports: false }, es6: { skipTypeImports: false } },
+  detectiveOptions: { ts: { skipTypeImports }, es6: { skipTypeImports } },
 });
 const files = result.obj();
 
@@ -66,10 +69,16 @@ function components(graph) {
 }
 
 if (mermaid) {
-  const id = (n) => n.replace(/[^A-Za-z0-9]/g, '_');
-  console.log('graph LR');
-  for (const [a, bs] of [...edges].sort(([x], [y]) => x.localeCompare(y))) {
-    for (const b of [...bs].sort()) console.log(`  ${id(a)}["${a}"] --> ${id(b)}["${b}"]`);
+  // The entry files import every feature and every file imports errors/config: left out, the
+  // graph shows how the folders lean on each other.
+  const hidden = new Set(['app', 'dependencies', 'server', 'cli', 'errors', 'config', 'resources', 'thread-pool', 'thread-priority', 'idle-collection']);
+  const id = (n) => n.replace(/[^A-Za-z0-9]/g, '');
+  console.log('graph TD');
+  const shown = [...edges.keys()].filter((n) => !hidden.has(n)).sort();
+  for (const n of shown) console.log(`  ${id(n)}["${n}"]`);
+  for (const a of shown) {
+    const to = [...edges.get(a)].filter((b) => !hidden.has(b)).sort();
+    if (to.length) console.log(`  ${id(a)} --> ${to.map(id).join(' & ')}`);
   }
   process.exit(0);
 }

@@ -6,6 +6,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { accountFeature } from './account/routes.js';
+import { adminFeature } from './admin/routes.js';
 import { auditFeature } from './audit/routes.js';
 import type { Config } from './config.js';
 import type { Clock } from './core/clock.js';
@@ -139,6 +140,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(accountFeature, deps);
   await app.register(mfaFeature, deps);
   await app.register(passkeysFeature, deps);
+  await app.register(adminFeature, deps);
   await app.register(federationFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);

@@ -7,6 +7,7 @@ import { DataDirInUseError, openDatabase, type Db } from './db/create-db.js';
 import { explainDatabaseError } from './db/describe.js';
 import { migrateToLatest } from './db/migrate.js';
 import { AdminService } from './admin/service.js';
+import { AppError } from './errors.js';
 import type { Kysely } from 'kysely';
 import { BackgroundJobs } from './account/background.js';
 import { SecurityNotices } from './account/security-notices.js';
@@ -42,6 +43,9 @@ Commands:
   sessions revoke --user <username>
                                   end all of a user's sessions, on every instance
   audit tail [--limit N]          the latest security events (default 20)
+  roles grant <username> <role>   give the user a role (the first admin: roles grant <you> admin)
+  roles revoke <username> <role>  take a role from the user (never from the last admin)
+  roles list                      every role, its permissions and who holds it
 
 Options:
   --json    machine-readable output
@@ -171,10 +175,10 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
-  if (command === 'users' && (sub === 'disable' || sub === 'enable') && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, sub === 'disable'));
+  if (command === 'users' && sub === 'enable' && arg) {
+    const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, false));
     if (!result) return noSuchUser(arg);
-    print(sub === 'disable' ? `${arg} is disabled; ${result.sessionsEnded} session(s) ended.` : `${arg} is enabled.`, { username: arg, disabled: sub === 'disable', sessions_ended: result.sessionsEnded });
+    print(`${arg} is enabled.`, { username: arg, disabled: false, sessions_ended: 0 });
     return 0;
   }
 
@@ -202,6 +206,41 @@ async function run(argv: string[]): Promise<number> {
     if (ended === undefined) return noSuchUser(username);
     print(`${ended} session(s) of ${username} ended.`, { username, sessions_ended: ended });
     return 0;
+  }
+
+  if (command === 'roles' && (sub === 'grant' || sub === 'revoke')) {
+    const role = positionals[3];
+    if (!arg || !role || positionals.length > 4) throw new UsageError(`roles ${sub} needs a username and a role`);
+    try {
+      const roles = await withDb((db) => new AdminService(db.kysely).changeRole(arg, role, sub === 'grant'));
+      if (!roles) return noSuchUser(arg);
+      print(`${arg} holds ${roles.length ? roles.join(', ') : 'no role'}.`, { username: arg, roles });
+      return 0;
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      console.error(err.code === 'validation_failed' ? `No role named ${role} (see roles list).` : err.detail);
+      return 1;
+    }
+  }
+
+  if (command === 'roles' && sub === 'list' && !arg) {
+    const roles = await withDb((db) => new AdminService(db.kysely).listRoles());
+    const lines = roles.map((r) => `${r.name.padEnd(16)}  ${r.builtin ? 'built-in' : 'custom  '}  ${r.permissions.join(' ')}\n${''.padEnd(16)}  held by: ${r.users.length ? r.users.join(', ') : '-'}`);
+    print(lines.join('\n'), { roles });
+    return 0;
+  }
+
+  if (command === 'users' && sub === 'disable' && arg) {
+    try {
+      const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, true));
+      if (!result) return noSuchUser(arg);
+      print(`${arg} is disabled; ${result.sessionsEnded} session(s) ended.`, { username: arg, disabled: true, sessions_ended: result.sessionsEnded });
+      return 0;
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      console.error(err.detail);
+      return 1;
+    }
   }
 
   if (command === 'audit' && sub === 'tail' && !arg) {

@@ -67,8 +67,8 @@ export interface Config {
   readonly mailRetryBaseMs: number;
   /** REQUIRE_EMAIL_VERIFICATION: no sign-in until the email is verified. */
   readonly requireEmailVerification: boolean;
-  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: an email change takes a session opened in the last 15 minutes. */
-  readonly emailChangeNeedsRecentSignIn: boolean;
+  /** MFA_REQUIRED_FOR (API-ADMIN.md): who must have a second factor: nobody, holders of a role, everyone. */
+  readonly mfaRequiredFor: 'none' | 'roles' | 'all';
   /** IDENTITY_PROVIDERS and their IDP_<NAME>_* groups: sign in with another provider (API-FEDERATION.md A); none by default. */
   readonly identityProviders: readonly IdentityProviderSetting[];
 }
@@ -250,6 +250,13 @@ function identityProviders(env: Env): IdentityProviderSetting[] {
   });
 }
 
+function mfaRequiredFor(raw: string | undefined): 'none' | 'roles' | 'all' {
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === '') return 'none';
+  if (value === 'none' || value === 'roles' || value === 'all') return value;
+  throw new ConfigError(`MFA_REQUIRED_FOR must be none, roles or all, got "${raw}"`);
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const port = int(env, 'PORT', 3000, 0, 65535);
   const databaseUrl = env.DATABASE_URL || undefined;
@@ -302,7 +309,7 @@ export function loadConfig(env: Env = process.env): Config {
     outboxDir: outboxDir(str(env, 'DATA_DIR', './data')),
     mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
-    emailChangeNeedsRecentSignIn: bool(env, 'EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', false),
+    mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
     identityProviders: identityProviders(env),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {

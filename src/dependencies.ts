@@ -1,9 +1,11 @@
 import type { Kysely } from 'kysely';
 import { AccessTokens } from './auth/access-tokens.js';
-import { callerGuards } from './auth/guard.js';
+import { callerGuards, type RequireCaller } from './auth/guard.js';
 import { KeyStore } from './auth/keys.js';
 import { loadOrCreateSecret } from './auth/secrets.js';
 import { AuditLog } from './audit/audit-log.js';
+import { AccessControl, type AccessState } from './admin/access.js';
+import { lastAdminIsKept } from './admin/users.js';
 import { BackgroundJobs } from './account/background.js';
 import { EmailVerification } from './account/email-verification.js';
 import { SecurityNotices } from './account/security-notices.js';
@@ -12,7 +14,7 @@ import { Invalidation } from './cache/invalidation.js';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { AccountErasure } from './core/erasure.js';
-import { noPermissions, type PermissionSource } from './core/permissions.js';
+import type { PermissionSource } from './core/permissions.js';
 import { Reauthentication } from './core/reauth.js';
 import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
 import { findCurrentCredential } from './credentials/repository.js';
@@ -52,7 +54,7 @@ export interface DependencyOptions {
  * and the services more than one feature calls (users, credentials, sessions, second factors).
  * Close hooks of what it opens go on `app`.
  */
-export async function sharedDependencies(app: App, { config, db: handle, clock = systemClock, permissions = noPermissions, testHooks = false, quietStartWarnings = false }: DependencyOptions) {
+export async function sharedDependencies(app: App, { config, db: handle, clock = systemClock, permissions: givenPermissions, testHooks = false, quietStartWarnings = false }: DependencyOptions) {
   const db: Kysely<Database> = handle.kysely;
   const log = app.log;
   const secret = (name: string) => loadOrCreateSecret(db, name);
@@ -65,7 +67,9 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   await keys.init();
   app.addHook('onClose', async () => keys.stop());
   app.decorate('keyStore', keys);
-  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS }, undefined, clock);
+  // Roles (src/admin/access.ts), made once the caches are: the token's `roles` hint reads them.
+  let access: AccessControl | undefined;
+  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS }, undefined, clock, (userId) => access!.rolesOf(userId));
   const chain = new RefreshChain(await secret('refresh_token_hmac'));
 
   const audit = new AuditLog(db);
@@ -86,11 +90,17 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
 
   const sessionCache = new InvalidatedCache<SessionState>();
   const userCache = new InvalidatedCache<User>();
-  const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown> });
+  const accessCache = new InvalidatedCache<AccessState>();
+  const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown>, access: accessCache as InvalidatedCache<unknown> });
   await invalidation.start(handle);
   // With WORKERS > 1, a change's answer waits until the other workers have forgotten it.
   app.addHook('onSend', invalidation.awaitWorkers);
   app.addHook('onClose', () => invalidation.stop());
+  // Administration (API-ADMIN.md): permissions from the roles held now, cached like sessions;
+  // MFA_REQUIRED_FOR. A test may pass its own PermissionSource.
+  access = new AccessControl(db, accessCache, invalidation, config.mfaRequiredFor, (err) => log.warn({ err }, 'announcing a change of second factors failed'));
+  audit.onRecorded(access.recorded);
+  const permissions: PermissionSource = givenPermissions ?? access;
   const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS, clock);
   app.addHook('onClose', () => lastUse.close());
@@ -119,10 +129,13 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const credentials = new CredentialsService(infrastructure);
   const mfa = new MfaService({ ...infrastructure, issuer: new URL(config.publicUrl).host, passkeyCount: (userId) => countPasskeys(db, userId) });
   const sessions = new SessionsService({ ...infrastructure, users, mfa });
-  const requireCaller = callerGuards({ tokens, sessions, reauth, permissions });
+  const callerGuard = callerGuards({ tokens, sessions, reauth, permissions });
+  // MFA_REQUIRED_FOR: a covered user without a second factor may only set one up (src/admin/access.ts).
+  const requireCaller: RequireCaller = (requirements) => access!.guard(callerGuard(requirements));
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), clock);
 
-  return { ...infrastructure, permissions, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
+  // beforeDelete: the last admin is not deleted, by any way (account/deletion.ts).
+  return { ...infrastructure, permissions, access, beforeDelete: lastAdminIsKept, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
 }
 
 export type AppDependencies = Awaited<ReturnType<typeof sharedDependencies>>;

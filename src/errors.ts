@@ -34,6 +34,11 @@ export const PROBLEMS = {
   last_sign_in_method: { status: 409, title: 'Conflict', detail: 'That is your last way to sign in: add a password, a passkey or another account first.' },
   // Permissions (requireCaller({ permission }), auth/guard.ts).
   forbidden: { status: 403, title: 'Forbidden', detail: 'You do not have the permission this needs.' },
+  // Administration (API-ADMIN.md).
+  mfa_setup_required: { status: 403, title: 'Forbidden', detail: 'Set up a second factor (an authenticator app or a passkey) first: until then this session can only do that, read /v1/users/me and sign out.' },
+  last_admin: { status: 409, title: 'Conflict', detail: 'This would leave no user holding the admin role.' },
+  role_exists: { status: 409, title: 'Conflict', detail: 'A role of that name exists.' },
+  role_builtin: { status: 409, title: 'Conflict', detail: 'A built-in role cannot be changed or deleted.' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
   unavailable: { status: 503, title: 'Service Unavailable', detail: 'The service is unavailable; retry the request later.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;
@@ -95,7 +100,7 @@ export function validationFailed(errors: FieldError[], detail = 'The request is 
 
 /** 403 forbidden, naming the permission the caller lacks. */
 export function forbidden(permission: string): AppError {
-  return new AppError('forbidden', { detail: `This needs the permission "${permission}".` });
+  return new AppError('forbidden', { detail: `This needs the permission "${permission}".`, extensions: { permission } });
 }
 
 /** A body that does not parse as JSON. */

@@ -324,17 +324,14 @@ function credentialRows(svc: TestService, userId: string) {
   return svc.db.selectFrom('user_credentials').selectAll().where('user_id', '=', userId).orderBy('credentials_id').execute();
 }
 
-describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
+describe('an email change needs proof of presence (API.md)', () => {
   let svc: TestService;
-  let lax: TestService;
   const outbox = new Outbox();
   before(async () => {
-    svc = await startTestService({ outboxDir: outbox.dir }, { EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN: 'true' });
-    lax = await startTestService({ outboxDir: outbox.dir });
+    svc = await startTestService({ outboxDir: outbox.dir });
   });
   after(async () => {
     await svc.close();
-    await lax.close();
     outbox.remove();
   });
   const patch = (on: TestService, accessToken: string, payload: Record<string, unknown>) =>
@@ -343,8 +340,7 @@ describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
   const age = (on: TestService, sessionId: string, minutes: number) =>
     on.db.updateTable('user_sessions').set({ created_at: new Date(Date.now() - minutes * 60_000) }).where('session_id', '=', sessionId).execute();
 
-  it('when the session was opened more than 15 minutes ago, then an email change answers 403 reauthentication_required, nothing changes and nothing is mailed; other fields and a change of case still go through', async () => {
-    assert.equal(svc.config.emailChangeNeedsRecentSignIn, true);
+  it('when the session was opened more than 15 minutes ago and no current_password is given, then an email change answers 403 reauthentication_required, nothing changes and nothing is mailed; other fields and a change of case still go through', async () => {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);
     await mailSettled(svc.app);
@@ -363,6 +359,27 @@ describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
     assert.equal((await patch(svc, session.accessToken, { email: user.email.toUpperCase() })).statusCode, 200, 'the same address in other case');
   });
 
+  it('when an old session gives the right current_password, then the email changes; a wrong one is 403 invalid_credentials, counted as a failed login, and nothing changes', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    await age(svc, session.sessionId, 60);
+    const wrong = await patch(svc, session.accessToken, { email: `${uniqueName('moved')}@example.org`, current_password: 'not the password at all' });
+    assert.equal(wrong.statusCode, 403, wrong.body);
+    assert.equal(problem(wrong).code, 'invalid_credentials');
+    assert.equal((await userRow(svc, user.id))!.email, user.email);
+    const failed = await events(svc, user.id, 'reauthentication_failed');
+    assert.deepEqual(failed.map((e) => JSON.parse(e.details!)), [{ what: 'email_change' }]);
+    const counted = await svc.db.selectFrom('login_throttles').select('failures').where('throttle_key', '=', `account:${user.id}|127.0.0.1`).executeTakeFirst();
+    assert.equal(counted?.failures, 1, 'a wrong password counts as a failed login');
+
+    const moved = `${uniqueName('moved')}@example.org`;
+    const ok = await patch(svc, session.accessToken, { email: moved, current_password: user.password });
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.equal(ok.json().email, moved);
+    assert.equal((await userRow(svc, user.id))!.email, moved);
+    assert.equal(ok.json().current_password, undefined);
+  });
+
   it("when this process's clock runs behind the database's, then the 15 minutes are still counted on the database's clock, which stamped the session", { skip: serverUrl === undefined && "PGlite runs on this process's clock: no skew to make" }, async (t) => {
     const realNow = Date.now;
     const user = await registerUser(svc.app);
@@ -376,7 +393,7 @@ describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
     assert.equal(problem(refused).code, 'reauthentication_required');
   });
 
-  it('when the session was opened just now, then the email changes as without the setting', async () => {
+  it('when the session was opened just now, then the email changes without a password', async () => {
     const user = await registerUser(svc.app);
     const session = await login(svc.app, user);
     const moved = `${uniqueName('moved')}@example.org`;
@@ -385,12 +402,12 @@ describe('EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN', () => {
     assert.equal((await userRow(svc, user.id))!.email, moved);
   });
 
-  it('when the setting is off (the default), then an old session still changes the email', async () => {
-    assert.equal(lax.config.emailChangeNeedsRecentSignIn, false);
-    const user = await registerUser(lax.app);
-    const session = await login(lax.app, user);
-    await age(lax, session.sessionId, 60);
-    assert.equal((await patch(lax, session.accessToken, { email: `${uniqueName('moved')}@example.org` })).statusCode, 200);
+  it('when current_password is the only field, then 400 validation_failed and nothing changes', async () => {
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const res = await patch(svc, session.accessToken, { current_password: user.password });
+    assert.equal(res.statusCode, 400, res.body);
+    assert.equal(problem(res).code, 'validation_failed');
   });
 });
 

@@ -124,10 +124,21 @@ describe('admin command line', () => {
     assert.equal(tail.events[0].username, 'Grace_H');
   });
 
+  it('when roles are granted, listed and revoked, then it says so, and the last admin keeps admin and stays enabled', { timeout: 180_000 }, async () => {
+    await cli('users', 'enable', 'Grace_H');
+    assert.match((await cli('roles', 'grant', 'grace_h', 'admin')).stdout, /grace_h holds admin\./);
+    const roles = JSON.parse((await cli('roles', 'list', '--json')).stdout).roles;
+    assert.deepEqual(roles.find((r: { name: string }) => r.name === 'admin').users, ['Grace_H']);
+    await assert.rejects(cli('roles', 'revoke', 'Grace_H', 'admin'), fails(1, /no user holding the admin role/));
+    await assert.rejects(cli('users', 'disable', 'Grace_H'), fails(1, /no user holding the admin role/));
+    await assert.rejects(cli('roles', 'grant', 'Grace_H', 'wizard'), fails(1, /No role named wizard/));
+  });
+
   it('when the user does not exist or the options are wrong, then exit 1 or 2 with a clear line', { timeout: 120_000 }, async () => {
     await assert.rejects(cli('users', 'show', 'nobody'), fails(1, /No user named nobody\./));
     await assert.rejects(cli('users', 'list', '--limit', 'lots'), fails(2, /--limit must be a whole number/));
     await assert.rejects(cli('sessions', 'revoke'), fails(2, /needs --user/));
     await assert.rejects(cli('users', 'frobnicate', 'x'), fails(2, /Unknown command/));
+    await assert.rejects(cli('roles', 'grant', 'Grace_H'), fails(2, /needs a username and a role/));
   });
 });

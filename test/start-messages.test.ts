@@ -21,7 +21,7 @@ function run(args: string[], env: Record<string, string>): Promise<{ code: numbe
 
 const lines = (text: string) => text.split('\n').filter((l) => l.trim());
 
-describe('start and command messages', { timeout: 120_000 }, () => {
+describe('start and command messages', { timeout: 300_000 }, () => {
   const dirs: string[] = [];
   after(() => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
@@ -55,7 +55,7 @@ describe('start and command messages', { timeout: 120_000 }, () => {
   it('when the server runs on the embedded database, then the CLI says to stop it first (with its pid), not to set DATABASE_URL', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ums-cli-lock-'));
     dirs.push(dir);
-    const server = await startServer({ DATA_DIR: dir }, 60_000);
+    const server = await startServer({ DATA_DIR: dir }, 120_000);
     try {
       const { code, out, err } = await run(['src/cli.ts', 'users', 'list'], { DATA_DIR: dir });
       assert.equal(code, 1);

@@ -21,7 +21,7 @@ export interface LoadOptions {
   method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
   /** Builds each request's headers and body. */
-  setup?: () => { headers?: Record<string, string>; body?: string };
+  setup?: () => { headers?: Record<string, string>; body?: string; path?: string };
   /** Sees each response (for chains such as refresh tokens). */
   onResponse?: (status: number, body: string) => void;
   /** A cheap URL of the same server to poll until it is idle again (default: the route's URL). */
@@ -59,8 +59,8 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
         ...(options.setup
           ? {
               setupRequest: (request: Record<string, unknown>) => {
-                const { headers, body } = options.setup!();
-                return { ...request, headers: { ...(request.headers as object), ...headers }, body };
+                const { headers, body, path } = options.setup!();
+                return { ...request, headers: { ...(request.headers as object), ...headers }, body, ...(path ? { path } : {}) };
               },
             }
           : {}),

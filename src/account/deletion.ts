@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { AccountErasure } from '../core/erasure.js';
@@ -22,6 +22,11 @@ export interface AccountDeletionDeps {
   throttle: Pick<LoginThrottle, 'clearAccount'>;
   audit: AuditLog;
   pseudonymKey: Buffer;
+  /**
+   * Runs first in the deleting transaction; what it throws leaves everything as it was (the
+   * last-admin rule of API-ADMIN.md, src/admin/).
+   */
+  beforeDelete?: (trx: Transaction<Database>, userId: string) => Promise<void>;
 }
 
 export class AccountDeletion {
@@ -33,20 +38,28 @@ export class AccountDeletion {
   private readonly audit: AuditLog;
   private readonly pseudonymKey: Buffer;
   private readonly erasure: AccountErasure;
+  private readonly beforeDelete: AccountDeletionDeps['beforeDelete'];
 
   constructor(deps: AccountDeletionDeps) {
     this.erasure = deps.erasure;
+    this.beforeDelete = deps.beforeDelete;
     ({ db: this.db, reauth: this.reauth, revocation: this.revocation, invalidation: this.invalidation, throttle: this.throttle, audit: this.audit, pseudonymKey: this.pseudonymKey } = deps);
   }
 
   async deleteAccount(caller: Caller, currentPassword: string | undefined): Promise<void> {
-    const { userId } = caller;
     // A wrong password is 403 invalid_credentials, counted as a failed login; nothing is deleted.
     await this.reauth.ownerProof(caller, currentPassword, 'account_deletion');
-    // Every session ends at once, here and (through the notification) on every other instance.
-    const ended = await this.revocation.endNow(this.db, { userId }, 'account_deleted');
+    await this.deleteUser(caller.userId, { sessionId: caller.sessionId, ip: caller.ip, userAgent: caller.userAgent });
+  }
+
+  /** Deletes the user, as self-service deletion does; also an administrator's deletion (API-ADMIN.md: `actorId`). */
+  async deleteUser(userId: string, context: { sessionId?: string | null; ip: string | null; userAgent: string | null; actorId?: string | null }): Promise<void> {
+    // Every session ends at once, here and (through the notification) on every other instance;
+    // with a rule that may refuse the deletion, in the deleting transaction, once it has passed.
+    const ended = this.beforeDelete ? [] : await this.revocation.endNow(this.db, { userId }, 'account_deleted');
     const pseudonym = pseudonymFor(this.pseudonymKey, userId);
     const late = await this.db.transaction().execute(async (trx) => {
+      await this.beforeDelete?.(trx, userId);
       // A session opened meanwhile ends too, and is announced with the deletion.
       const ids = await this.revocation.end(trx, { userId }, 'account_deleted');
       // Each feature erases its own rows (the audit log keeps the events under the pseudonym), then the user goes.
@@ -58,6 +71,6 @@ export class AccountDeletion {
     this.revocation.forget(late);
     this.invalidation.forget('user', [userId]);
     await this.throttle.clearAccount(userId);
-    await this.audit.record('account_deleted', { userId: null, pseudonym, sessionId: caller.sessionId, ip: caller.ip, userAgent: caller.userAgent }, { sessions_ended: ended.length + late.length });
+    await this.audit.record('account_deleted', { userId: null, pseudonym, sessionId: context.sessionId ?? null, ip: context.ip, userAgent: context.userAgent, actorId: context.actorId ?? null }, { sessions_ended: ended.length + late.length });
   }
 }

@@ -7,7 +7,6 @@ import type { MailLog, Mailer } from '../mail/mailer.js';
 import { emailChangedMessage, verifyEmailMessage } from '../mail/templates.js';
 import type { Caller, ClientInfo } from '../core/caller.js';
 import type { Clock } from '../core/clock.js';
-import type { Reauthentication } from '../core/reauth.js';
 import { findUserById, type UserRecord } from '../users/repository.js';
 import type { EmailEvents } from '../users/service.js';
 import { consumeToken, findLiveToken, HOUR_MS, hourlyCapWait, issueToken, markEmailVerified } from './tokens.js';
@@ -22,9 +21,8 @@ export interface EmailVerificationDeps {
   mailer: Mailer;
   audit: AuditLog;
   invalidation: Invalidation;
-  reauth: Pick<Reauthentication, 'recentSignIn'>;
   log: MailLog;
-  config: { publicUrl: string; emailChangeNeedsRecentSignIn: boolean };
+  config: { publicUrl: string };
   clock: Clock;
 }
 
@@ -33,18 +31,14 @@ export class EmailVerification implements EmailEvents {
   private readonly mailer: Mailer;
   private readonly audit: AuditLog;
   private readonly invalidation: Invalidation;
-  private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
   private readonly log: MailLog;
   private readonly publicUrl: string;
-  /** EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN (ASVS V7.5.1). */
-  private readonly changeNeedsRecentSignIn: boolean;
   private readonly clock: Clock;
 
   constructor(deps: EmailVerificationDeps) {
     this.clock = deps.clock;
-    ({ db: this.db, mailer: this.mailer, audit: this.audit, invalidation: this.invalidation, reauth: this.reauth, log: this.log } = deps);
+    ({ db: this.db, mailer: this.mailer, audit: this.audit, invalidation: this.invalidation, log: this.log } = deps);
     this.publicUrl = deps.config.publicUrl;
-    this.changeNeedsRecentSignIn = deps.config.emailChangeNeedsRecentSignIn;
   }
 
   /** A new token and its mail, unless the hourly cap is reached (then the seconds to wait). */
@@ -75,12 +69,10 @@ export class EmailVerification implements EmailEvents {
   /**
    * An email change sends two mails (the new address's link, the old address's notice), so it
    * shares the hourly cap of verification mails: past it the change is refused (429) rather than
-   * made without its mails, and a changing address can never mail anyone without limit. With
-   * EMAIL_CHANGE_NEEDS_RECENT_SIGN_IN, it also takes a recent sign-in (403 reauthentication_required).
+   * made without its mails, and a changing address can never mail anyone without limit. (The
+   * proof of presence an email change needs is checked before, by UsersService.updateProfile.)
    */
   async assertMayChangeEmail(caller: Caller, newEmail: string): Promise<void> {
-    // The address is where reset links go: with this on, a stolen access token cannot redirect them.
-    if (this.changeNeedsRecentSignIn) await this.reauth.recentSignIn(caller);
     const waitS = await hourlyCapWait(this.db, { userId: caller.userId, kind: 'verify_email', email: newEmail, maxPerHour: VERIFICATION_MAILS_PER_HOUR, perAddress: false, now: this.clock.now() });
     if (waitS === undefined) return;
     await this.audit.record('throttled', caller, { what: 'email_change' });

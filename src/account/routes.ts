@@ -134,7 +134,7 @@ export const accountFeature: Feature<AccountFeatureDeps> = async (app, deps) => 
         tags: ['account'],
         security: bearerAuth,
         body: DeleteAccountBody,
-        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'last_admin', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {

@@ -11,6 +11,10 @@ import { reencryptSigningKeys } from '../auth/keys.js';
 import type { DataCipher } from '../crypto/data-encryption.js';
 import { MfaService } from '../mfa/service.js';
 import type { Database } from '../db/schema.js';
+import { AccessControl } from './access.js';
+import { RolesService, type Actor, type Role } from './roles.js';
+import { disableUser } from './users.js';
+import { setDisabledState } from './repository.js';
 
 /**
  * What the admin command line does to users and sessions. Sessions ended here are announced like
@@ -45,11 +49,15 @@ function toAdminUser(row: { user_id: string; username: string; name: string; ema
 
 /** Who ran the command, for the audit log. */
 const ADMIN_CONTEXT = { ip: null, userAgent: 'admin command line' };
+/** The operator at the server: every permission, no recent sign-in needed (API-ADMIN.md). */
+const OPERATOR: Actor = { userId: null, ...ADMIN_CONTEXT };
 
 export class AdminService {
   readonly #audit: AuditLog;
-  readonly #invalidation: Invalidation;
-  readonly #revocation: Revocation;
+  /** Changes are announced to running instances like theirs; this process caches nothing. */
+  readonly #invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache() });
+  readonly #revocation = new SessionRevocation(this.#invalidation);
+  readonly #roles: RolesService;
 
   /**
    * `audit`: where its events go (the command line's, with security notices for reset-mfa).
@@ -62,8 +70,31 @@ export class AdminService {
     private readonly clock: Clock = systemClock,
   ) {
     this.#audit = audit ?? new AuditLog(db);
-    this.#invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache() });
-    this.#revocation = new SessionRevocation(this.#invalidation);
+    this.#roles = new RolesService(db, new AccessControl(db, new InvalidatedCache(), this.#invalidation, 'none'), this.#audit);
+  }
+
+  /** Every role, with its permissions and its holders' usernames. */
+  async listRoles(): Promise<Array<Role & { users: string[] }>> {
+    const roles = await this.#roles.list();
+    const holders = await this.db
+      .selectFrom('user_roles')
+      .innerJoin('users', 'users.user_id', 'user_roles.user_id')
+      .select(['user_roles.role_name', 'users.username'])
+      .orderBy('users.username')
+      .execute();
+    return roles.map((r) => ({ ...r, users: holders.filter((h) => h.role_name === r.name).map((h) => h.username) }));
+  }
+
+  /**
+   * roles grant|revoke <username> <role>: answers the user's roles after, or undefined for no
+   * such user. An unknown role, or taking admin from the last admin, throws (AppError).
+   */
+  async changeRole(username: string, role: string, grant: boolean): Promise<string[] | undefined> {
+    const user = await this.findUser(username);
+    if (!user) return undefined;
+    const current = (await this.db.selectFrom('user_roles').select('role_name').where('user_id', '=', user.id).execute()).map((r) => r.role_name);
+    const wanted = grant ? [...current, role] : current.filter((r) => r !== role);
+    return this.#roles.setUserRoles(OPERATOR, user.id, wanted);
   }
 
   /** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */
@@ -86,17 +117,22 @@ export class AdminService {
     return ended.length;
   }
 
-  /** A disabled user cannot sign in, and all their sessions end at once (ASVS 5.0 V7.4.2). */
+  /**
+   * A disabled user cannot sign in, and all their sessions end at once (ASVS 5.0 V7.4.2); the
+   * last admin cannot be disabled (AppError last_admin).
+   */
   async setDisabled(username: string, disabled: boolean): Promise<{ sessionsEnded: number } | undefined> {
     const user = await this.findUser(username);
     if (!user) return undefined;
-    const ended = await this.db.transaction().execute(async (trx) => {
-      await setUserDisabled(trx, user.id, disabled);
-      return disabled ? this.#revocation.end(trx, { userId: user.id }, 'revoked_all') : [];
-    });
-    this.#revocation.forget(ended);
-    await this.#audit.record(disabled ? 'user_disabled' : 'user_enabled', { userId: user.id, ...ADMIN_CONTEXT }, disabled ? { sessions_ended: ended.length } : undefined);
-    return { sessionsEnded: ended.length };
+    if (disabled) {
+      const result = await disableUser(this.db, this.#revocation, user.id, null);
+      if (!result) return undefined;
+      await this.#audit.record('user_disabled', { userId: user.id, ...ADMIN_CONTEXT }, { sessions_ended: result.sessionsEnded });
+      return { sessionsEnded: result.sessionsEnded };
+    }
+    await setDisabledState(this.db, user.id, false, null);
+    await this.#audit.record('user_enabled', { userId: user.id, ...ADMIN_CONTEXT });
+    return { sessionsEnded: 0 };
   }
 
   /**
@@ -107,6 +143,8 @@ export class AdminService {
     const user = await this.findUser(username);
     if (!user) return undefined;
     const result = await MfaService.reset(this.db, user.id);
+    // Running instances read the user's second factors again (MFA_REQUIRED_FOR).
+    await this.#invalidation.publish(this.db, 'access', [user.id]);
     await this.#audit.record('mfa_reset_by_admin', { userId: user.id, ...ADMIN_CONTEXT }, { had_totp: result.totp });
     return result;
   }

@@ -43,6 +43,12 @@ export const AUDIT_EVENTS = [
   'password_reset_completed',
   'account_deleted',
   'account_deletion_failed',
+  // Administration (API-ADMIN.md): actor_id names the administrator.
+  'user_created',
+  'roles_changed',
+  'role_created',
+  'role_changed',
+  'role_deleted',
   'identity_linked',
   'identity_unlinked',
 ] as const;
@@ -55,6 +61,8 @@ export interface AuditContext {
   userAgent: string | null;
   /** In place of userId, for a user who deleted their account. */
   pseudonym?: string | null;
+  /** The administrator acting on userId (API-ADMIN.md); absent for the user's own doings. */
+  actorId?: string | null;
 }
 
 export interface AuditEvent {
@@ -65,6 +73,8 @@ export interface AuditEvent {
   ip: string | null;
   user_agent: string | null;
   details: Record<string, unknown> | null;
+  /** The administrator who did it, or null for the user's own doings. */
+  actor_id: string | null;
 }
 
 export type AuditRow = Insertable<AuditEventsTable>;
@@ -80,6 +90,7 @@ export function auditRow(event: AuditEventType, context: AuditContext, details?:
     user_agent: context.userAgent?.slice(0, 512) ?? null,
     details: details ? JSON.stringify(details) : null,
     subject_pseudonym: context.pseudonym ?? null,
+    actor_id: context.actorId ?? null,
   } satisfies AuditRow;
 }
 
@@ -169,7 +180,7 @@ export class AuditLog {
   async listForUser(userId: string, limit: number, before?: string): Promise<{ events: AuditEvent[]; next: string | null }> {
     let query = this.db
       .selectFrom('audit_events')
-      .select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details'])
+      .select(['event_id', 'event', 'occurred_at', 'session_id', 'ip', 'user_agent', 'details', 'actor_id'])
       .where('user_id', '=', userId)
       .orderBy('event_id', 'desc')
       .limit(limit + 1);
@@ -177,15 +188,20 @@ export class AuditLog {
     const rows = await query.execute();
     const page = rows.slice(0, limit);
     return {
-      events: page.map((row) => ({
-        id: row.event_id,
-        type: row.event,
-        occurred_at: row.occurred_at.toISOString(),
-        session_id: row.session_id === null ? null : String(row.session_id),
-        ip: row.ip,
-        user_agent: row.user_agent,
-        details: row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null,
-      })),
+      events: page.map((row) => {
+        // An administrator's doing: the user sees who and what, not the administrator's address and browser.
+        const byOther = row.actor_id !== null && String(row.actor_id) !== userId;
+        return {
+          id: row.event_id,
+          type: row.event,
+          occurred_at: row.occurred_at.toISOString(),
+          session_id: row.session_id === null || byOther ? null : String(row.session_id),
+          ip: byOther ? null : row.ip,
+          user_agent: byOther ? null : row.user_agent,
+          details: row.details ? (JSON.parse(row.details) as Record<string, unknown>) : null,
+          actor_id: row.actor_id === null ? null : String(row.actor_id),
+        };
+      }),
       next: rows.length > limit ? page.at(-1)!.event_id : null,
     };
   }

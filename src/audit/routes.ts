@@ -28,6 +28,7 @@ const EventList = Type.Object({
       ip: Type.Union([Type.String(), Type.Null()]),
       user_agent: Type.Union([Type.String(), Type.Null()]),
       details: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+      actor_id: Type.Union([Id, Type.Null()], { description: "The administrator who did it (API-ADMIN.md); null for the user's own doings." }),
     }),
   ),
   next: Type.Union([Id, Type.Null()], { description: 'Pass as `before` for the next page; null on the last page.' }),

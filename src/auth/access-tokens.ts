@@ -43,10 +43,13 @@ export class AccessTokens {
     readonly cache = new VerifiedTokenCache(),
     /** `iat` and `exp` when issuing, and the time a token is checked against. */
     private readonly clock: Clock = systemClock,
+    /** The user's role names, carried as the `roles` claim (a hint for clients; API-ADMIN.md). */
+    private readonly rolesOf?: (userId: string) => Promise<readonly string[]>,
   ) {}
 
   /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
   async issue(userId: string, sessionId: string, amr: readonly string[]): Promise<{ token: string; expiresIn: number }> {
+    const roles = this.rolesOf ? await this.rolesOf(userId) : [];
     const { kid, privateKey } = this.keys.signingKey();
     const iat = Math.floor(this.clock.now() / 1000);
     const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
@@ -54,6 +57,7 @@ export class AccessTokens {
       sid: sessionId,
       client_id: FIRST_PARTY_CLIENT_ID,
       amr: [...amr],
+      ...(roles.length ? { roles: [...roles] } : {}),
       iss: this.settings.issuer,
       aud: this.settings.audience,
       sub: userId,

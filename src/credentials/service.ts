@@ -71,7 +71,7 @@ export class CredentialsService {
    * up meanwhile, rolling everything back), the new credential, and every session ended.
    * Answers the ended sessions, already forgotten by this instance.
    */
-  async replacePassword(userId: string, newPassword: string, consume: (trx: Transaction<Database>) => Promise<void>): Promise<string[]> {
+  async replacePassword(userId: string, newPassword: string, consume: (trx: Transaction<Database>) => Promise<void>, options: { revokeSessions?: boolean } = {}): Promise<string[]> {
     const user = await findPolicySubject(this.db, userId);
     if (!user) throw new AppError('not_found');
     await this.#checkNewPassword(user, newPassword);
@@ -80,7 +80,8 @@ export class CredentialsService {
       await consume(trx);
       await retireCurrentCredentials(trx, userId);
       await insertCurrentCredential(trx, userId, hashedPassword);
-      return this.revocation.end(trx, { userId }, 'password_reset');
+      // An administrator may set a password and leave the sessions be (API-ADMIN.md, revoke_sessions).
+      return options.revokeSessions === false ? [] : this.revocation.end(trx, { userId }, 'password_reset');
     });
     this.revocation.forget(revoked);
     return revoked;

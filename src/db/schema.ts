@@ -29,6 +29,8 @@ export interface UsersTable {
   disabled_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
   /** The email address was shown to reach the user (a verification link or a completed reset). */
   email_verified: Generated<boolean>;
+  /** Why an administrator disabled the user (migration 0013). */
+  disabled_reason: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface UserCredentialsTable {
@@ -112,6 +114,8 @@ export interface AuditEventsTable {
   details: string | null;
   /** Set in place of user_id once the user deleted their account: a keyed HMAC of the old id. */
   subject_pseudonym: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The administrator who acted on user_id; null for the user's own doings (migration 0013). */
+  actor_id: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
 }
 
 export type AccountTokenKind = 'verify_email' | 'password_reset';
@@ -234,7 +238,32 @@ export interface FederationSignupsTable {
   expires_at: Timestamp;
 }
 
+// Administration (migration 0013, src/admin/).
+export interface RolesTable {
+  name: string;
+  description: ColumnType<string, string | undefined, string>;
+  /** admin and support: their permissions are in code (src/admin/permissions.ts). */
+  builtin: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+export interface RolePermissionsTable {
+  role_name: string;
+  permission: string;
+}
+
+export interface UserRolesTable {
+  user_id: Id;
+  role_name: string;
+  granted_at: DefaultedTimestamp;
+  granted_by: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+}
+
 export interface Database {
+  roles: RolesTable;
+  role_permissions: RolePermissionsTable;
+  user_roles: UserRolesTable;
   account_tokens: AccountTokensTable;
   audit_events: AuditEventsTable;
   login_throttles: LoginThrottlesTable;

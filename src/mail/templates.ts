@@ -34,6 +34,16 @@ export function verifyEmailMessage(to: string, link: string): MailMessage {
   ]);
 }
 
+/** An account an administrator made for the user (API-ADMIN.md, send_invite): a link to choose a password. */
+export function inviteMessage(to: string, link: string, validHours: number): MailMessage {
+  return compose(to, 'An account was made for you', [
+    'Hello,',
+    `an administrator made an account for ${to}. Choose its password to start using it.`,
+    { label: 'Choose my password', link },
+    `The link works once, for ${validHours} hours. If you did not expect this, ignore this message.`,
+  ]);
+}
+
 export function emailChangedMessage(to: string, newEmail: string): MailMessage {
   return compose(to, 'Your email address was changed', [
     'Hello,',

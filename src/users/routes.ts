@@ -50,7 +50,7 @@ export const usersFeature: Feature<UsersFeatureDeps> = async (app, { users, requ
         tags: ['users'],
         security: bearerAuth,
         body: UpdateProfileBody,
-        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'reauthentication_required', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 200: User, ...problems('validation_failed', 'invalid_token', 'reauthentication_required', 'wrong_current_password', ...TAKEN, 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request) => users.updateProfile(callerOf(request), request.body),

@@ -2,10 +2,11 @@ import { Type, type Static } from 'typebox';
 import { Id, Timestamp } from '../http/schemas.js';
 import { Checked, Matching } from '../http/validation.js';
 import { dobProblem, nameProblem, newEmailProblem } from './rules.js';
-import { NewPassword } from '../core/fields.js';
+import { CurrentPassword, NewPassword } from '../core/fields.js';
 
 // Shared field schemas now live in core/fields.ts; re-exported for existing imports.
-export { CurrentPassword, EmailLookup, NewPassword } from '../core/fields.js';
+export { CurrentPassword, NewPassword };
+export { EmailLookup } from '../core/fields.js';
 
 // Field rules of API.md. Lengths count code points (JSON Schema does too). A rule JSON Schema
 // cannot state is a check of rules.ts run in the same pass, so one answer names every bad field.
@@ -22,7 +23,14 @@ export const RegisterBody = Type.Object(
 export type RegisterBody = Static<typeof RegisterBody>;
 
 export const UpdateProfileBody = Type.Object(
-  { username: Type.Optional(Username), name: Type.Optional(Name), dob: Type.Optional(Dob), email: Type.Optional(Email) },
+  {
+    username: Type.Optional(Username),
+    name: Type.Optional(Name),
+    dob: Type.Optional(Dob),
+    email: Type.Optional(Email),
+    // API.md: proof of presence for an email change, when the session is not a recent sign-in.
+    current_password: Type.Optional({ ...CurrentPassword, description: 'Proves it is the owner: needed to change the email unless the session was opened in the last 15 minutes.' }),
+  },
   { additionalProperties: false, minProperties: 1 },
 );
 export type UpdateProfileBody = Static<typeof UpdateProfileBody>;

@@ -3,6 +3,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { Caller, ClientInfo } from '../core/caller.js';
+import type { Reauthentication } from '../core/reauth.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { uniqueViolation } from '../db/errors.js';
@@ -31,7 +32,7 @@ function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string
 /** What a register or a profile update answers when a unique field is in use (conflict below). */
 export const TAKEN = ['username_taken', 'email_taken'] as const satisfies readonly ProblemName[];
 
-function conflict(taken: Array<'username' | 'email'>): AppError {
+export function conflict(taken: Array<'username' | 'email'>): AppError {
   const first = taken[0] ?? 'username';
   return new AppError(first === 'username' ? 'username_taken' : 'email_taken', {
     errors: taken.map((field) => ({ field, message: field === 'username' ? 'is already taken' : 'is already in use' })),
@@ -39,7 +40,7 @@ function conflict(taken: Array<'username' | 'email'>): AppError {
 }
 
 /** A write that lost a race on a unique key answers like the pre-check would have. */
-function conflictFromConstraint(err: unknown): AppError | undefined {
+export function conflictFromConstraint(err: unknown): AppError | undefined {
   const constraint = uniqueViolation(err);
   if (constraint === undefined) return undefined;
   if (constraint.includes('email')) return conflict(['email']);
@@ -65,6 +66,7 @@ export interface UsersDeps {
   invalidation: Invalidation;
   userCache: InvalidatedCache<User>;
   config: { passwordMinLength: number };
+  reauth: Pick<Reauthentication, 'password' | 'recentSignIn'>;
   /** The mails of a registration or an email change (account/email-verification.ts). */
   emailEvents?: EmailEvents;
 }
@@ -77,8 +79,10 @@ export class UsersService {
   private readonly cache: InvalidatedCache<User>;
   private readonly passwordMinLength: number;
   private readonly emailEvents: EmailEvents | undefined;
+  private readonly reauth: Pick<Reauthentication, 'password' | 'recentSignIn'>;
 
   constructor(deps: UsersDeps) {
+    this.reauth = deps.reauth;
     ({ db: this.db, hasher: this.hasher, audit: this.audit, invalidation: this.invalidation, userCache: this.cache, emailEvents: this.emailEvents } = deps);
     this.passwordMinLength = deps.config.passwordMinLength;
   }
@@ -117,10 +121,18 @@ export class UsersService {
     return user;
   }
 
-  /** update_user_details: any non-empty subset of the profile fields; updated_at moves. */
+  /**
+   * update_user_details: any non-empty subset of the profile fields; updated_at moves. A new
+   * email (a sign-in name and the recovery address) also needs proof that the owner is there:
+   * `current_password`, or a session opened in the last 15 minutes (API.md; ASVS 5.0 V7.5.1).
+   */
   async updateProfile(caller: Caller, input: UpdateProfileBody): Promise<User> {
     const { userId } = caller;
     assertFieldRules(input);
+    const { current_password: currentPassword, ...fields } = input;
+    if (Object.keys(fields).length === 0) throw validationFailed([{ field: '(body)', message: 'give at least one of username, name, dob and email' }]);
+    // A password given is checked whatever changes: a wrong one is 403, counted as a failed login.
+    if (currentPassword !== undefined) await this.reauth.password(caller, currentPassword, 'email_change');
     const changes: { username?: string; name?: string; dob?: string; email?: string; email_verified?: boolean } = {};
     if (input.username !== undefined) changes.username = input.username;
     if (input.email !== undefined) changes.email = input.email;
@@ -130,7 +142,11 @@ export class UsersService {
       // From the row, not the profile cache (another instance may have changed it), and checked
       // unless the row shows the same address: a failed read fails the request, never skips this.
       const current = await findUserById(this.db, userId);
-      if (!current || lookupKey(current.email) !== lookupKey(changes.email)) await this.emailEvents.assertMayChangeEmail(caller, changes.email);
+      if (!current || lookupKey(current.email) !== lookupKey(changes.email)) {
+        // Through the one re-authentication service: a stolen access token alone cannot redirect the reset links.
+        if (currentPassword === undefined) await this.reauth.recentSignIn(caller);
+        await this.emailEvents.assertMayChangeEmail(caller, changes.email);
+      }
     }
 
     const taken = await takenFields(this.db, changes, userId);

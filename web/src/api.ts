@@ -164,7 +164,19 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
   const attempt = () => send(method, path, body, accessToken ? { authorization: `Bearer ${accessToken}` } : {});
   let res = await attempt();
   if (res.status === 401 && isTokenRefusal(res) && (await refresh())) res = await attempt();
-  return parse<T>(res);
+  try {
+    return await parse<T>(res);
+  } catch (err) {
+    // MFA_REQUIRED_FOR (API-ADMIN.md): this session may only set up a second factor.
+    if (err instanceof ApiError && err.problem.code === 'mfa_setup_required') for (const l of setupListeners) l();
+    throw err;
+  }
+}
+
+const setupListeners = new Set<() => void>();
+/** Called when the service answers that a second factor must be set up first. */
+export function onMfaSetupRequired(listener: () => void): void {
+  setupListeners.add(listener);
 }
 
 /** RFC 6750: a refused bearer token says so in WWW-Authenticate. */

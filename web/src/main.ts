@@ -1,10 +1,12 @@
-import { auth, onSessionEnded, resume, signOut } from './api.js';
+import { auth, onMfaSetupRequired, onSessionEnded, resume, signOut } from './api.js';
 import { announce, h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
 import { completeSignUpPage } from './pages/federation.js';
 import { securityPage } from './pages/security.js';
 import { definePages, navigate, show } from './router.js';
+import { adminRolesPage, adminUserPage, adminUsersPage } from './pages/admin.js';
+import { can, loadPermissions, reloadPermissions } from './viewer.js';
 
 definePages({
   '/sign-in': signInPage,
@@ -16,6 +18,10 @@ definePages({
   '/forgot-password': forgotPasswordPage,
   '/reset-password': resetPasswordPage,
   '/verify-email': verifyEmailPage,
+  // The admin console (API-ADMIN.md), offered to holders of users:read / roles:read.
+  '/admin': adminUsersPage,
+  '/admin/users': adminUserPage,
+  '/admin/roles': adminRolesPage,
   '/complete-sign-up': completeSignUpPage,
 });
 
@@ -28,6 +34,8 @@ function renderNav(): void {
       link('/password', 'Password'),
       link('/sessions', 'Sessions'),
       link('/security', 'Security'),
+      ...(can('users:read') ? [link('/admin', 'Admin')] : []),
+      ...(can('roles:read') ? [link('/admin/roles', 'Roles')] : []),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {
         try {
           await signOut();
@@ -53,7 +61,16 @@ document.addEventListener('click', (event) => {
   navigate(a.pathname + a.search + a.hash);
 });
 window.addEventListener('popstate', () => void show());
-auth.onChange(renderNav);
+auth.onChange(() => {
+  renderNav();
+  // What the console may offer: read once per signed-in user, then the links follow.
+  if (auth.signedIn) loadPermissions().then(renderNav, () => {});
+  else reloadPermissions();
+});
+// MFA_REQUIRED_FOR: a session that may only set up a second factor goes straight to the set-up.
+onMfaSetupRequired(() => {
+  if (location.pathname !== '/security') navigate('/security', 'Set up a second factor to continue: an authenticator app or a passkey.');
+});
 // Revoked elsewhere or expired while the page was open: back to sign in, saying why.
 onSessionEnded(() => navigate('/sign-in', 'Your session ended. Sign in again.'));
 
