@@ -22,6 +22,7 @@ import { load, type LoadOptions, type LoadResult } from './lib/load.js';
 import { cpuSnapshot, rssMiB, startChild, type Child } from './lib/processes.js';
 import { runPeer, type PeerResult } from './lib/peer.js';
 import { makeAdmin, rareWord, searchPlan, searchQueries, seedSearchUsers } from './lib/admin-search.js';
+import { importBench, type ImportFigures } from './import.js';
 
 const quick = process.argv.includes('--quick');
 /** `--only=login,refresh`: just these routes (me, login, register, refresh, flood), on the PostgreSQL server, for working on one. */
@@ -373,7 +374,7 @@ async function main(): Promise<void> {
   log(`jose EdDSA verify, 64 in flight: ${jose}/s`);
 
   const serverUrl = await serverDatabaseUrl();
-  const results: { server?: RouteRuns; mysql?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult; search?: Record<string, SearchRuns> } = {};
+  const results: { server?: RouteRuns; mysql?: RouteRuns; pglite?: RouteRuns; peer?: PeerResult; search?: Record<string, SearchRuns>; import?: ImportFigures } = {};
 
   if (serverUrl) {
     const database = await createServerDatabase(serverUrl);
@@ -473,6 +474,13 @@ async function main(): Promise<void> {
     log('Peer skipped: run `npm ci --prefix bench/peers` first (and have a PostgreSQL server).');
   }
 
+  // The import (API-MIGRATION.md): a million generated records, so a full run only.
+  if (serverUrl && !quick && !only) {
+    results.import = await importBench(serverUrl, Number(process.env.BENCH_IMPORT_RECORDS ?? 1_000_000), log);
+    const i = results.import;
+    log(`  import: ${i.usersPerS} users/s (${i.records} records in ${i.seconds} s), peak RSS ${i.peakRssMiB} MiB; plain passwords ${i.plain.usersPerS}/s; first sign-in bcrypt ${i.firstSignIn.bcryptMs} ms, Argon2id ${i.firstSignIn.argon2Ms} ms`);
+  }
+
   const s = results.server;
   const rows: Row[] = [];
   const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 1000) / 1000 : undefined);
@@ -523,6 +531,15 @@ async function main(): Promise<void> {
     add('login vs Better Auth sign-in', `${s.login.rps}/s (Argon2id) vs ${pr.signIn.rps}/s (${pr.hash})`, '-', lr, '≥ 8×', lr === undefined ? undefined : lr >= 8);
     const mr = ratio(s.me.rps, pr.getSession.rps);
     add('GET /v1/users/me vs get-session', `${s.me.rps}/s vs ${pr.getSession.rps}/s (p99 ${pr.getSession.p99} ms)`, '-', mr, '≥ 20×', mr === undefined ? undefined : mr >= 20);
+  }
+
+  if (results.import) {
+    const i = results.import;
+    add(`users import, ${i.records} records with hashes into PostgreSQL`, `${i.usersPerS} users/s (${i.seconds} s)`, '-', undefined, '≥ 10,000 users/s', i.usersPerS >= 10_000);
+    add('peak RSS of that import', `${i.peakRssMiB} MiB`, '-', undefined, '≤ 200 MiB', i.peakRssMiB <= 200);
+    const pr = ratio(i.plain.usersPerS, argon.hashPerS);
+    add(`users import, ${i.plain.records} records with plain passwords`, `${i.plain.usersPerS} users/s`, `hash ${argon.hashPerS}/s`, pr, '≥ 0.8 × hash', pr === undefined ? undefined : pr >= 0.8);
+    add(`first sign-in of an imported bcrypt user (cost ${i.firstSignIn.bcryptCost})`, `${i.firstSignIn.bcryptMs} ms (median)`, `Argon2id user ${i.firstSignIn.argon2Ms} ms`, ratio(i.firstSignIn.bcryptMs, i.firstSignIn.argon2Ms), '- (bcrypt, then our Argon2id hash)', undefined);
   }
 
   console.log(`\n| what | ours | ceiling | ratio | target | result |\n| --- | --- | --- | --- | --- | --- |`);

@@ -23,6 +23,7 @@ import { opsFeature } from './http/ops-routes.js';
 import { registerProblemHandlers, sendProblem, toAppError } from './http/problem-handler.js';
 import type { App, Feature } from './http/types.js';
 import { fieldChecks } from './http/validation.js';
+import { importFeature } from './import/routes.js';
 import { webAppFeature } from './http/web-app.js';
 import { mfaFeature } from './mfa/routes.js';
 import { passkeysFeature } from './passkeys/routes.js';
@@ -141,6 +142,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(mfaFeature, deps);
   await app.register(passkeysFeature, deps);
   await app.register(adminFeature, deps);
+  await app.register(importFeature, deps);
   await app.register(federationFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);

@@ -14,6 +14,7 @@ import { SecurityNotices } from './account/security-notices.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Database } from './db/schema.js';
 import { Mailer, mailTransport } from './mail/mailer.js';
+import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand, importCommandOf } from './import/commands.js';
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -40,6 +41,7 @@ Commands:
                                   sign in with their password alone (support; audited)
   users verify-email <username>   mark the user's email verified (the address was confirmed
                                   another way); audited
+${IMPORT_HELP}
   sessions revoke --user <username>
                                   end all of a user's sessions, on every instance
   audit tail [--limit N]          the latest security events (default 20)
@@ -69,6 +71,7 @@ async function run(argv: string[]): Promise<number> {
       offset: { type: 'string' },
       filter: { type: 'string' },
       user: { type: 'string' },
+      ...IMPORT_OPTIONS,
     },
   });
   const [command, sub, arg] = positionals;
@@ -169,7 +172,7 @@ async function run(argv: string[]): Promise<number> {
     const user = await withDb((db) => new AdminService(db.kysely).findUser(arg));
     if (!user) return noSuchUser(arg);
     print(
-      [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `email verified: ${user.email_verified ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
+      [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob ?? '-'}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `email verified: ${user.email_verified ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
       user,
     );
     return 0;
@@ -196,6 +199,19 @@ async function run(argv: string[]): Promise<number> {
     const result = await withDb((db) => new AdminService(db.kysely).verifyEmail(arg));
     if (!result) return noSuchUser(arg);
     print(result.alreadyVerified ? `${arg}'s email was verified already.` : `${arg}'s email is verified.`, { username: arg, email_verified: true, already_verified: result.alreadyVerified });
+    return 0;
+  }
+
+  if (command === 'users' && sub === 'import') {
+    if (!arg) throw new UsageError('users import needs the file to read');
+    const importing = importCommandOf(arg, values, (message) => new UsageError(message));
+    const { report, code } = await withDb((db) => importCommand(db.kysely, config, importing));
+    console.log(JSON.stringify(report)); // the report is the last line, whatever --json says
+    return code;
+  }
+
+  if (command === 'users' && sub === 'export' && !arg) {
+    await withDb((db) => exportCommand(db.kysely, values.out));
     return 0;
   }
 

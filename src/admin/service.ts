@@ -26,14 +26,14 @@ export interface AdminUser {
   username: string;
   name: string;
   email: string;
-  dob: string;
+  dob: string | null;
   created_at: string;
   updated_at: string;
   disabled: boolean;
   email_verified: boolean;
 }
 
-function toAdminUser(row: { user_id: string; username: string; name: string; email: string; dob: string; created_at: Date; updated_at: Date; disabled_at: Date | null; email_verified: boolean }): AdminUser {
+function toAdminUser(row: { user_id: string; username: string; name: string; email: string; dob: string | null; created_at: Date; updated_at: Date; disabled_at: Date | null; email_verified: boolean }): AdminUser {
   return {
     id: row.user_id,
     username: row.username,

@@ -49,6 +49,10 @@ export const AUDIT_EVENTS = [
   'role_created',
   'role_changed',
   'role_deleted',
+  // Moving in and out (API-MIGRATION.md).
+  'user_imported',
+  'users_exported',
+  'data_exported',
   'identity_linked',
   'identity_unlinked',
 ] as const;

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hash, verify, type Algorithm } from '@node-rs/argon2';
 import type { Argon2Params } from '../config.js';
+import { verifyForeign } from './verifiers/index.js';
 
 // Algorithm is an ambient const enum; its value for Argon2id is 2.
 const ARGON2ID = 2 as Algorithm.Argon2id;
@@ -47,6 +48,8 @@ export class PasswordHasher {
   }
 
   async verify(phc: string, password: string): Promise<boolean> {
+    // An imported hash of another format is checked in its own algorithm (credentials/verifiers/).
+    if (!phc.startsWith('$argon2')) return verifyForeign(phc, password);
     const keyId = PHC_PARAMS.exec(phc)?.[4];
     let secret: Buffer | undefined;
     if (keyId) {

@@ -19,7 +19,8 @@ export interface UsersTable {
   /** lower(username), kept by the database: the case-insensitive unique key. */
   username_key: GeneratedAlways<string>;
   name: string;
-  dob: string;
+  /** Null for a user imported without one: the web app asks for it at the next sign-in. */
+  dob: string | null;
   email: string;
   /** lower(email), kept by the database: the case-insensitive unique key. */
   email_key: GeneratedAlways<string>;
@@ -31,15 +32,19 @@ export interface UsersTable {
   email_verified: Generated<boolean>;
   /** Why an administrator disabled the user (migration 0013). */
   disabled_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The user's id in the system they were imported from (`auth0|5f1c...`); unique when set. */
+  external_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface UserCredentialsTable {
   credentials_id: GeneratedAlways<string>;
   user_id: Id;
-  /** A PHC string (Argon2id). */
+  /** A PHC string (Argon2id), or an imported hash (see credentials/verifiers/). */
   hashed_password: string;
   is_current: boolean;
   created_at: DefaultedTimestamp;
+  /** Brought in by an import: replaced by our own Argon2id at the first sign-in. */
+  imported: Generated<boolean>;
 }
 
 export interface UserSessionsTable {

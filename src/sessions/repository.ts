@@ -18,7 +18,7 @@ export type SessionState = Pick<SessionRow, 'session_id' | 'user_id' | 'is_activ
 /** Who is signing in by password: the account, its current password hash, whether TOTP is on. */
 export interface PasswordSignInSubject {
   user: UserRecord;
-  credential: { credentials_id: string; hashed_password: string } | undefined;
+  credential: { credentials_id: string; hashed_password: string; imported: boolean } | undefined;
   totpOn: boolean;
 }
 
@@ -33,14 +33,14 @@ export async function findPasswordSignInSubject(db: Queryable, by: 'username' | 
     .leftJoin('user_credentials as current', (join) => join.onRef('current.user_id', '=', 'users.user_id').on('current.is_current', '=', true))
     .leftJoin('user_totp_factors as totp', (join) => join.onRef('totp.user_id', '=', 'users.user_id').on('totp.confirmed_at', 'is not', null))
     .select(userColumns.map((column) => `users.${column}` as const))
-    .select(['current.credentials_id', 'current.hashed_password', 'totp.user_id as totp_user_id'])
+    .select(['current.credentials_id', 'current.hashed_password', 'current.imported', 'totp.user_id as totp_user_id'])
     .where(by === 'username' ? 'users.username_key' : 'users.email_key', '=', lookupKey(value))
     .executeTakeFirst();
   if (!row) return undefined;
-  const { credentials_id, hashed_password, totp_user_id, ...user } = row;
+  const { credentials_id, hashed_password, imported, totp_user_id, ...user } = row;
   return {
     user,
-    credential: credentials_id !== null && hashed_password !== null ? { credentials_id, hashed_password } : undefined,
+    credential: credentials_id !== null && hashed_password !== null ? { credentials_id, hashed_password, imported: imported === true } : undefined,
     totpOn: totp_user_id !== null,
   };
 }

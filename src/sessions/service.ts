@@ -5,7 +5,7 @@ import { auditRow, eventOfNewSession, type AuditLog } from '../audit/audit-log.j
 import type { SideWrite } from '../db/side-writes.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
-import { replaceHash } from '../credentials/repository.js';
+import { upgradeAfterSignIn } from '../credentials/upgrade.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed } from '../errors.js';
 import { MFA_FACTORS, type MfaService } from '../mfa/service.js';
@@ -123,9 +123,7 @@ export class SessionsService {
       throw invalidCredentials();
     }
 
-    if (this.hasher.needsRehash(credential.hashed_password)) {
-      await replaceHash(this.db, credential.credentials_id, credential.hashed_password, await this.hasher.hash(input.password));
-    }
+    await upgradeAfterSignIn(this.db, this.hasher, user.user_id, credential, input.password);
     // A second factor is on: no session yet, and the failure count stays until a sign-in completes.
     if (found.totpOn) {
       await this.throttle.released(attempt);

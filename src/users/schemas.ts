@@ -39,7 +39,7 @@ export const User = Type.Object({
   id: Id,
   username: Type.String(),
   name: Type.String(),
-  dob: Type.String({ format: 'date' }),
+  dob: Type.Union([Type.String({ format: 'date' }), Type.Null()], { description: 'Null for a user imported without one; the web app asks for it.' }),
   email: Type.String(),
   email_verified: Type.Boolean({ description: 'The email address was shown to reach the user (a verification link or a completed password reset).' }),
   created_at: Timestamp,

@@ -296,8 +296,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -504,8 +504,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -868,8 +868,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -1551,8 +1551,8 @@ export interface paths {
                                 id: string;
                                 username: string;
                                 name: string;
-                                /** Format: date */
-                                dob: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
                                 email: string;
                                 /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                                 email_verified: boolean;
@@ -1899,8 +1899,8 @@ export interface paths {
                                 id: string;
                                 username: string;
                                 name: string;
-                                /** Format: date */
-                                dob: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
                                 email: string;
                                 /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                                 email_verified: boolean;
@@ -2163,8 +2163,8 @@ export interface paths {
                                 id: string;
                                 username: string;
                                 name: string;
-                                /** Format: date */
-                                dob: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
                                 email: string;
                                 /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                                 email_verified: boolean;
@@ -5029,8 +5029,8 @@ export interface paths {
                                 id: string;
                                 username: string;
                                 name: string;
-                                /** Format: date */
-                                dob: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
                                 email: string;
                                 /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                                 email_verified: boolean;
@@ -5405,8 +5405,8 @@ export interface paths {
                                 id: string;
                                 username: string;
                                 name: string;
-                                /** Format: date */
-                                dob: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
                                 email: string;
                                 /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                                 email_verified: boolean;
@@ -5628,8 +5628,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -5895,8 +5895,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -6290,8 +6290,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -6583,8 +6583,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -6874,8 +6874,8 @@ export interface paths {
                             id: string;
                             username: string;
                             name: string;
-                            /** Format: date */
-                            dob: string;
+                            /** @description Null for a user imported without one; the web app asks for it. */
+                            dob: string | null;
                             email: string;
                             /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
                             email_verified: boolean;
@@ -9810,6 +9810,199 @@ export interface paths {
                 };
                 /** @description too_many_requests */
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            /** @description A stable, machine-readable error code. */
+                            code: string;
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description internal_error */
+                500: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            /** @description A stable, machine-readable error code. */
+                            code: string;
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+                /** @description unavailable */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            /** @description A stable, machine-readable error code. */
+                            code: string;
+                            detail: string;
+                            errors?: {
+                                field: string;
+                                message: string;
+                            }[];
+                        } & {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/users/me/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Download the caller's own data (data portability): profile, sessions, events, passkeys; no secret */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /**
+                             * Format: date-time
+                             * @description RFC 3339, UTC.
+                             */
+                            exported_at: string;
+                            profile: {
+                                /** @description An integer id, as a string. */
+                                id: string;
+                                username: string;
+                                name: string;
+                                /** @description Null for a user imported without one; the web app asks for it. */
+                                dob: string | null;
+                                email: string;
+                                /** @description The email address was shown to reach the user (a verification link or a completed password reset). */
+                                email_verified: boolean;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                updated_at: string;
+                            };
+                            sessions: {
+                                id: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                created_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                last_used_at: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                expires_at: string;
+                                ended_at: string | null;
+                                end_reason: string | null;
+                                active: boolean;
+                                user_agent: string | null;
+                                ip: string | null;
+                                amr: string[];
+                            }[];
+                            events: {
+                                id: string;
+                                type: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                occurred_at: string;
+                                session_id: string | null;
+                                ip: string | null;
+                                user_agent: string | null;
+                                details: {
+                                    [key: string]: unknown;
+                                } | null;
+                            }[];
+                            passkeys: {
+                                name: string;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                created_at: string;
+                                last_used_at: string | null;
+                                device_type: string;
+                                backed_up: boolean;
+                            }[];
+                            authenticator_app: {
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                created_at: string;
+                                confirmed_at: string | null;
+                            } | null;
+                            recovery_codes_left: number;
+                            /** @description Accounts at other providers linked to this one (none in this version). */
+                            identities: {
+                                provider: string;
+                                subject: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description invalid_token */
+                401: {
                     headers: {
                         [name: string]: unknown;
                     };

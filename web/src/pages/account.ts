@@ -129,7 +129,7 @@ function profileDetails(user: User): HTMLElement {
     { id: 'profile' },
     ...row('Username', user.username),
     ...row('Name', user.name),
-    ...row('Date of birth', calendarDate(user.dob)),
+    ...row('Date of birth', user.dob === null ? 'Not given yet' : calendarDate(user.dob)),
     ...row('Email', user.email),
     ...(user.email_verified === undefined ? [] : row('Email verified', user.email_verified ? 'Yes' : 'Not yet')),
     ...row('Member since', dayOf(user.created_at)),
@@ -150,7 +150,7 @@ export const profilePage: Page = {
       h('h2', { id: 'edit-title' }, 'Edit profile'),
       field({ name: 'username', label: 'Username', value: user.username, ...USERNAME }),
       field({ name: 'name', label: 'Full name', value: user.name, ...NAME }),
-      field({ name: 'dob', label: 'Date of birth', type: 'date', value: user.dob, ...dobLimits() }),
+      field({ name: 'dob', label: 'Date of birth', type: 'date', value: user.dob ?? undefined, required: user.dob !== null, ...dobLimits() }),
       field({ name: 'email', label: 'Email', value: user.email, ...EMAIL }),
       submit('Save changes'),
       status,
@@ -159,7 +159,8 @@ export const profilePage: Page = {
       status.textContent = '';
       const current = auth.user!;
       const values = formValues(form);
-      const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => current[k as keyof User] !== v));
+      // A date of birth never given stays so while its field is left empty.
+      const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => current[k as keyof User] !== v && !(k === 'dob' && v === '' && current.dob === null)));
       if (Object.keys(changed).length === 0) {
         status.textContent = 'Nothing to save: no field changed.';
         return;
@@ -169,9 +170,53 @@ export const profilePage: Page = {
       details.replaceChildren(profileDetails(updated));
       status.textContent = 'Saved.';
     });
-    return [heading('My profile'), details, ...(user.email_verified === false ? [resendVerification()] : []), form, deleteAccount()];
+    const askDob = user.dob === null ? [missingDob((updated) => details.replaceChildren(profileDetails(updated)))] : [];
+    return [heading('My profile'), ...askDob, details, ...(user.email_verified === false ? [resendVerification()] : []), form, downloadMyData(), deleteAccount()];
   },
 };
+
+/**
+ * A user brought in from another service may have no date of birth (API-MIGRATION.md): asked
+ * for here, the first page after every sign-in, until it is given.
+ */
+function missingDob(saved: (user: User) => void): HTMLElement {
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'dob-title' },
+    h('h2', { id: 'dob-title' }, 'Add your date of birth'),
+    h('p', {}, 'Your account came from another service without it.'),
+    field({ name: 'dob', label: 'Your date of birth', type: 'date', ...dobLimits() }),
+    submit('Save date of birth'),
+  );
+  onSubmit(form, async () => {
+    const updated = await call<User>('PATCH', '/v1/users/me', { dob: formValues(form).dob });
+    setUser(updated);
+    saved(updated);
+    form.replaceWith(h('p', { class: 'ok', role: 'status' }, 'Thank you: your date of birth is saved.'));
+  });
+  return form;
+}
+
+/** Data portability: everything the service keeps about the user, as a JSON file (no secret in it). */
+function downloadMyData(): HTMLElement {
+  const status = h('p', { class: 'ok', role: 'status' });
+  const form = h(
+    'form',
+    { class: 'card', 'aria-labelledby': 'download-title' },
+    h('h2', { id: 'download-title' }, 'Your data'),
+    h('p', {}, 'Your profile, sessions, security events and passkeys, as a JSON file.'),
+    h('button', { type: 'submit', class: 'secondary' }, 'Download my data'),
+    status,
+  );
+  onSubmit(form, async () => {
+    const data = await call<unknown>('GET', '/v1/users/me/export');
+    const link = h('a', { href: URL.createObjectURL(new Blob([JSON.stringify(data, null, 2)], { type: 'application/json' })), download: 'my-data.json' });
+    link.click();
+    setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+    status.textContent = 'Downloaded my-data.json.';
+  });
+  return form;
+}
 
 function resendVerification(): HTMLElement {
   const status = h('p', { class: 'ok', role: 'status' });
