@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import type { Clock } from './core/clock.js';
 import type { PermissionSource } from './core/permissions.js';
 import { credentialsFeature } from './credentials/routes.js';
+import { federationFeature } from './federation/routes.js';
 import type { Db } from './db/create-db.js';
 import { sharedDependencies, type AppDependencies } from './dependencies.js';
 import { AppError } from './errors.js';
@@ -142,6 +143,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(passkeysFeature, deps);
   await app.register(adminFeature, deps);
   await app.register(importFeature, deps);
+  await app.register(federationFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);
 

@@ -69,6 +69,20 @@ export interface Config {
   readonly requireEmailVerification: boolean;
   /** MFA_REQUIRED_FOR (API-ADMIN.md): who must have a second factor: nobody, holders of a role, everyone. */
   readonly mfaRequiredFor: 'none' | 'roles' | 'all';
+  /** IDENTITY_PROVIDERS and their IDP_<NAME>_* groups: sign in with another provider (API-FEDERATION.md A); none by default. */
+  readonly identityProviders: readonly IdentityProviderSetting[];
+}
+
+/** One provider of IDENTITY_PROVIDERS, as configured (federation/providers.ts turns it into a client). */
+export interface IdentityProviderSetting {
+  /** Lower case, as in the URLs (/v1/oauth/{name}/...). */
+  readonly name: string;
+  readonly clientId: string;
+  readonly clientSecret: string;
+  /** The issuer (discovery), or for github the base URL of a GitHub Enterprise server; undefined for a preset. */
+  readonly issuer: string | undefined;
+  readonly scopes: string;
+  readonly label: string;
 }
 
 /** OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19456 KiB, t=2, p=1. */
@@ -196,6 +210,46 @@ function parsePeppers(raw: string | undefined): string[] {
   return peppers;
 }
 
+/** The presets need no issuer (federation/providers.ts knows their endpoints). */
+const IDP_PRESETS = ['google', 'microsoft', 'apple', 'gitlab', 'github'];
+const IDP_LABELS: Record<string, string> = { google: 'Google', microsoft: 'Microsoft', apple: 'Apple', gitlab: 'GitLab', github: 'GitHub' };
+
+function identityProviders(env: Env): IdentityProviderSetting[] {
+  const names = (env.IDENTITY_PROVIDERS ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
+  if (new Set(names).size !== names.length) throw new ConfigError('IDENTITY_PROVIDERS names a provider twice');
+  return names.map((name) => {
+    if (!/^[a-z][a-z0-9]{0,31}$/.test(name)) throw new ConfigError(`IDENTITY_PROVIDERS: "${name}" must be letters and digits, starting with a letter`);
+    const key = (suffix: string) => `IDP_${name.toUpperCase()}_${suffix}`;
+    const required = (suffix: string) => {
+      const value = env[key(suffix)]?.trim();
+      if (!value) throw new ConfigError(`${key(suffix)} is required for the identity provider "${name}"`);
+      return value;
+    };
+    const rawIssuer = env[key('ISSUER')]?.trim() || undefined;
+    if (rawIssuer === undefined && !IDP_PRESETS.includes(name)) throw new ConfigError(`${key('ISSUER')} is required: "${name}" is not a preset (${IDP_PRESETS.join(', ')})`);
+    let issuer: URL | undefined;
+    if (rawIssuer !== undefined) {
+      try {
+        issuer = new URL(rawIssuer);
+      } catch {
+        throw new ConfigError(`${key('ISSUER')} must be a URL`);
+      }
+      // Plain http only on a loopback address (development and tests).
+      const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(issuer.hostname);
+      if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && loopback)) throw new ConfigError(`${key('ISSUER')} must be https (http only on a loopback address)`);
+    }
+    const defaultScopes = name === 'github' ? 'read:user user:email' : 'openid email profile';
+    return Object.freeze({
+      name,
+      clientId: required('CLIENT_ID'),
+      clientSecret: required('CLIENT_SECRET'),
+      issuer: rawIssuer,
+      scopes: env[key('SCOPES')]?.trim() || defaultScopes,
+      label: env[key('LABEL')]?.trim() || IDP_LABELS[name] || name,
+    });
+  });
+}
+
 function mfaRequiredFor(raw: string | undefined): 'none' | 'roles' | 'all' {
   const value = raw?.trim().toLowerCase();
   if (value === undefined || value === '') return 'none';
@@ -256,6 +310,7 @@ export function loadConfig(env: Env = process.env): Config {
     mailRetryBaseMs: int(env, 'MAIL_RETRY_BASE_MS', 2000, 10, 600_000),
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
     mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
+    identityProviders: identityProviders(env),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

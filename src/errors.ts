@@ -30,6 +30,8 @@ export const PROBLEMS = {
   invalid_passkey: { status: 400, title: 'Bad Request', detail: 'The passkey registration response does not verify.' },
   passkey_exists: { status: 409, title: 'Conflict', detail: 'That passkey is already registered.' },
   reauthentication_required: { status: 403, title: 'Forbidden', detail: 'Sign in again: this needs a session opened in the last 15 minutes.' },
+  // Sign in with another provider (API-FEDERATION.md A).
+  last_sign_in_method: { status: 409, title: 'Conflict', detail: 'That is your last way to sign in: add a password, a passkey or another account first.' },
   // Permissions (requireCaller({ permission }), auth/guard.ts).
   forbidden: { status: 403, title: 'Forbidden', detail: 'You do not have the permission this needs.' },
   // Administration (API-ADMIN.md).

@@ -16,7 +16,7 @@ export interface AccountDeletionDeps {
   db: Kysely<Database>;
   /** Each feature's eraser of its own rows (core/erasure.ts). */
   erasure: AccountErasure;
-  reauth: Pick<Reauthentication, 'password'>;
+  reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   revocation: Revocation;
   invalidation: Invalidation;
   throttle: Pick<LoginThrottle, 'clearAccount'>;
@@ -31,7 +31,7 @@ export interface AccountDeletionDeps {
 
 export class AccountDeletion {
   private readonly db: Kysely<Database>;
-  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   private readonly revocation: Revocation;
   private readonly invalidation: Invalidation;
   private readonly throttle: Pick<LoginThrottle, 'clearAccount'>;
@@ -46,9 +46,9 @@ export class AccountDeletion {
     ({ db: this.db, reauth: this.reauth, revocation: this.revocation, invalidation: this.invalidation, throttle: this.throttle, audit: this.audit, pseudonymKey: this.pseudonymKey } = deps);
   }
 
-  async deleteAccount(caller: Caller, currentPassword: string): Promise<void> {
+  async deleteAccount(caller: Caller, currentPassword: string | undefined): Promise<void> {
     // A wrong password is 403 invalid_credentials, counted as a failed login; nothing is deleted.
-    await this.reauth.password(caller, currentPassword, 'account_deletion');
+    await this.reauth.ownerProof(caller, currentPassword, 'account_deletion');
     await this.deleteUser(caller.userId, { sessionId: caller.sessionId, ip: caller.ip, userAgent: caller.userAgent });
   }
 

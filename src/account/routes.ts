@@ -20,7 +20,8 @@ const Token = Type.String({ description: 'The token from the link in the mail (a
 const VerifyEmailBody = Type.Object({ token: Token }, { additionalProperties: false });
 const ResetRequestBody = Type.Object({ email: EmailLookup }, { additionalProperties: false });
 const ResetCompleteBody = Type.Object({ token: Token, new_password: NewPassword }, { additionalProperties: false });
-const DeleteAccountBody = Type.Object({ current_password: CurrentPassword }, { additionalProperties: false });
+// Optional for a user without a password (core/reauth.ts ownerProof).
+const DeleteAccountBody = Type.Object({ current_password: Type.Optional(CurrentPassword) }, { additionalProperties: false });
 
 const Accepted = Type.Object({ status: Type.Literal('accepted') }, { description: 'Accepted; the mail, if any, is on its way.' });
 const ACCEPTED = { status: 'accepted' as const };
@@ -133,7 +134,7 @@ export const accountFeature: Feature<AccountFeatureDeps> = async (app, deps) => 
         tags: ['account'],
         security: bearerAuth,
         body: DeleteAccountBody,
-        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'last_admin', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
+        response: { 204: NoContent, ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'last_admin', 'payload_too_large', 'unsupported_media_type', 'too_many_requests') },
       },
     },
     async (request, reply) => {

@@ -42,6 +42,8 @@ const NOTICES: Partial<Record<AuditEventType, Notice>> = {
   },
   passkey_added: { subject: 'A passkey was added', what: () => 'A passkey was added to your account: it can now sign in without the password.' },
   passkey_removed: { subject: 'A passkey was removed', what: () => 'A passkey was removed from your account.' },
+  identity_linked: { subject: 'An account was linked', what: (d) => `Your ${String(d.provider)} account was linked: it can now sign in to your account.` },
+  identity_unlinked: { subject: 'An account was unlinked', what: (d) => `Your ${String(d.provider)} account was unlinked: it no longer signs in to your account.` },
   mfa_reset_by_admin: {
     subject: 'Your second factors were removed',
     what: () => 'At a request to support, the authenticator app and the recovery codes of your account were removed: it signs in with the password alone until you set them up again.',

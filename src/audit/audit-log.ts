@@ -53,6 +53,8 @@ export const AUDIT_EVENTS = [
   'user_imported',
   'users_exported',
   'data_exported',
+  'identity_linked',
+  'identity_unlinked',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 

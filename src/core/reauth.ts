@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { AppError, validationFailed } from '../errors.js';
 import type { Caller } from './caller.js';
 
 /** How recent a sign-in re-authenticates (API-ACCOUNT.md: passkeys; API.md: an email change). */
@@ -72,6 +72,19 @@ export class Reauthentication<A = unknown> {
    */
   async recentSignIn(caller: { userId: string; sessionId: string }): Promise<void> {
     if (!(await this.deps.sessions.openedWithin(caller, REAUTH_WINDOW_MS / 1000))) throw new AppError('reauthentication_required');
+  }
+
+  /**
+   * Where a password is asked (TOTP on or off, deletion, a password change): the current password
+   * when the user has one; a user without one (signed up with another provider) proves it with a
+   * sign-in in the last 15 minutes instead (API-FEDERATION.md A). A user who has a password and
+   * sends none gets 400, as before. Answers the current credential when a password was checked.
+   */
+  async ownerProof(caller: Caller, password: string | undefined, purpose: ReauthPurpose): Promise<{ credentials_id: string; hashed_password: string } | undefined> {
+    if (password !== undefined) return this.password(caller, password, purpose);
+    if (await this.deps.passwords.current(caller.userId)) throw validationFailed([{ field: 'current_password', message: 'is required' }]);
+    await this.recentSignIn(caller);
+    return undefined;
   }
 
   /** A password when one is given, else a recent sign-in (an email change, API.md). */

@@ -9,7 +9,8 @@ import { passwordPolicyRoutes } from './policy-routes.js';
 import { eraseCredentials } from './repository.js';
 import type { AccountErasure } from '../core/erasure.js';
 
-const ChangePasswordBody = Type.Object({ current_password: CurrentPassword, new_password: NewPassword }, { additionalProperties: false });
+// current_password is left out only to set a first password (a user who signed up with another provider, on a recent session).
+const ChangePasswordBody = Type.Object({ current_password: Type.Optional(CurrentPassword), new_password: NewPassword }, { additionalProperties: false });
 
 export interface CredentialsFeatureDeps {
   credentials: CredentialsService;
@@ -33,7 +34,7 @@ export const credentialsFeature: Feature<CredentialsFeatureDeps> = async (app, {
         body: ChangePasswordBody,
         response: {
           204: NoContent,
-          ...problems('validation_failed', 'weak_password', 'invalid_token', 'wrong_current_password', 'password_reused', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
+          ...problems('validation_failed', 'weak_password', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'password_reused', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
         },
       },
     },

@@ -15,7 +15,7 @@ export const PASSWORD_HISTORY = 5;
 export interface CredentialsDeps {
   db: Kysely<Database>;
   hasher: PasswordHasher;
-  reauth: Pick<Reauthentication, 'password'>;
+  reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   audit: AuditLog;
   revocation: Revocation;
   config: { passwordMinLength: number };
@@ -24,7 +24,7 @@ export interface CredentialsDeps {
 export class CredentialsService {
   private readonly db: Kysely<Database>;
   private readonly hasher: PasswordHasher;
-  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   private readonly audit: AuditLog;
   private readonly revocation: Revocation;
   private readonly passwordMinLength: number;
@@ -40,11 +40,12 @@ export class CredentialsService {
    */
   async changePassword(
     caller: Caller,
-    currentPassword: string,
+    currentPassword: string | undefined,
     newPassword: string,
   ): Promise<void> {
     const { userId, sessionId } = caller;
-    const credential = await this.reauth.password(caller, currentPassword, 'password_change');
+    // Without current_password: a first password, for a user who has none, on a recent session.
+    const credential = await this.reauth.ownerProof(caller, currentPassword, 'password_change');
     const user = await findPolicySubject(this.db, userId);
     if (!user) throw new AppError('wrong_current_password');
     await this.#checkNewPassword(user, newPassword);
@@ -53,7 +54,9 @@ export class CredentialsService {
     const hashedPassword = await this.hasher.hash(newPassword);
     const revoked = await this.db.transaction().execute(async (trx) => {
       // If another change made a new password current meanwhile, the one given is no longer current.
-      if (!(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
+      if (credential && !(await retireCredential(trx, credential.credentials_id))) throw new AppError('wrong_current_password');
+      // A first password: one set by a concurrent request meanwhile is replaced, never left current beside it.
+      if (!credential) await retireCurrentCredentials(trx, userId);
       await insertCurrentCredential(trx, userId, hashedPassword);
       // ASVS 5.0 V7.4.3: every other session of the user ends.
       return this.revocation.end(trx, { userId, exceptSessionId: sessionId }, 'password_changed');

@@ -12,6 +12,7 @@ import * as m0010 from './migrations/0010_passkeys.js';
 import * as m0011 from './migrations/0011_invalidation_log.js';
 import * as m0013 from './migrations/0013_admin.js';
 import * as m0014 from './migrations/0014_import.js';
+import * as m0015 from './migrations/0015_user_identities.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -28,6 +29,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0011_invalidation_log': m0011,
   '0013_admin': m0013,
   '0014_import': m0014,
+  '0015_user_identities': m0015,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

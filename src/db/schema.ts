@@ -197,6 +197,50 @@ export interface MfaTokensTable {
   used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   /** Wrong codes tried with this token; at 5 it is dead. */
   failures: ColumnType<number, number | undefined, number>;
+  /** The first step's amr: 'pwd', or 'fed' after another provider. */
+  first_factor: ColumnType<string, string | undefined, string>;
+}
+
+export interface UserIdentitiesTable {
+  identity_id: GeneratedAlways<string>;
+  user_id: Id;
+  /** The provider's name in IDENTITY_PROVIDERS. */
+  provider: string;
+  /** The provider's id of the account (OpenID `sub`, GitHub's numeric id). */
+  subject: string;
+  email: string | null;
+  /** The provider vouched for the email when it was last seen. */
+  email_verified: ColumnType<boolean, boolean | undefined, boolean>;
+  created_at: DefaultedTimestamp;
+  last_used_at: Timestamp | null;
+}
+
+export interface FederationStatesTable {
+  /** SHA-256 (base64url) of the `state` sent to the provider. */
+  state_hash: string;
+  /** SHA-256 (base64url) of the browser's binding cookie. */
+  binding_hash: string;
+  provider: string;
+  /** The signed-in user linking another account; null for a sign-in. */
+  user_id: Id | null;
+  nonce: string;
+  /** The PKCE code verifier (RFC 7636), useless without the code the provider sends to this browser. */
+  code_verifier: string;
+  return_to: string;
+  expires_at: Timestamp;
+}
+
+export interface FederationSignupsTable {
+  token_hash: string;
+  binding_hash: string;
+  provider: string;
+  subject: string;
+  email: string;
+  email_verified: boolean;
+  name: string;
+  username_hint: string | null;
+  return_to: string;
+  expires_at: Timestamp;
 }
 
 // Administration (migration 0013, src/admin/).
@@ -239,6 +283,9 @@ export interface Database {
   user_totp_factors: UserTotpFactorsTable;
   user_recovery_codes: UserRecoveryCodesTable;
   mfa_tokens: MfaTokensTable;
+  user_identities: UserIdentitiesTable;
+  federation_states: FederationStatesTable;
+  federation_signups: FederationSignupsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -90,8 +90,8 @@ export async function replaceRecoveryCodes(trx: Queryable, userId: string, codeH
     .execute();
 }
 
-export async function insertMfaToken(db: Queryable, values: { tokenHash: string; userId: string; ip: string | null; expiresAt: Date }): Promise<void> {
-  await db.insertInto('mfa_tokens').values({ token_hash: values.tokenHash, user_id: values.userId, ip: values.ip, expires_at: values.expiresAt }).execute();
+export async function insertMfaToken(db: Queryable, values: { tokenHash: string; userId: string; ip: string | null; expiresAt: Date; firstFactor: string }): Promise<void> {
+  await db.insertInto('mfa_tokens').values({ token_hash: values.tokenHash, user_id: values.userId, ip: values.ip, expires_at: values.expiresAt, first_factor: values.firstFactor }).execute();
 }
 
 /** Every sign-in half-way of the user ends (a password reset: an mfa_token from the old password). */

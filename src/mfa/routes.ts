@@ -11,7 +11,8 @@ import type { Database } from '../db/schema.js';
 import { CurrentPassword } from '../core/fields.js';
 import type { MfaService } from './service.js';
 
-const CurrentPasswordBody = Type.Object({ current_password: CurrentPassword }, { additionalProperties: false });
+// Optional for a user without a password, who needs a sign-in in the last 15 minutes instead (core/reauth.ts ownerProof).
+const CurrentPasswordBody = Type.Object({ current_password: Type.Optional(CurrentPassword) }, { additionalProperties: false });
 const ConfirmBody = Type.Object({ code: Type.String({ maxLength: 64, description: 'A 6-digit code from the authenticator app.' }) }, { additionalProperties: false });
 
 const TotpSetup = Type.Object({
@@ -61,7 +62,7 @@ export const mfaFeature: Feature<MfaFeatureDeps> = async (app, { db, mfa, erasur
         body: CurrentPasswordBody,
         response: {
           201: TotpSetup,
-          ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'mfa_already_enabled', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
+          ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'mfa_already_enabled', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
         },
       },
     },
@@ -97,7 +98,7 @@ export const mfaFeature: Feature<MfaFeatureDeps> = async (app, { db, mfa, erasur
         body: CurrentPasswordBody,
         response: {
           204: NoContent,
-          ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'mfa_not_enabled', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
+          ...problems('validation_failed', 'invalid_token', 'wrong_current_password', 'reauthentication_required', 'mfa_not_enabled', 'payload_too_large', 'unsupported_media_type', 'too_many_requests'),
         },
       },
     },

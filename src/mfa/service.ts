@@ -60,6 +60,8 @@ export interface TotpSetup {
 export interface MfaChallenge {
   tokenHash: string;
   userId: string;
+  /** How the first step was made (amr): 'pwd', or 'fed' after another provider. */
+  firstFactor: string;
 }
 
 class CodeRefused extends Error {}
@@ -71,7 +73,7 @@ class CodeRefused extends Error {}
  */
 export interface MfaDeps {
   db: Kysely<Database>;
-  reauth: Pick<Reauthentication, 'password'>;
+  reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
   audit: AuditLog;
   revocation: Revocation;
@@ -85,7 +87,7 @@ export interface MfaDeps {
 
 export class MfaService {
   private readonly db: Kysely<Database>;
-  private readonly reauth: Pick<Reauthentication, 'password'>;
+  private readonly reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   private readonly throttle: Pick<LoginThrottle, 'begin' | 'failed' | 'released'>;
   private readonly audit: AuditLog;
   private readonly revocation: Revocation;
@@ -109,8 +111,8 @@ export class MfaService {
   }
 
   /** Starts (or starts again) a TOTP set-up: a new pending secret, shown once. */
-  async beginTotp(caller: Caller, currentPassword: string): Promise<TotpSetup> {
-    await this.reauth.password(caller, currentPassword, 'mfa_totp_enable');
+  async beginTotp(caller: Caller, currentPassword: string | undefined): Promise<TotpSetup> {
+    await this.reauth.ownerProof(caller, currentPassword, 'mfa_totp_enable');
     const user = await findUserById(this.db, caller.userId);
     if (!user) throw new AppError('wrong_current_password');
     if (await isTotpOn(this.db, caller.userId)) throw new AppError('mfa_already_enabled');
@@ -165,8 +167,8 @@ export class MfaService {
   }
 
   /** Turns TOTP off: the secret, the recovery codes and any sign-in half-way are deleted. */
-  async disableTotp(caller: Caller, currentPassword: string): Promise<void> {
-    await this.reauth.password(caller, currentPassword, 'mfa_totp_disable');
+  async disableTotp(caller: Caller, currentPassword: string | undefined): Promise<void> {
+    await this.reauth.ownerProof(caller, currentPassword, 'mfa_totp_disable');
     if (!(await isTotpOn(this.db, caller.userId))) throw new AppError('mfa_not_enabled');
     const { totp } = await this.db.transaction().execute((trx) => deleteSecondFactors(trx, caller.userId));
     if (!totp) throw new AppError('mfa_not_enabled'); // turned off by a concurrent request
@@ -174,9 +176,9 @@ export class MfaService {
   }
 
   /** The mfa_token of a sign-in whose password checked out: single-use, 5 minutes, bound to the user and the address. */
-  async issueChallenge(userId: string, ip: string | null): Promise<string> {
+  async issueChallenge(userId: string, ip: string | null, firstFactor: 'pwd' | 'fed' = 'pwd'): Promise<string> {
     const token = randomBytes(32).toString('base64url');
-    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000) });
+    await insertMfaToken(this.db, { tokenHash: hashSecret(token), userId, ip, expiresAt: new Date(this.clock.now() + MFA_TOKEN_TTL_S * 1000), firstFactor });
     return token;
   }
 
@@ -188,7 +190,7 @@ export class MfaService {
     if (!row || row.used_at !== null || row.expires_at.getTime() <= this.clock.now() || row.failures >= MFA_TOKEN_MAX_FAILURES || row.ip !== ip) {
       throw new AppError('invalid_mfa_token');
     }
-    return { tokenHash, userId: String(row.user_id) };
+    return { tokenHash, userId: String(row.user_id), firstFactor: row.first_factor };
   }
 
   /** Ends a challenge that can no longer succeed (its user was disabled meanwhile). */

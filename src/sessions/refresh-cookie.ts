@@ -37,7 +37,13 @@ export class RefreshCookie {
 
   /** In cookie mode, moves the refresh token from the body into the cookie. */
   deliver<T extends { refresh_token?: string; session: { expires_at: string } }>(request: FastifyRequest, reply: FastifyReply, pair: T): T {
-    if (!this.requested(request) || pair.refresh_token === undefined) return pair;
+    if (!this.requested(request)) return pair;
+    return this.put(reply, pair);
+  }
+
+  /** Moves the refresh token into the cookie whatever the request asked (a sign-in by a browser redirect, federation/routes.ts). */
+  put<T extends { refresh_token?: string; session: { expires_at: string } }>(reply: FastifyReply, pair: T): T {
+    if (pair.refresh_token === undefined) return pair;
     // The cookie lives as long as its session, not a second longer.
     const maxAgeS = Math.max(0, Math.floor((Date.parse(pair.session.expires_at) - this.clock.now()) / 1000));
     reply.setCookie(this.name, pair.refresh_token, this.#options(maxAgeS));

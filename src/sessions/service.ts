@@ -172,8 +172,8 @@ export class SessionsService {
       throw new AppError('invalid_mfa_code');
     }
     if (redeemed.factor === 'recovery_code') await this.audit.record('recovery_code_used', context, { left: redeemed.recoveryCodesLeft ?? 0 });
-    // RFC 8176: a one-time password on top of the password.
-    return this.#signIn(user, client, ['pwd', 'otp', 'mfa'], attempt, { factor: redeemed.factor });
+    // RFC 8176: a one-time password on top of the first step (a password, or another provider).
+    return this.#signIn(user, client, [challenge.firstFactor === 'fed' ? 'fed' : 'pwd', 'otp', 'mfa'], attempt, { factor: redeemed.factor });
   }
 
   /**

@@ -24,8 +24,13 @@ export async function screenshotDir(): Promise<string> {
  * The service listening on a real port, reached as http://localhost:<port> (a host name, as
  * WebAuthn wants), and a headless Chromium to drive it.
  */
-export async function startBrowserSession(env: Record<string, string> = {}, overrides: Partial<Config> = {}): Promise<{ svc: TestService; origin: string; browser: Browser; close(): Promise<void> }> {
-  const port = await freePort();
+export async function startBrowserSession(
+  env: Record<string, string> = {},
+  overrides: Partial<Config> = {},
+  /** A port chosen beforehand (a provider registered the callback URL on it); a free one otherwise. */
+  chosenPort?: number,
+): Promise<{ svc: TestService; origin: string; browser: Browser; close(): Promise<void> }> {
+  const port = chosenPort ?? (await freePort());
   const origin = `http://localhost:${port}`;
   const svc = await startTestService(overrides, { PUBLIC_URL: origin, ...env });
   await svc.app.listen({ port, host: '127.0.0.1' });

@@ -190,6 +190,11 @@ export async function publicCall<T>(method: string, path: string, body?: unknown
 }
 
 /** Signs in through any of the sign-in endpoints, in cookie mode. */
+/** A sign-in is about to happen by a redirect (another provider): the next page load asks for a refresh. */
+export function expectSignIn(): void {
+  remember(true);
+}
+
 export async function signIn(path: string, body: unknown): Promise<void> {
   signedIn(await parse<TokenPair>(await send('POST', path, body, COOKIE_MODE)));
 }

@@ -2,6 +2,7 @@ import { auth, onMfaSetupRequired, onSessionEnded, resume, signOut } from './api
 import { announce, h } from './dom.js';
 import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from './pages/account.js';
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
+import { completeSignUpPage } from './pages/federation.js';
 import { securityPage } from './pages/security.js';
 import { definePages, navigate, show } from './router.js';
 import { adminRolesPage, adminUserPage, adminUsersPage } from './pages/admin.js';
@@ -21,6 +22,7 @@ definePages({
   '/admin': adminUsersPage,
   '/admin/users': adminUserPage,
   '/admin/roles': adminRolesPage,
+  '/complete-sign-up': completeSignUpPage,
 });
 
 function renderNav(): void {

@@ -5,6 +5,7 @@ import { newPasswordField, onSubmit, submit } from '../forms.js';
 import { calendarDate, dayOf, moment } from '../dates.js';
 import { refusePasskeysElsewhere } from '../public-url.js';
 import { navigate, type Page } from '../router.js';
+import { callbackError, mfaFromFragment, NO_PASSWORD_HINT, providerButtons, withoutEmptyPassword } from './federation.js';
 
 /** The field rules of the contract, mirrored as input constraints. */
 const USERNAME = { minlength: 3, maxlength: 32, pattern: '[A-Za-z0-9_.\\-]{3,32}', autocomplete: 'username', hint: '3–32 letters, digits, “_”, “.” or “-”.' };
@@ -44,14 +45,15 @@ export const signUpPage: Page = {
       announce('Your account is ready.');
       navigate('/profile');
     });
-    return [heading('Create an account'), form, h('p', {}, 'Have an account? ', h('a', { href: '/sign-in' }, 'Sign in'))];
+    const providers = await providerButtons('Sign up');
+    return [heading('Create an account'), ...(providers ? [providers] : []), form, h('p', {}, 'Have an account? ', h('a', { href: '/sign-in' }, 'Sign in'))];
   },
 };
 
 export const signInPage: Page = {
   title: 'Sign in',
   guestOnly: true,
-  render() {
+  async render(params) {
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
@@ -80,9 +82,16 @@ export const signInPage: Page = {
       await signInWithPasskey();
       signedInNow();
     });
+    // After a provider, with TOTP on: the code is asked here (the token came in the fragment).
+    const afterProvider = mfaFromFragment();
+    if (afterProvider) container.replaceChildren(secondStep(afterProvider.mfaToken, afterProvider.returnTo));
+    const providers = await providerButtons('Sign in');
+    const error = callbackError(params);
     return [
       heading('Sign in'),
+      ...(error ? [error] : []),
       container,
+      ...(providers ? [providers] : []),
       passkeyForm,
       h('p', {}, h('a', { href: '/forgot-password' }, 'Forgot your password?')),
       h('p', {}, 'New here? ', h('a', { href: '/sign-up' }, 'Create an account')),
@@ -90,13 +99,13 @@ export const signInPage: Page = {
   },
 };
 
-function signedInNow(): void {
+function signedInNow(to = '/profile'): void {
   announce('Signed in.');
-  navigate('/profile');
+  navigate(to);
 }
 
 /** The second step of a sign-in with TOTP on: a code from the app, or a recovery code. */
-function secondStep(mfaToken: string): HTMLFormElement {
+function secondStep(mfaToken: string, returnTo?: string): HTMLFormElement {
   const form = h(
     'form',
     { class: 'card', 'aria-labelledby': 'mfa-title' },
@@ -106,7 +115,7 @@ function secondStep(mfaToken: string): HTMLFormElement {
   );
   onSubmit(form, async () => {
     await signIn('/v1/sessions/mfa', { mfa_token: mfaToken, code: formValues(form).code!.trim() });
-    signedInNow();
+    signedInNow(returnTo);
   });
   setTimeout(() => form.querySelector('input')?.focus(), 0);
   announce('Enter the code from your authenticator app.');
@@ -225,11 +234,11 @@ function deleteAccount(): HTMLElement {
     { class: 'card', 'aria-labelledby': 'delete-title' },
     h('h2', { id: 'delete-title' }, 'Delete account'),
     h('p', {}, 'This deletes your profile, passwords, sessions, second factors and passkeys at once. It cannot be undone.'),
-    field({ name: 'current_password', label: 'Password to confirm', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+    field({ name: 'current_password', label: 'Password to confirm', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: NO_PASSWORD_HINT }),
     h('button', { type: 'submit', class: 'danger' }, 'Delete my account'),
   );
   onSubmit(form, async () => {
-    await call('DELETE', '/v1/users/me', formValues(form));
+    await call('DELETE', '/v1/users/me', withoutEmptyPassword(formValues(form)));
     forget();
     navigate('/sign-in', 'Your account was deleted.');
   });
@@ -245,7 +254,7 @@ export const passwordPage: Page = {
     const form = h(
       'form',
       { class: 'card', 'aria-labelledby': 'page-title' },
-      field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+      field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: NO_PASSWORD_HINT }),
       ...next,
       h('p', { class: 'hint' }, 'Your other devices will be signed out.'),
       submit('Change password'),
@@ -253,7 +262,7 @@ export const passwordPage: Page = {
     );
     onSubmit(form, async () => {
       status.textContent = '';
-      await call('PUT', '/v1/users/me/password', formValues(form));
+      await call('PUT', '/v1/users/me/password', withoutEmptyPassword(formValues(form)));
       form.reset();
       status.textContent = 'Password changed. Your other sessions were signed out.';
     });

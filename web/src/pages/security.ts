@@ -5,6 +5,7 @@ import { onSubmit, showProblem, submit } from '../forms.js';
 import { moment } from '../dates.js';
 import { refusePasskeysElsewhere } from '../public-url.js';
 import type { Page } from '../router.js';
+import { linkedAccountsSection, NO_PASSWORD_HINT, withoutEmptyPassword } from './federation.js';
 
 
 /** Sign-in with a discoverable passkey: no username, the authenticator says whose it is. */
@@ -39,7 +40,8 @@ export const securityPage: Page = {
 
 async function sections(refresh: (focus?: string) => Promise<void>): Promise<Node[]> {
   const [state, { passkeys }] = await Promise.all([call<MfaState>('GET', '/v1/users/me/mfa'), call<{ passkeys: Passkey[] }>('GET', '/v1/users/me/passkeys')]);
-  return [totpSection(state, refresh), passkeySection(passkeys, refresh)];
+  const linked = await linkedAccountsSection(refresh);
+  return [totpSection(state, refresh), passkeySection(passkeys, refresh), ...(linked ? [linked] : [])];
 }
 
 function totpSection(state: MfaState, refresh: (focus?: string) => Promise<void>): HTMLElement {
@@ -49,11 +51,11 @@ function totpSection(state: MfaState, refresh: (focus?: string) => Promise<void>
     const form = h(
       'form',
       { 'aria-label': 'Turn off the authenticator app' },
-      field({ name: 'current_password', label: 'Password to turn it off', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+      field({ name: 'current_password', label: 'Password to turn it off', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: NO_PASSWORD_HINT }),
       h('button', { type: 'submit', class: 'danger' }, 'Turn off'),
     );
     onSubmit(form, async () => {
-      await call('DELETE', '/v1/users/me/mfa/totp', formValues(form));
+      await call('DELETE', '/v1/users/me/mfa/totp', withoutEmptyPassword(formValues(form)));
       announce('The authenticator app is off.');
       await refresh('#totp-title');
     });
@@ -64,11 +66,11 @@ function totpSection(state: MfaState, refresh: (focus?: string) => Promise<void>
   const start = h(
     'form',
     { 'aria-label': 'Turn on the authenticator app' },
-    field({ name: 'current_password', label: 'Password to turn it on', type: 'password', autocomplete: 'current-password', minlength: 1, maxlength: 4096 }),
+    field({ name: 'current_password', label: 'Password to turn it on', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: NO_PASSWORD_HINT }),
     submit('Set up'),
   );
   onSubmit(start, async () => {
-    const setup = await call<TotpSetup>('POST', '/v1/users/me/mfa/totp', formValues(start));
+    const setup = await call<TotpSetup>('POST', '/v1/users/me/mfa/totp', withoutEmptyPassword(formValues(start)));
     start.replaceWith(confirmTotp(setup, refresh));
     card.querySelector<HTMLElement>('#qr-title')?.focus();
   });
