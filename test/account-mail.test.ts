@@ -909,7 +909,7 @@ describe('mail settings', () => {
 });
 
 describe('admin command line: users verify-email (process)', () => {
-  it('when run on a database, then it verifies, says so as text and JSON, and a second run says it was already', { timeout: 120_000 }, async () => {
+  it('when run on a database, then it verifies, says so as text and JSON, and a second run says it was already', { timeout: 300_000 }, async () => {
     const { execFile } = await import('node:child_process');
     const { promisify } = await import('node:util');
     const { mkdtempSync, rmSync } = await import('node:fs');
