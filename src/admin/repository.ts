@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { dbNow, isMysql } from '../db/dialect.js';
+import { withCustomPlans } from '../db/plans.js';
 import type { Database } from '../db/schema.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { userColumns, type UserRecord } from '../users/repository.js';
@@ -242,14 +243,8 @@ const TRIGRAM = 3;
  * match. Shorter, or without `q`, one query walks the primary key backwards until the page is full.
  */
 export async function searchUserIds(db: Queryable, search: UserSearch): Promise<string[]> {
-  if (isMysql(db) || search.q === undefined) return searchIn(db, search);
-  // A prepared statement run often gets a generic plan, made without the pattern: no index can
-  // serve a LIKE then. Each search is planned for its own pattern (PostgreSQL, PGlite).
-  const run = async (trx: Transaction<Database>) => {
-    await sql`set local plan_cache_mode = force_custom_plan`.execute(trx);
-    return searchIn(trx, search);
-  };
-  return db.isTransaction ? run(db as Transaction<Database>) : (db as Kysely<Database>).transaction().execute(run);
+  // Each search is planned for its own pattern: a generic plan could use no index for a LIKE.
+  return search.q === undefined ? searchIn(db, search) : withCustomPlans(db, (q) => searchIn(q, search));
 }
 
 async function searchIn(db: Queryable, search: UserSearch): Promise<string[]> {
