@@ -141,6 +141,9 @@ describe('admin API', () => {
       assert.deepEqual(await ids(`q=${tag}&created_after=${encodeURIComponent(created)}`), [c.id]);
       assert.deepEqual(await ids(`q=${tag}&created_before=${encodeURIComponent(created)}`), [a.id]);
       assert.deepEqual(await ids(`q=%25`), [], 'a LIKE wildcard is matched literally');
+      assert.ok((await ids('q=yy')).includes(c.id), 'a query under 3 characters takes the one-scan way');
+      assert.deepEqual(await ids('q=%00'), [], 'a NUL matches nothing (and is no error)');
+      assert.deepEqual(await ids(`q=${tag}%00`), []);
     });
 
     it('when a query parameter breaks its rule, then 400 validation_failed names it', async () => {

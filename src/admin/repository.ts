@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { dbNow, isMysql } from '../db/dialect.js';
+import { withCustomPlans } from '../db/plans.js';
 import type { Database } from '../db/schema.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { userColumns, type UserRecord } from '../users/repository.js';
@@ -226,34 +227,63 @@ export interface UserSearch {
 
 const likeEscape = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
 
+/** Below this many characters a trigram index cannot help, and matches are many: one scan serves. */
+const TRIGRAM = 3;
+
 /**
  * The ids of the users matching, newest first (by id: ids are given in creation order, and a
  * unique, unchanging key is what keeps keyset paging from repeating or skipping a user). `q`
- * matches a username or an email that starts with it, or a name containing it, ignoring case:
- * on PostgreSQL the prefixes use the text_pattern_ops indexes and the name pg_trgm's GIN index
- * where it exists (migration 0013); elsewhere the scan walks the primary key backwards until the
- * page is full. One more id than `limit` tells whether there is a next page.
+ * matches a username or an email that starts with it, or a name containing it, ignoring case.
+ * One more id than `limit` tells whether there is a next page.
+ *
+ * From 3 characters on, each of the three matches is its own branch, newest first and limited,
+ * and the branches are merged: each can use its index (text_pattern_ops for the prefixes,
+ * pg_trgm's GIN index for the name where migration 0013 made it; the unique keys on MySQL), where
+ * one OR of the three lets the planner walk the whole primary key when it misjudges how many
+ * match. Shorter, or without `q`, one query walks the primary key backwards until the page is full.
  */
 export async function searchUserIds(db: Queryable, search: UserSearch): Promise<string[]> {
-  let query = db.selectFrom('users').select('users.user_id').orderBy('users.user_id', 'desc').limit(search.limit + 1);
-  if (search.q !== undefined && search.q !== '') {
-    const prefix = `${likeEscape(lookupKey(search.q))}%`;
-    const inName = `%${likeEscape(search.q.toLowerCase())}%`;
-    query = query.where((eb) => eb.or([eb('users.username_key', 'like', prefix), eb('users.email_key', 'like', prefix), eb(eb.fn('lower', ['users.name']), 'like', inName)]));
+  // Each search is planned for its own pattern: a generic plan could use no index for a LIKE.
+  return search.q === undefined ? searchIn(db, search) : withCustomPlans(db, (q) => searchIn(q, search));
+}
+
+async function searchIn(db: Queryable, search: UserSearch): Promise<string[]> {
+  const page = search.limit + 1;
+  const filtered = () => {
+    let query = db.selectFrom('users').select('users.user_id').orderBy('users.user_id', 'desc').limit(page);
+    if (search.status === 'active') query = query.where('users.disabled_at', 'is', null);
+    if (search.status === 'disabled') query = query.where('users.disabled_at', 'is not', null);
+    if (search.role !== undefined) {
+      const role = search.role;
+      query = query.where((eb) => eb.exists(eb.selectFrom('user_roles').select('user_roles.user_id').whereRef('user_roles.user_id', '=', 'users.user_id').where('user_roles.role_name', '=', role)));
+    }
+    if (search.emailVerified !== undefined) query = query.where('users.email_verified', '=', search.emailVerified);
+    // Timestamps are shown to the millisecond, stored finer on PostgreSQL: "after T" starts at the
+    // next millisecond, so a user shown as created at T is never after T.
+    if (search.createdAfter) query = query.where('users.created_at', '>=', new Date(search.createdAfter.getTime() + 1));
+    if (search.createdBefore) query = query.where('users.created_at', '<', search.createdBefore);
+    if (search.beforeId !== undefined) query = query.where('users.user_id', '<', search.beforeId);
+    return query;
+  };
+  const ids = (rows: Array<{ user_id: string }>) => rows.map((r) => String(r.user_id));
+  if (search.q === undefined || search.q === '') return ids(await filtered().execute());
+  const prefix = `${likeEscape(lookupKey(search.q))}%`;
+  // A NUL (which PostgreSQL text cannot hold) matches nothing, as in lookupKey.
+  const inName = `%${likeEscape(search.q.toLowerCase().replace(/\u0000/g, '\uFFFD'))}%`;
+  if ([...search.q].length < TRIGRAM) {
+    return ids(await filtered().where((eb) => eb.or([eb('users.username_key', 'like', prefix), eb('users.email_key', 'like', prefix), eb(eb.fn('lower', ['users.name']), 'like', inName)])).execute());
   }
-  if (search.status === 'active') query = query.where('users.disabled_at', 'is', null);
-  if (search.status === 'disabled') query = query.where('users.disabled_at', 'is not', null);
-  if (search.role !== undefined) {
-    const role = search.role;
-    query = query.where((eb) => eb.exists(eb.selectFrom('user_roles').select('user_roles.user_id').whereRef('user_roles.user_id', '=', 'users.user_id').where('user_roles.role_name', '=', role)));
-  }
-  if (search.emailVerified !== undefined) query = query.where('users.email_verified', '=', search.emailVerified);
-  // Timestamps are shown to the millisecond, stored finer on PostgreSQL: "after T" starts at the
-  // next millisecond, so a user shown as created at T is never after T.
-  if (search.createdAfter) query = query.where('users.created_at', '>=', new Date(search.createdAfter.getTime() + 1));
-  if (search.createdBefore) query = query.where('users.created_at', '<', search.createdBefore);
-  if (search.beforeId !== undefined) query = query.where('users.user_id', '<', search.beforeId);
-  return (await query.execute()).map((r) => String(r.user_id));
+  // Each branch a derived table, so its ORDER BY and LIMIT stand (a bare UNION would not take them).
+  const byUsername = db.selectFrom(filtered().where('users.username_key', 'like', prefix).as('u')).select('u.user_id');
+  const byEmail = db.selectFrom(filtered().where('users.email_key', 'like', prefix).as('e')).select('e.user_id');
+  const byName = db.selectFrom(filtered().where((eb) => eb(eb.fn('lower', ['users.name']), 'like', inName)).as('n')).select('n.user_id');
+  const merged = await db
+    .selectFrom(byUsername.union(byEmail).union(byName).as('m'))
+    .select('m.user_id')
+    .orderBy('m.user_id', 'desc')
+    .limit(page)
+    .execute();
+  return ids(merged);
 }
 
 export interface EventSearch {
