@@ -261,10 +261,21 @@ describe('import: records, conflicts and runs', () => {
     assert.equal(sessions.length, 0);
   });
 
-  it('when records carry roles, then the users come without them and the report says roles are not supported yet', async () => {
-    const report = await importText(svc, ndjson([{ username: 'with_roles', email: 'with_roles@example.com', roles: ['support'] }]));
-    assert.equal(report.created, 1);
-    assert.deepEqual(report.notes, ['roles are not supported yet: 1 record(s) had roles and were imported without them']);
+  it('when records carry roles, then the users hold them (an update adds them), and a role this service lacks makes the record an error', async () => {
+    const heldRoles = async (email: string) => {
+      const user = await userRow(svc, email);
+      return user ? (await svc.db.selectFrom('user_roles').select('role_name').where('user_id', '=', user.user_id).orderBy('role_name').execute()).map((r) => r.role_name) : undefined;
+    };
+    const report = await importText(svc, ndjson([
+      { username: 'with_roles', email: 'with_roles@example.com', roles: ['support'] },
+      { username: 'bad_role', email: 'bad_role@example.com', roles: ['support', 'wizard'] },
+    ]));
+    assert.deepEqual(report, { created: 1, updated: 0, skipped: 0, failed: 1, errors: [{ line: 2, field: 'roles', message: 'names no role of this service: wizard' }] });
+    assert.deepEqual(await heldRoles('with_roles@example.com'), ['support']);
+    assert.equal(await heldRoles('bad_role@example.com'), undefined, 'the record is not imported');
+    const update = await importText(svc, ndjson([{ email: 'with_roles@example.com', roles: ['admin', 'support'] }]), { onConflict: 'update' });
+    assert.equal(update.updated, 1);
+    assert.deepEqual(await heldRoles('with_roles@example.com'), ['admin', 'support']);
   });
 
   it('when a record has fields that are not in the record, or of the wrong type, then each is named', async () => {
@@ -375,7 +386,7 @@ describe('import: the sample export of each source', () => {
     it(`when ${source.file} (--format ${source.format}) is imported, then its users come with their fields${source.signIn ? ' and the known password signs in' : ''}`, async () => {
       await svc.db.deleteFrom('users').execute(); // each sample holds the same people
       const report = await importText(svc, fixture(source.file), { format: source.format });
-      assert.deepEqual({ ...report, notes: undefined }, { created: source.users.length, updated: 0, skipped: 0, failed: 0, errors: [], notes: undefined });
+      assert.deepEqual(report, { created: source.users.length, updated: 0, skipped: 0, failed: 0, errors: [] });
       const rows = await svc.db.selectFrom('users').select(['username', 'name', 'dob', 'email', 'email_verified', 'external_id']).orderBy('user_id').execute();
       assert.deepEqual(rows, source.users);
       if (source.signIn) {
@@ -385,10 +396,12 @@ describe('import: the sample export of each source', () => {
     });
   }
 
-  it('when the keycloak realm has a role beyond the built-in ones, then the report says roles are not supported yet', async () => {
+  it("when the keycloak realm gives a user a role beyond Keycloak's own defaults, then the user holds it here", async () => {
     await svc.db.deleteFrom('users').execute();
     const report = await importText(svc, fixture('keycloak-realm.json'), { format: 'keycloak' });
-    assert.deepEqual(report.notes, ['roles are not supported yet: 1 record(s) had roles and were imported without them']);
+    assert.equal(report.created, 2);
+    const roles = await svc.db.selectFrom('user_roles').innerJoin('users', 'users.user_id', 'user_roles.user_id').select(['users.username', 'user_roles.role_name']).execute();
+    assert.deepEqual(roles, [{ username: 'ada_l', role_name: 'support' }]);
   });
 
   it('when a CSV row has a quote that never closes or the wrong number of cells, then its line is reported', async () => {
