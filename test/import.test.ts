@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
+import { AdminService } from '../src/admin/service.js';
 import { PasswordHasher } from '../src/credentials/hashing.js';
 import { ImportService, type ImportOptions, type ImportReport } from '../src/import/service.js';
 import { bearer, login, problem, registerUser, startTestService, TEST_ARGON2, uniqueName, type TestService } from './helpers/app.js';
@@ -314,6 +315,64 @@ describe('GET /v1/users/me/export', () => {
     const res = await svc.app.inject({ method: 'GET', url: '/v1/users/me/export' });
     assert.equal(res.statusCode, 401);
     assert.equal(problem(res).code, 'invalid_token');
+  });
+});
+
+describe('POST /v1/admin/users/import', () => {
+  const post = (token: string | undefined, body: string, query = '', type = 'application/x-ndjson') =>
+    svc.app.inject({ method: 'POST', url: `/v1/admin/users/import${query}`, headers: { ...(token ? bearer(token) : {}), 'content-type': type }, payload: body });
+  async function signedInWith(roles: string[]) {
+    const user = await registerUser(svc.app);
+    for (const role of roles) await new AdminService(svc.db).changeRole(user.username, role, true);
+    return { ...user, token: (await login(svc.app, user)).accessToken };
+  }
+
+  it('when an administrator with users:write posts an NDJSON export, then 200 with the report, and the users come with actor_id naming them', async () => {
+    const admin = await signedInWith(['admin']);
+    const hash = hashes.hashes['bcrypt-2b (python bcrypt)']!;
+    const body = ndjson([{ username: 'api_imp', email: 'api_imp@example.com', password_hash: hash }]) + 'not json\n';
+    const res = await post(admin.token, body, '?on_conflict=skip');
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { created: 1, updated: 0, skipped: 0, failed: 1, errors: [{ line: 2, field: null, message: 'is not valid JSON' }] });
+    const row = await userRow(svc, 'api_imp@example.com');
+    const events = await svc.db.selectFrom('audit_events').select(['event', 'actor_id']).where('user_id', '=', row!.user_id).execute();
+    assert.deepEqual(events.map((e) => [e.event, String(e.actor_id)]), [['user_imported', admin.id]]);
+    assert.equal((await signIn(svc, 'api_imp', hashes.password)).statusCode, 201);
+
+    const dry = await post(admin.token, ndjson([{ email: 'api_dry@example.com' }]), '?dry_run=true');
+    assert.deepEqual(dry.json().created, 1);
+    assert.equal(await userRow(svc, 'api_dry@example.com'), undefined, 'a dry run writes nothing');
+  });
+
+  it('when the caller lacks users:write, has no token, sends JSON, a bad option or too much, then 403, 401, 415, 400 and 413, and nothing is imported', async () => {
+    const support = await signedInWith(['support']);
+    const admin = await signedInWith(['admin']);
+    const body = ndjson([{ email: 'api_refused@example.com' }]);
+    const forbidden = await post(support.token, body);
+    assert.equal(forbidden.statusCode, 403);
+    assert.equal(problem(forbidden).code, 'forbidden');
+    assert.equal((await post(undefined, body)).statusCode, 401);
+    const json = await post(admin.token, JSON.stringify({ email: 'api_refused@example.com' }), '', 'application/json');
+    assert.equal(json.statusCode, 415);
+    const option = await post(admin.token, body, '?on_conflict=merge');
+    assert.equal(option.statusCode, 400);
+    assert.equal(problem(option).code, 'validation_failed');
+    assert.equal(await userRow(svc, 'api_refused@example.com'), undefined);
+  });
+
+  it('when the body is larger than IMPORT_MAX_BYTES, then 413 payload_too_large', async () => {
+    const small = await startTestService({ importMaxBytes: 1024 });
+    try {
+      const user = await registerUser(small.app);
+      await new AdminService(small.db).changeRole(user.username, 'admin', true);
+      const { accessToken } = await login(small.app, user);
+      const body = ndjson(Array.from({ length: 40 }, (_, i) => ({ email: `big_${i}@example.com` })));
+      const res = await small.app.inject({ method: 'POST', url: '/v1/admin/users/import', headers: { ...bearer(accessToken), 'content-type': 'application/x-ndjson' }, payload: body });
+      assert.equal(res.statusCode, 413);
+      assert.equal(problem(res).code, 'payload_too_large');
+    } finally {
+      await small.close();
+    }
   });
 });
 
