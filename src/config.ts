@@ -29,6 +29,8 @@ export interface Config {
   readonly sessionTtlS: number;
   readonly sessionIdleTtlS: number;
   readonly rateLimitPerMinute: number;
+  /** IMPORT_MAX_BYTES: the largest body POST /v1/admin/users/import reads (API-MIGRATION.md), 1 GiB by default. */
+  readonly importMaxBytes: number;
   readonly loginMaxFailures: number;
   /** The first wait after loginMaxFailures failures in a row; it doubles with each further failure. */
   readonly loginLockBaseS: number;
@@ -287,6 +289,7 @@ export function loadConfig(env: Env = process.env): Config {
     sessionTtlS,
     sessionIdleTtlS: int(env, 'SESSION_IDLE_TTL_S', 604_800, 60, sessionTtlS),
     rateLimitPerMinute: int(env, 'RATE_LIMIT_PER_MINUTE', 300, 1, 1_000_000),
+    importMaxBytes: int(env, 'IMPORT_MAX_BYTES', 1024 ** 3, 1024, 64 * 1024 ** 3),
     loginMaxFailures: int(env, 'LOGIN_MAX_FAILURES', 5, 1, 100),
     loginLockBaseS: int(env, 'LOGIN_LOCK_BASE_S', 30, 1, 3600),
     loginLockMaxS: int(env, 'LOGIN_LOCK_MAX_S', 900, 1, 86_400),

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
+import { AdminService } from '../src/admin/service.js';
 import { PasswordHasher } from '../src/credentials/hashing.js';
 import { ImportService, type ImportOptions, type ImportReport } from '../src/import/service.js';
 import { bearer, login, problem, registerUser, startTestService, TEST_ARGON2, uniqueName, type TestService } from './helpers/app.js';
@@ -261,10 +262,21 @@ describe('import: records, conflicts and runs', () => {
     assert.equal(sessions.length, 0);
   });
 
-  it('when records carry roles, then the users come without them and the report says roles are not supported yet', async () => {
-    const report = await importText(svc, ndjson([{ username: 'with_roles', email: 'with_roles@example.com', roles: ['support'] }]));
-    assert.equal(report.created, 1);
-    assert.deepEqual(report.notes, ['roles are not supported yet: 1 record(s) had roles and were imported without them']);
+  it('when records carry roles, then the users hold them (an update adds them), and a role this service lacks makes the record an error', async () => {
+    const heldRoles = async (email: string) => {
+      const user = await userRow(svc, email);
+      return user ? (await svc.db.selectFrom('user_roles').select('role_name').where('user_id', '=', user.user_id).orderBy('role_name').execute()).map((r) => r.role_name) : undefined;
+    };
+    const report = await importText(svc, ndjson([
+      { username: 'with_roles', email: 'with_roles@example.com', roles: ['support'] },
+      { username: 'bad_role', email: 'bad_role@example.com', roles: ['support', 'wizard'] },
+    ]));
+    assert.deepEqual(report, { created: 1, updated: 0, skipped: 0, failed: 1, errors: [{ line: 2, field: 'roles', message: 'names no role of this service: wizard' }] });
+    assert.deepEqual(await heldRoles('with_roles@example.com'), ['support']);
+    assert.equal(await heldRoles('bad_role@example.com'), undefined, 'the record is not imported');
+    const update = await importText(svc, ndjson([{ email: 'with_roles@example.com', roles: ['admin', 'support'] }]), { onConflict: 'update' });
+    assert.equal(update.updated, 1);
+    assert.deepEqual(await heldRoles('with_roles@example.com'), ['admin', 'support']);
   });
 
   it('when a record has fields that are not in the record, or of the wrong type, then each is named', async () => {
@@ -303,6 +315,64 @@ describe('GET /v1/users/me/export', () => {
     const res = await svc.app.inject({ method: 'GET', url: '/v1/users/me/export' });
     assert.equal(res.statusCode, 401);
     assert.equal(problem(res).code, 'invalid_token');
+  });
+});
+
+describe('POST /v1/admin/users/import', () => {
+  const post = (token: string | undefined, body: string, query = '', type = 'application/x-ndjson') =>
+    svc.app.inject({ method: 'POST', url: `/v1/admin/users/import${query}`, headers: { ...(token ? bearer(token) : {}), 'content-type': type }, payload: body });
+  async function signedInWith(roles: string[]) {
+    const user = await registerUser(svc.app);
+    for (const role of roles) await new AdminService(svc.db).changeRole(user.username, role, true);
+    return { ...user, token: (await login(svc.app, user)).accessToken };
+  }
+
+  it('when an administrator with users:write posts an NDJSON export, then 200 with the report, and the users come with actor_id naming them', async () => {
+    const admin = await signedInWith(['admin']);
+    const hash = hashes.hashes['bcrypt-2b (python bcrypt)']!;
+    const body = ndjson([{ username: 'api_imp', email: 'api_imp@example.com', password_hash: hash }]) + 'not json\n';
+    const res = await post(admin.token, body, '?on_conflict=skip');
+    assert.equal(res.statusCode, 200, res.body);
+    assert.deepEqual(res.json(), { created: 1, updated: 0, skipped: 0, failed: 1, errors: [{ line: 2, field: null, message: 'is not valid JSON' }] });
+    const row = await userRow(svc, 'api_imp@example.com');
+    const events = await svc.db.selectFrom('audit_events').select(['event', 'actor_id']).where('user_id', '=', row!.user_id).execute();
+    assert.deepEqual(events.map((e) => [e.event, String(e.actor_id)]), [['user_imported', admin.id]]);
+    assert.equal((await signIn(svc, 'api_imp', hashes.password)).statusCode, 201);
+
+    const dry = await post(admin.token, ndjson([{ email: 'api_dry@example.com' }]), '?dry_run=true');
+    assert.deepEqual(dry.json().created, 1);
+    assert.equal(await userRow(svc, 'api_dry@example.com'), undefined, 'a dry run writes nothing');
+  });
+
+  it('when the caller lacks users:write, has no token, sends JSON, a bad option or too much, then 403, 401, 415, 400 and 413, and nothing is imported', async () => {
+    const support = await signedInWith(['support']);
+    const admin = await signedInWith(['admin']);
+    const body = ndjson([{ email: 'api_refused@example.com' }]);
+    const forbidden = await post(support.token, body);
+    assert.equal(forbidden.statusCode, 403);
+    assert.equal(problem(forbidden).code, 'forbidden');
+    assert.equal((await post(undefined, body)).statusCode, 401);
+    const json = await post(admin.token, JSON.stringify({ email: 'api_refused@example.com' }), '', 'application/json');
+    assert.equal(json.statusCode, 415);
+    const option = await post(admin.token, body, '?on_conflict=merge');
+    assert.equal(option.statusCode, 400);
+    assert.equal(problem(option).code, 'validation_failed');
+    assert.equal(await userRow(svc, 'api_refused@example.com'), undefined);
+  });
+
+  it('when the body is larger than IMPORT_MAX_BYTES, then 413 payload_too_large', async () => {
+    const small = await startTestService({ importMaxBytes: 1024 });
+    try {
+      const user = await registerUser(small.app);
+      await new AdminService(small.db).changeRole(user.username, 'admin', true);
+      const { accessToken } = await login(small.app, user);
+      const body = ndjson(Array.from({ length: 40 }, (_, i) => ({ email: `big_${i}@example.com` })));
+      const res = await small.app.inject({ method: 'POST', url: '/v1/admin/users/import', headers: { ...bearer(accessToken), 'content-type': 'application/x-ndjson' }, payload: body });
+      assert.equal(res.statusCode, 413);
+      assert.equal(problem(res).code, 'payload_too_large');
+    } finally {
+      await small.close();
+    }
   });
 });
 
@@ -375,7 +445,7 @@ describe('import: the sample export of each source', () => {
     it(`when ${source.file} (--format ${source.format}) is imported, then its users come with their fields${source.signIn ? ' and the known password signs in' : ''}`, async () => {
       await svc.db.deleteFrom('users').execute(); // each sample holds the same people
       const report = await importText(svc, fixture(source.file), { format: source.format });
-      assert.deepEqual({ ...report, notes: undefined }, { created: source.users.length, updated: 0, skipped: 0, failed: 0, errors: [], notes: undefined });
+      assert.deepEqual(report, { created: source.users.length, updated: 0, skipped: 0, failed: 0, errors: [] });
       const rows = await svc.db.selectFrom('users').select(['username', 'name', 'dob', 'email', 'email_verified', 'external_id']).orderBy('user_id').execute();
       assert.deepEqual(rows, source.users);
       if (source.signIn) {
@@ -385,10 +455,12 @@ describe('import: the sample export of each source', () => {
     });
   }
 
-  it('when the keycloak realm has a role beyond the built-in ones, then the report says roles are not supported yet', async () => {
+  it("when the keycloak realm gives a user a role beyond Keycloak's own defaults, then the user holds it here", async () => {
     await svc.db.deleteFrom('users').execute();
     const report = await importText(svc, fixture('keycloak-realm.json'), { format: 'keycloak' });
-    assert.deepEqual(report.notes, ['roles are not supported yet: 1 record(s) had roles and were imported without them']);
+    assert.equal(report.created, 2);
+    const roles = await svc.db.selectFrom('user_roles').innerJoin('users', 'users.user_id', 'user_roles.user_id').select(['users.username', 'user_roles.role_name']).execute();
+    assert.deepEqual(roles, [{ username: 'ada_l', role_name: 'support' }]);
   });
 
   it('when a CSV row has a quote that never closes or the wrong number of cells, then its line is reported', async () => {

@@ -73,6 +73,26 @@ export async function insertUsers(trx: Transaction<Database>, users: NewImported
   return new Map(rows.map((r) => [r.username_key, r.user_id]));
 }
 
+/** Which of these role names exist. */
+export async function existingRoles(db: Queryable, names: string[]): Promise<Set<string>> {
+  if (!names.length) return new Set();
+  const rows = await db.selectFrom('roles').select('name').where('name', 'in', names).execute();
+  return new Set(rows.map((r) => r.name));
+}
+
+/** Grants the roles (the command line grants them: no granter), leaving those already held. */
+export async function grantRoles(trx: Transaction<Database>, grants: Array<{ user_id: string; role_name: string }>): Promise<void> {
+  if (!grants.length) return;
+  const held = await trx
+    .selectFrom('user_roles')
+    .select(['user_id', 'role_name'])
+    .where('user_id', 'in', [...new Set(grants.map((g) => g.user_id))])
+    .execute();
+  const have = new Set(held.map((h) => `${h.user_id} ${h.role_name}`));
+  const missing = grants.filter((g) => !have.has(`${g.user_id} ${g.role_name}`));
+  if (missing.length) await trx.insertInto('user_roles').values(missing).execute();
+}
+
 export async function insertCredentials(trx: Transaction<Database>, rows: Array<{ user_id: string; hashed_password: string; imported: boolean }>): Promise<void> {
   if (rows.length) await trx.insertInto('user_credentials').values(rows.map((r) => ({ ...r, is_current: true }))).execute();
 }

@@ -2,20 +2,27 @@ import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import { callerOf, type RequireCaller } from '../auth/guard.js';
 import type { Clock } from '../core/clock.js';
+import type { Config } from '../config.js';
+import type { PasswordHasher } from '../credentials/hashing.js';
 import type { Database } from '../db/schema.js';
 import { bearerAuth, problems } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
+import { adminImportRoute } from './admin-route.js';
 import { exportMyData, MyData } from './my-data.js';
+import { ImportService } from './service.js';
 
 export interface ImportFeatureDeps {
   db: Kysely<Database>;
   audit: AuditLog;
   clock: Clock;
   requireCaller: RequireCaller;
+  hasher: PasswordHasher;
+  config: Pick<Config, 'importMaxBytes'>;
 }
 
-/** Taking one's data out: GET /v1/users/me/export (the import itself is the command line's). */
-export const importFeature: Feature<ImportFeatureDeps> = async (app, { db, audit, clock, requireCaller }) => {
+/** Bringing users in (POST /v1/admin/users/import) and taking one's data out (GET /v1/users/me/export). */
+export const importFeature: Feature<ImportFeatureDeps> = async (app, { db, audit, clock, requireCaller, hasher, config }) => {
+  adminImportRoute(app, { service: new ImportService(db, hasher, clock), requireCaller, config });
   app.get(
     '/v1/users/me/export',
     {

@@ -11,7 +11,9 @@ import { readRecords, type FirebaseParams, type Format } from './readers/index.j
 import type { Input } from './readers/text.js';
 import { checkRecord, usernameBase, type ImportRecord, type RecordError } from './records.js';
 import {
+  existingRoles,
   findHolders,
+  grantRoles,
   insertAuditRows,
   insertCredentials,
   insertUsers,
@@ -44,8 +46,6 @@ export interface ImportReport {
   skipped: number;
   failed: number;
   errors: RecordError[];
-  /** What the run could not do for records it imported anyway (fields not supported yet). */
-  notes?: string[];
 }
 
 export interface ImportProgress {
@@ -74,7 +74,6 @@ export class ImportService {
   async run(input: Input, options: ImportOptions, onProgress?: (progress: ImportProgress) => void): Promise<ImportReport> {
     const report: ImportReport = { created: 0, updated: 0, skipped: 0, failed: 0, errors: [] };
     const batchSize = options.batchSize ?? DEFAULT_BATCH;
-    let withRoles = 0;
     let records = 0;
     let batch: ImportRecord[] = [];
     // The keys of the batch being gathered: a record that shares one with an earlier record of
@@ -113,7 +112,6 @@ export class ImportService {
         continue;
       }
       const record = checked.record;
-      if (record.roles.length) withRoles += 1;
       const keys = recordKeys(record);
       if (keys.some((k) => batchKeys.has(k))) await flush();
       for (const k of keys) batchKeys.add(k);
@@ -122,10 +120,6 @@ export class ImportService {
     }
     await flush();
     await writing;
-    if (withRoles) {
-      // The roles of the admin work are not in this build yet: said, not faked.
-      report.notes = [`roles are not supported yet: ${withRoles} record(s) had roles and were imported without them`];
-    }
     return report;
   }
 
@@ -157,11 +151,17 @@ export class ImportService {
       emails: batch.map((r) => lookupKey(r.email)),
       externalIds: batch.filter((r) => r.externalId !== undefined).map((r) => r.externalId!),
     });
+    const roles = await existingRoles(db, [...new Set(batch.flatMap((r) => r.roles))]);
     const errors: RecordError[] = [];
     const toCreate: ImportRecord[] = [];
     const toUpdate: Array<{ record: ImportRecord; userId: string }> = [];
     let skipped = 0;
     for (const record of batch) {
+      const unknown = record.roles.filter((r) => !roles.has(r));
+      if (unknown.length) {
+        errors.push({ line: record.line, field: 'roles', message: `names no role of this service: ${unknown.join(', ')}` });
+        continue;
+      }
       const matches = holders.filter((h) => holds(h, record));
       const ids = [...new Set(matches.map((h) => h.user_id))];
       if (!ids.length) toCreate.push(record);
@@ -183,8 +183,10 @@ export class ImportService {
     const ids = await insertUsers(trx, users);
     const audit: AuditRow[] = [];
     const credentials: Array<{ user_id: string; hashed_password: string; imported: boolean }> = [];
+    const grants: Array<{ user_id: string; role_name: string }> = [];
     plan.toCreate.forEach((r, i) => {
       const userId = ids.get(users[i]!.username.toLowerCase())!;
+      for (const role of r.roles) grants.push({ user_id: userId, role_name: role });
       const hash = r.passwordHash ?? hashes.get(r);
       if (hash) credentials.push({ user_id: userId, hashed_password: hash, imported: r.passwordHash !== undefined });
       audit.push(auditRow('user_imported', { ...options.context, userId }, details(options, r)));
@@ -201,10 +203,15 @@ export class ImportService {
       });
       const hash = r.passwordHash ?? hashes.get(r);
       if (hash) await replaceCurrentHash(trx, userId, hash, r.passwordHash !== undefined);
+      for (const role of r.roles) grants.push({ user_id: userId, role_name: role });
       audit.push(auditRow('user_imported', { ...options.context, userId }, { ...details(options, r), updated: true }));
     }
-    // Running instances drop the updated profiles they cached.
-    if (plan.toUpdate.length) await notifyInvalidated(trx, 'user', plan.toUpdate.map((u) => u.userId));
+    await grantRoles(trx, grants);
+    // Running instances drop the updated profiles (and permissions) they cached.
+    if (plan.toUpdate.length) {
+      await notifyInvalidated(trx, 'user', plan.toUpdate.map((u) => u.userId));
+      await notifyInvalidated(trx, 'access', plan.toUpdate.map((u) => u.userId));
+    }
     await insertAuditRows(trx, audit);
     return plan;
   }
@@ -269,5 +276,5 @@ function conflictField(h: ExistingUser, r: ImportRecord): string {
 }
 
 function details(options: ImportOptions, r: ImportRecord): Record<string, string> {
-  return { format: options.format, ...(r.externalId !== undefined ? { external_id: r.externalId } : {}) };
+  return { format: options.format, ...(r.externalId !== undefined ? { external_id: r.externalId } : {}), ...(r.roles.length ? { roles: r.roles.join(' ') } : {}) };
 }
