@@ -88,6 +88,17 @@ describe('account web app (headless Chromium)', { skip: skipWithoutChromium }, (
     assert.equal(edited.name, 'Ada King');
     await shot(page, 'profile');
 
+    // A new email from a session opened more than 15 minutes ago asks for the password (API.md).
+    await svc.db.updateTable('user_sessions').set({ created_at: new Date(Date.now() - 20 * 60_000) }).where('user_id', '=', user.user_id).execute();
+    await fill(page, 'Email', `${username}.new@example.com`);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#main').getByText('Sign in again: this needs a session opened in the last 15 minutes.').first().waitFor();
+    assert.equal((await svc.db.selectFrom('users').select('email').where('user_id', '=', user.user_id).executeTakeFirstOrThrow()).email, `${username}@example.com`);
+    await fill(page, 'Current password', GOOD_PASSWORD);
+    await page.getByRole('button', { name: 'Save changes' }).click();
+    await page.locator('#main').getByText('Saved.').waitFor();
+    assert.equal((await svc.db.selectFrom('users').select('email').where('user_id', '=', user.user_id).executeTakeFirstOrThrow()).email, `${username}.new@example.com`);
+
     // A reload keeps the user signed in (the cookie buys a new access token).
     await page.reload();
     await expectHeading(page, 'My profile');

@@ -67,6 +67,7 @@ export function showProblem(form: HTMLFormElement, err: unknown): void {
     email_taken: 'email',
     password_reused: 'new_password',
     invalid_credentials: 'current_password',
+    reauthentication_required: 'current_password',
     invalid_mfa_code: 'code',
   };
   const codeField = byCode[problem.code];

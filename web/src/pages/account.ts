@@ -152,20 +152,25 @@ export const profilePage: Page = {
       field({ name: 'name', label: 'Full name', value: user.name, ...NAME }),
       field({ name: 'dob', label: 'Date of birth', type: 'date', value: user.dob ?? undefined, required: user.dob !== null, ...dobLimits() }),
       field({ name: 'email', label: 'Email', value: user.email, ...EMAIL }),
+      // API.md: a new email needs proof of presence, a sign-in in the last 15 minutes or the password.
+      field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: 'Asked for a new email address, unless you signed in during the last 15 minutes.' }),
       submit('Save changes'),
       status,
     );
     onSubmit(form, async () => {
       status.textContent = '';
       const current = auth.user!;
-      const values = formValues(form);
+      const { current_password: password, ...values } = formValues(form);
       // A date of birth never given stays so while its field is left empty.
-      const changed = Object.fromEntries(Object.entries(values).filter(([k, v]) => current[k as keyof User] !== v && !(k === 'dob' && v === '' && current.dob === null)));
+      const changed: Record<string, string> = Object.fromEntries(Object.entries(values).filter(([k, v]) => current[k as keyof User] !== v && !(k === 'dob' && v === '' && current.dob === null)));
       if (Object.keys(changed).length === 0) {
         status.textContent = 'Nothing to save: no field changed.';
         return;
       }
+      // The password goes only with a new email: alone, or with other fields, it is not asked for.
+      if ('email' in changed && password) changed.current_password = password;
       const updated = await call<User>('PATCH', '/v1/users/me', changed);
+      (form.elements.namedItem('current_password') as HTMLInputElement).value = '';
       setUser(updated);
       details.replaceChildren(profileDetails(updated));
       status.textContent = 'Saved.';
