@@ -39,6 +39,9 @@ function limited(body: Readable, max: number): Readable {
   return body.pipe(counter);
 }
 
+/** The admin endpoint this feature adds, with its permission (the admin API's tests check every admin route's). */
+export const IMPORT_ENDPOINT = { 'POST /v1/admin/users/import': 'users:write' } as const;
+
 /**
  * POST /v1/admin/users/import (API-MIGRATION.md): the body is read as a stream, never whole, and
  * handed to the same import the command line runs; the answer is its report.
@@ -49,7 +52,7 @@ export function adminImportRoute(app: App, deps: { service: ImportService; requi
   app.post(
     '/v1/admin/users/import',
     {
-      onRequest: deps.requireCaller({ permission: 'users:write' }),
+      onRequest: deps.requireCaller({ permission: IMPORT_ENDPOINT['POST /v1/admin/users/import'] }),
       bodyLimit: deps.config.importMaxBytes,
       schema: {
         summary: 'Import users with the password hashes they have (the body is the export file, streamed)',
