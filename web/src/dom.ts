@@ -24,6 +24,8 @@ export function announce(message: string): void {
 
 export interface FieldOptions {
   name: string;
+  /** The input's id; `f-<name>` unless a page has two fields of that name (ids must differ). */
+  id?: string;
   label: string;
   type?: string;
   value?: string;
@@ -40,7 +42,7 @@ export interface FieldOptions {
 
 /** A labelled input with its hint and an error slot that the input points at (aria-describedby). */
 export function field(options: FieldOptions): HTMLElement {
-  const id = `f-${options.name}`;
+  const id = options.id ?? `f-${options.name}`;
   const hintId = options.hint ? `${id}-hint` : undefined;
   const errorId = `${id}-error`;
   const input = h('input', {
@@ -72,7 +74,7 @@ export function setFieldError(form: HTMLFormElement, name: string, message: stri
   const input = form.elements.namedItem(name);
   if (!(input instanceof HTMLInputElement)) return false;
   input.setAttribute('aria-invalid', 'true');
-  document.getElementById(`f-${name}-error`)!.textContent = message;
+  document.getElementById(`${input.id}-error`)!.textContent = message;
   return true;
 }
 

@@ -153,7 +153,7 @@ export const profilePage: Page = {
       field({ name: 'dob', label: 'Date of birth', type: 'date', value: user.dob ?? undefined, required: user.dob !== null, ...dobLimits() }),
       field({ name: 'email', label: 'Email', value: user.email, ...EMAIL }),
       // API.md: a new email needs proof of presence, a sign-in in the last 15 minutes or the password.
-      field({ name: 'current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: 'Asked for a new email address, unless you signed in during the last 15 minutes.' }),
+      field({ name: 'current_password', id: 'f-email-current_password', label: 'Current password', type: 'password', autocomplete: 'current-password', maxlength: 4096, required: false, hint: 'Asked for a new email address, unless you signed in during the last 15 minutes.' }),
       submit('Save changes'),
       status,
     );
