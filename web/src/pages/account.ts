@@ -190,7 +190,7 @@ function missingDob(saved: (user: User) => void): HTMLElement {
     { class: 'card', 'aria-labelledby': 'dob-title' },
     h('h2', { id: 'dob-title' }, 'Add your date of birth'),
     h('p', {}, 'Your account came from another service without it.'),
-    field({ name: 'dob', label: 'Your date of birth', type: 'date', ...dobLimits() }),
+    field({ name: 'dob', id: 'f-missing-dob', label: 'Your date of birth', type: 'date', ...dobLimits() }),
     submit('Save date of birth'),
   );
   onSubmit(form, async () => {
