@@ -323,20 +323,6 @@ export async function searchEvents(db: Queryable, search: EventSearch) {
   };
 }
 
-/** The user's active sessions, newest first (the admin's view of GET /v1/sessions). */
-export function activeSessions(db: Queryable, userId: string, idleTtlS: number, now: number) {
-  return db
-    .selectFrom('user_sessions')
-    .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'user_agent', 'ip', 'amr'])
-    .where('user_id', '=', userId)
-    .where('is_active', '=', true)
-    .where('expires_at', '>', new Date(now))
-    .where('last_used_at', '>', new Date(now - idleTtlS * 1000))
-    .orderBy('created_at', 'desc')
-    .orderBy('session_id', 'desc')
-    .execute();
-}
-
 /** Sets or clears disabled_at and its reason; answers whether the row changed state. */
 export async function setDisabledState(trx: Queryable, userId: string, disabled: boolean, reason: string | null): Promise<boolean> {
   const result = await trx

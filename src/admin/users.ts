@@ -21,7 +21,8 @@ import { lookupKey } from '../core/lookup-key.js';
 import { findUserById, insertUser, takenFields, toUser, updateUser } from '../users/repository.js';
 import { conflict, conflictFromConstraint } from '../users/service.js';
 import { actedBy, assertAdminsLeft, type Actor, type RolesService } from './roles.js';
-import { activeSessions, adminUsers, replaceUserRoles, searchEvents, searchUserIds, setDisabledState, type AdminUserRow, type EventSearch, type UserSearch } from './repository.js';
+import { listActiveSessions } from '../sessions/repository.js';
+import { adminUsers, replaceUserRoles, searchEvents, searchUserIds, setDisabledState, type AdminUserRow, type EventSearch, type UserSearch } from './repository.js';
 import type { AccessControl } from './access.js';
 
 /** The admin user object (API-ADMIN.md). */
@@ -238,7 +239,7 @@ export class AdminUsersService {
 
   async sessions(userId: string) {
     await this.#exists(userId);
-    const rows = await activeSessions(this.db, userId, this.settings.sessionIdleTtlS, this.deps.clock.now());
+    const rows = await listActiveSessions(this.db, userId, this.settings.sessionIdleTtlS, new Date(this.deps.clock.now()));
     return rows.map((row) => ({
       id: row.session_id,
       created_at: row.created_at.toISOString(),

@@ -223,11 +223,11 @@ export function sessionBelongsTo(db: Queryable, sessionId: string, userId: strin
   return db.selectFrom('user_sessions').select('session_id').where('session_id', '=', sessionId).where('user_id', '=', userId).executeTakeFirst();
 }
 
-/** The user's sessions that can still be used, newest first. */
+/** The user's sessions that can still be used, newest first (GET /v1/sessions and the admin's view of them). */
 export function listActiveSessions(db: Queryable, userId: string, idleTtlS: number, now: Date) {
   return db
     .selectFrom('user_sessions')
-    .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'is_active', 'user_agent', 'ip'])
+    .select(['session_id', 'created_at', 'last_used_at', 'expires_at', 'is_active', 'user_agent', 'ip', 'amr'])
     .where('user_id', '=', userId)
     .where('is_active', '=', true)
     .where('expires_at', '>', now)
