@@ -21,7 +21,7 @@ import { renderChart } from './lib/chart.js';
 import { load, type LoadOptions, type LoadResult } from './lib/load.js';
 import { cpuSnapshot, rssMiB, startChild, type Child } from './lib/processes.js';
 import { runPeer, type PeerResult } from './lib/peer.js';
-import { makeAdmin, rareWord, searchPlan, searchQueries, seedSearchUsers } from './lib/admin-search.js';
+import { makeAdmin, rareWord, searchPlan, searchQueries, searchQueryTimes, seedSearchUsers } from './lib/admin-search.js';
 import { importBench, type ImportFigures } from './import.js';
 
 const quick = process.argv.includes('--quick');
@@ -34,7 +34,7 @@ const CONNECTIONS = 50;
 const USERS = quick ? 1000 : 10_000;
 const PASSWORD = 'violet lantern orbit 4217';
 /** Users the admin search runs over (GET /v1/admin/users?q=...), on a database of its own. */
-const SEARCH_USERS = quick ? 10_000 : 100_000;
+const SEARCH_USERS = Number(process.argv.find((a) => a.startsWith('--search-users='))?.slice('--search-users='.length) ?? (quick ? 10_000 : 100_000));
 /** Fewer connections than the other routes: this measures a search's latency more than throughput. */
 const SEARCH_CONNECTIONS = 10;
 const SEARCH_KINDS = ['prefix', 'common', 'rare'] as const;
@@ -338,6 +338,10 @@ async function benchAdminSearch(label: string, target: { databaseUrl?: string; d
     await makeAdmin(db.kysely, 'bench_admin');
     const plan = await searchPlan(db.kysely, rareWord(SEARCH_USERS - 17));
     if (plan) log(`    plan of a one-match name search:\n${plan.replace(/^/gm, '      ')}`);
+    for (const kind of SEARCH_KINDS) {
+      const { medianMs, maxMs } = await searchQueryTimes(db.kysely, kind, SEARCH_USERS);
+      log(`    the ${kind} search's query alone, in the database: median ${medianMs} ms, worst of 25 ${maxMs} ms`);
+    }
   } finally {
     await db.close();
   }

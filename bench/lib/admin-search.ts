@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import { isMysql } from '../../src/db/dialect.js';
 import type { Database } from '../../src/db/schema.js';
+import { searchUserIds } from '../../src/admin/repository.js';
 
 /**
  * The admin search's bench (GET /v1/admin/users?q=...): users with names from a small list plus
@@ -17,7 +18,8 @@ export function rareWord(n: number): string {
 
 export async function seedSearchUsers(db: Kysely<Database>, count: number, log: (line: string) => void): Promise<void> {
   const started = Date.now();
-  for (let start = 0; start < count; start += 1000) {
+  if (!isMysql(db)) await seedInDatabase(db, count);
+  else for (let start = 0; start < count; start += 1000) {
     const rows = Array.from({ length: Math.min(1000, count - start) }, (_, i) => {
       const n = start + i;
       return { username: `member_${n}`, name: `${FIRST[n % FIRST.length]} ${LAST[(n * 7) % LAST.length]} ${rareWord(n)}`, dob: '1990-01-01', email: `m${n}@corp${n % 10}.example.com` };
@@ -25,8 +27,56 @@ export async function seedSearchUsers(db: Kysely<Database>, count: number, log: 
     await db.insertInto('users').values(rows).execute();
   }
   // Fresh statistics, as autovacuum would have them on a database that grew to this size.
-  await sql.raw(isMysql(db) ? 'analyze table users' : 'analyze users').execute(db);
+  await db.connection().execute(async (conn) => {
+    if (!isMysql(conn)) await sql`set statement_timeout = 0`.execute(conn);
+    await sql.raw(isMysql(conn) ? 'analyze table users' : 'analyze users').execute(conn);
+    if (!isMysql(conn)) await sql`reset statement_timeout`.execute(conn);
+  });
   log(`    seeded ${count} users for the search in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+/**
+ * The same users made by PostgreSQL itself (generate_series, 100,000 a statement): a million in
+ * about a minute where a million rows sent from here take several. rareWord in SQL: n in base 36,
+ * its digits spelled as letters.
+ */
+async function seedInDatabase(db: Kysely<Database>, count: number): Promise<void> {
+  const first = `(array[${FIRST.map((w) => `'${w}'`).join(',')}])`;
+  const last = `(array[${LAST.map((w) => `'${w}'`).join(',')}])`;
+  // A temporary function lives on one connection: every statement here runs on that one.
+  // The service's statement timeout is for requests; a batch of 100,000 rows may take longer.
+  await db.connection().execute(async (conn) => {
+    await sql`set statement_timeout = 0`.execute(conn);
+    await sql.raw(`create function pg_temp.base36(n bigint) returns text language plpgsql immutable as $$
+      declare s text := '';
+      begin
+        if n = 0 then return '0'; end if;
+        while n > 0 loop s := substr('0123456789abcdefghijklmnopqrstuvwxyz', (n % 36)::int + 1, 1) || s; n := n / 36; end loop;
+        return s;
+      end $$`).execute(conn);
+    for (let start = 0; start < count; start += 100_000) {
+      const end = Math.min(count, start + 100_000) - 1;
+      await sql.raw(`insert into users (username, name, dob, email)
+        select 'member_' || n, ${first}[n % ${FIRST.length} + 1] || ' ' || ${last}[(n * 7) % ${LAST.length} + 1] || ' ' || translate('q' || pg_temp.base36(n) || 'x', '0123456789', 'abcdefghij'),
+               '1990-01-01', 'm' || n || '@corp' || (n % 10) || '.example.com'
+        from generate_series(${start}, ${end}) as n`).execute(conn);
+    }
+    await sql`reset statement_timeout`.execute(conn);
+  });
+}
+
+/** The search's own time in the database (the repository's query, no HTTP), median and worst of 25, per kind. */
+export async function searchQueryTimes(db: Kysely<Database>, kind: 'prefix' | 'common' | 'rare', count: number): Promise<{ medianMs: number; maxMs: number }> {
+  const next = searchQueries(kind, count);
+  const times: number[] = [];
+  for (let i = 0; i < 25; i++) {
+    const q = new URLSearchParams(next().split('?')[1]).get('q')!;
+    const started = process.hrtime.bigint();
+    await searchUserIds(db, { q, limit: 50 });
+    times.push(Number(process.hrtime.bigint() - started) / 1e6);
+  }
+  times.sort((a, b) => a - b);
+  return { medianMs: Math.round(times[12]! * 10) / 10, maxMs: Math.round(times.at(-1)! * 10) / 10 };
 }
 
 /** Makes the seeded user `username` an admin (the operator's roles grant, as SQL). */
