@@ -53,7 +53,7 @@ describe('admin console (headless Chromium)', { skip: skipWithoutChromium }, () 
     assert.equal(await page.getByRole('link', { name: 'Roles', exact: true }).count(), 0, 'support cannot read roles');
     await findAndOpen(page, 'hamilton', target.username);
     await shot(page, 'admin-user-support');
-    for (const name of ['Delete user', 'Disable user', 'Set password', 'Save roles', 'Send a password reset link']) {
+    for (const name of ['Delete user', 'Disable user', 'Set password', 'Save roles', 'Send a password reset link', 'Create user']) {
       assert.equal(await page.getByRole('button', { name }).count(), 0, `${name} is not offered to support`);
     }
     const ends = page.getByRole('button', { name: /^End the session/ });
@@ -101,6 +101,26 @@ describe('admin console (headless Chromium)', { skip: skipWithoutChromium }, () 
     assert.equal(await page.evaluate('document.activeElement?.textContent'), `${tag}_01`, 'focus moves to the first new user');
     assert.equal(await page.getByRole('button', { name: 'Show more users' }).isHidden(), true);
     await shot(page, 'admin-search');
+
+    // A new user, invited by mail to choose a password: the admin never sets or sees one.
+    const newcomer = `${tag}_new`;
+    await page.getByText('New user', { exact: true }).click();
+    await page.getByLabel('Username', { exact: true }).fill(newcomer);
+    await page.getByLabel('Full name', { exact: true }).fill('Radia Perlman');
+    await page.getByLabel('Date of birth', { exact: true }).fill('1951-12-18');
+    await page.getByLabel('Email', { exact: true }).fill(`${newcomer}@example.com`);
+    await page.getByRole('button', { name: 'Create user' }).click();
+    await expectHeading(page, newcomer);
+    const made = await svc.db.selectFrom('users').select(['user_id', 'name', 'email']).where('username', '=', newcomer).executeTakeFirstOrThrow();
+    assert.deepEqual([made.name, made.email], ['Radia Perlman', `${newcomer}@example.com`]);
+    assert.equal(await svc.db.selectFrom('user_credentials').select('user_id').where('user_id', '=', made.user_id).executeTakeFirst(), undefined, 'no password until the invited person chooses one');
+    const created = await svc.db.selectFrom('audit_events').select(['actor_id', 'details']).where('user_id', '=', made.user_id).where('event', '=', 'user_created').executeTakeFirstOrThrow();
+    assert.equal(String(created.actor_id), admin.id);
+    assert.equal(JSON.parse(created.details!).invited, true);
+    await page.getByRole('link', { name: 'Admin', exact: true }).click();
+    await expectHeading(page, 'Users');
+    await page.getByLabel('Search users', { exact: true }).fill(target.username);
+    await page.getByRole('button', { name: 'Search' }).click();
 
     // Grant the role.
     await page.getByRole('link', { name: target.username, exact: true }).click();

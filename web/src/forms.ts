@@ -1,6 +1,18 @@
 import { ApiError, passwordPolicy } from './api.js';
 import { announce, clearErrors, field, focusFirstInvalid, h, setFieldError, setFormError } from './dom.js';
 
+/** The field rules of the contract, mirrored as input constraints. */
+export const USERNAME = { minlength: 3, maxlength: 32, pattern: '[A-Za-z0-9_.\\-]{3,32}', autocomplete: 'username', hint: '3–32 letters, digits, “_”, “.” or “-”.' };
+export const NAME = { maxlength: 100, autocomplete: 'name' };
+export const EMAIL = { type: 'email', maxlength: 254, autocomplete: 'email' };
+
+export function dobLimits(): { min: string; max: string } {
+  const today = new Date().toISOString().slice(0, 10);
+  const oldest = new Date();
+  oldest.setUTCFullYear(oldest.getUTCFullYear() - 150);
+  return { max: today, min: oldest.toISOString().slice(0, 10) };
+}
+
 /**
  * Wires a form: the browser's own constraint checks (mirroring the server's field rules) run
  * first and show their message next to the field; then the server's problem+json answer is

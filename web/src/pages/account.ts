@@ -1,23 +1,11 @@
 import { ApiError, auth, call, forget, publicCall, setUser, signIn, type SessionInfo, type User } from '../api.js';
 import { signInWithPasskey } from './security.js';
 import { announce, field, formValues, h } from '../dom.js';
-import { newPasswordField, onSubmit, submit } from '../forms.js';
+import { dobLimits, EMAIL, NAME, newPasswordField, onSubmit, submit, USERNAME } from '../forms.js';
 import { calendarDate, dayOf, moment } from '../dates.js';
 import { refusePasskeysElsewhere } from '../public-url.js';
 import { navigate, type Page } from '../router.js';
 import { callbackError, mfaFromFragment, NO_PASSWORD_HINT, providerButtons, withoutEmptyPassword } from './federation.js';
-
-/** The field rules of the contract, mirrored as input constraints. */
-const USERNAME = { minlength: 3, maxlength: 32, pattern: '[A-Za-z0-9_.\\-]{3,32}', autocomplete: 'username', hint: '3–32 letters, digits, “_”, “.” or “-”.' };
-const NAME = { maxlength: 100, autocomplete: 'name' };
-const EMAIL = { type: 'email', maxlength: 254, autocomplete: 'email' };
-
-function dobLimits(): { min: string; max: string } {
-  const today = new Date().toISOString().slice(0, 10);
-  const oldest = new Date();
-  oldest.setUTCFullYear(oldest.getUTCFullYear() - 150);
-  return { max: today, min: oldest.toISOString().slice(0, 10) };
-}
 
 function heading(text: string): HTMLHeadingElement {
   return h('h1', { tabindex: -1 }, text);

@@ -1,6 +1,6 @@
 import { ApiError, call } from '../api.js';
 import { announce, field, formValues, h } from '../dom.js';
-import { onSubmit, submit } from '../forms.js';
+import { dobLimits, EMAIL, NAME, onSubmit, submit, USERNAME } from '../forms.js';
 import { navigate, type Page } from '../router.js';
 import { can, loadPermissions, reloadPermissions } from '../viewer.js';
 
@@ -157,9 +157,33 @@ export const adminUsersPage: Page = {
       }
     });
     await load(false);
-    return [heading('Users'), form, count, list, more];
+    return [heading('Users'), ...(can('users:write') ? [newUserForm()] : []), form, count, list, more];
   },
 };
+
+/**
+ * Making a user (POST /v1/admin/users): without a password, and by default with an invitation
+ * mail to choose one, so the admin never knows it. Folded away until asked for.
+ */
+function newUserForm(): HTMLElement {
+  const form = h(
+    'form',
+    { 'aria-label': 'New user' },
+    field({ name: 'username', id: 'f-new-username', label: 'Username', ...USERNAME, autocomplete: 'off' }),
+    field({ name: 'name', id: 'f-new-name', label: 'Full name', ...NAME, autocomplete: 'off' }),
+    field({ name: 'dob', id: 'f-new-dob', label: 'Date of birth', type: 'date', ...dobLimits() }),
+    field({ name: 'email', id: 'f-new-email', label: 'Email', ...EMAIL, autocomplete: 'off' }),
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'send_invite', checked: true }), ' Mail an invitation to choose a password'),
+    submit('Create user'),
+  );
+  onSubmit(form, async () => {
+    const { send_invite, ...values } = formValues(form);
+    const user = await call<AdminUser>('POST', '/v1/admin/users', { ...values, send_invite: send_invite === 'on' });
+    announce(`User ${user.username} created.`);
+    navigate(`/admin/users?id=${encodeURIComponent(user.id)}`);
+  });
+  return h('details', { class: 'card' }, h('summary', {}, 'New user'), form);
+}
 
 export const adminUserPage: Page = {
   title: 'User',
