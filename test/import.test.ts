@@ -307,8 +307,15 @@ describe('GET /v1/users/me/export', () => {
     assert.ok(!res.body.includes('$argon2id$'), 'no hash');
     assert.ok(!res.body.includes(first.refreshToken.slice(-20)) && !res.body.includes('refresh_token'), 'no refresh token or its hash');
     assert.ok(!res.body.includes(other.username), "nothing of another user's");
+
+    // An account at another provider, linked (as sign-in with another provider links it), is part of the data.
+    const linkedAt = new Date('2026-11-02T10:00:00.000Z');
+    await svc.db.insertInto('user_identities').values({ user_id: user.id, provider: 'corp', subject: 'corp-subject-7', email: user.email, email_verified: true, created_at: linkedAt, last_used_at: linkedAt }).execute();
+    await svc.db.insertInto('user_identities').values({ user_id: other.id, provider: 'corp', subject: 'someone-else', email: other.email, email_verified: true, created_at: linkedAt, last_used_at: linkedAt }).execute();
+    const withIdentity = await svc.app.inject({ method: 'GET', url: '/v1/users/me/export', headers: bearer(accessToken) });
+    assert.deepEqual(withIdentity.json().identities, [{ provider: 'corp', subject: 'corp-subject-7', email: user.email, email_verified: true, created_at: linkedAt.toISOString(), last_used_at: linkedAt.toISOString() }]);
     const events = await svc.db.selectFrom('audit_events').select('event').where('user_id', '=', user.id).where('event', '=', 'data_exported').execute();
-    assert.equal(events.length, 1, 'the export is a security event');
+    assert.equal(events.length, 2, 'each export is a security event');
   });
 
   it('when the export is asked for without a token, then 401 invalid_token', async () => {

@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { Timestamp } from '../http/schemas.js';
 import type { Caller } from '../core/caller.js';
 import type { Clock } from '../core/clock.js';
+import { listIdentities } from '../federation/repository.js';
 import { findUserById, toUser } from '../users/repository.js';
 import { User } from '../users/schemas.js';
 import { personalData } from './repository.js';
@@ -43,7 +44,10 @@ export const MyData = Type.Object({
   passkeys: Type.Array(Type.Object({ name: Type.String(), created_at: Timestamp, last_used_at: Nullable(Timestamp), device_type: Type.String(), backed_up: Type.Boolean() })),
   authenticator_app: Nullable(Type.Object({ created_at: Timestamp, confirmed_at: Nullable(Timestamp) })),
   recovery_codes_left: Type.Integer(),
-  identities: Type.Array(Type.Object({ provider: Type.String(), subject: Type.String() }), { description: 'Accounts at other providers linked to this one (none in this version).' }),
+  identities: Type.Array(
+    Type.Object({ provider: Type.String(), subject: Type.String(), email: Nullable(Type.String()), email_verified: Type.Boolean(), created_at: Timestamp, last_used_at: Nullable(Timestamp) }),
+    { description: 'Accounts at other providers linked to this one (sign-in with another provider).' },
+  ),
 });
 export type MyData = Static<typeof MyData>;
 
@@ -56,7 +60,7 @@ const iso = (d: Date | null) => (d === null ? null : d.toISOString());
 export async function exportMyData(db: Kysely<Database>, audit: AuditLog, clock: Clock, caller: Caller): Promise<MyData> {
   const user = await findUserById(db, caller.userId);
   if (!user) throw new AppError('invalid_token');
-  const data = await personalData(db, caller.userId);
+  const [data, identities] = await Promise.all([personalData(db, caller.userId), listIdentities(db, caller.userId)]);
   // Every event of the user, newest first, as GET /v1/users/me/events pages them.
   const events: AuditEvent[] = [];
   let before: string | undefined;
@@ -85,6 +89,6 @@ export async function exportMyData(db: Kysely<Database>, audit: AuditLog, clock:
     passkeys: data.passkeys.map((p) => ({ name: p.name, created_at: p.created_at.toISOString(), last_used_at: iso(p.last_used_at), device_type: p.device_type, backed_up: p.backed_up })),
     authenticator_app: data.totp ? { created_at: data.totp.created_at.toISOString(), confirmed_at: iso(data.totp.confirmed_at) } : null,
     recovery_codes_left: data.recoveryCodesLeft,
-    identities: [],
+    identities: identities.map((i) => ({ provider: i.provider, subject: i.subject, email: i.email, email_verified: i.email_verified, created_at: i.created_at.toISOString(), last_used_at: iso(i.last_used_at) })),
   };
 }
