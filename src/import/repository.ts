@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { AuditRow } from '../audit/audit-log.js';
 import type { Database } from '../db/schema.js';
+import { insertMany } from '../db/bulk-insert.js';
 import { dbNow, isMysql } from '../db/dialect.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
@@ -53,7 +54,7 @@ export interface NewImportedUser {
   email: string;
   email_verified: boolean;
   external_id: string | null;
-  created_at: Date | undefined;
+  created_at: Date;
 }
 
 /**
@@ -62,7 +63,7 @@ export interface NewImportedUser {
  */
 export async function insertUsers(trx: Transaction<Database>, users: NewImportedUser[]): Promise<Map<string, string>> {
   if (!users.length) return new Map();
-  const insert = trx.insertInto('users').values(users.map(({ created_at, ...u }) => ({ ...u, ...(created_at ? { created_at } : {}) })));
+  const insert = insertMany(trx, 'users', { username: 'text', name: 'text', dob: 'date', email: 'text', email_verified: 'bool', external_id: 'text', created_at: 'timestamptz' }, users);
   if (!isMysql(trx)) return new Map((await insert.returning(['user_id', 'username_key']).execute()).map((r) => [r.username_key, r.user_id]));
   await insert.execute();
   const rows = await trx
@@ -94,11 +95,12 @@ export async function grantRoles(trx: Transaction<Database>, grants: Array<{ use
 }
 
 export async function insertCredentials(trx: Transaction<Database>, rows: Array<{ user_id: string; hashed_password: string; imported: boolean }>): Promise<void> {
-  if (rows.length) await trx.insertInto('user_credentials').values(rows.map((r) => ({ ...r, is_current: true }))).execute();
+  if (rows.length) await insertMany(trx, 'user_credentials', { user_id: 'int8', hashed_password: 'text', imported: 'bool', is_current: 'bool' }, rows.map((r) => ({ ...r, is_current: true }))).execute();
 }
 
 export async function insertAuditRows(trx: Transaction<Database>, rows: AuditRow[]): Promise<void> {
-  if (rows.length) await trx.insertInto('audit_events').values(rows).execute();
+  const types = { event: 'text', user_id: 'int8', session_id: 'int8', ip: 'text', user_agent: 'text', details: 'text', subject_pseudonym: 'text', actor_id: 'int8' } as const;
+  if (rows.length) await insertMany(trx, 'audit_events', types, rows).execute();
 }
 
 export async function updateImportedUser(

@@ -176,9 +176,11 @@ export class ImportService {
   async #apply(trx: Transaction<Database>, batch: ImportRecord[], hashes: Map<ImportRecord, string>, options: ImportOptions) {
     const plan = await this.#plan(trx, batch, options);
     const usernames = await this.#usernames(trx, plan.toCreate);
+    // A record without its own creation time is created now (the service's clock).
+    const now = new Date(this.clock.now());
     const users: NewImportedUser[] = plan.toCreate.map((r) => {
       const username = usernames.get(r)!;
-      return { username, name: r.name ?? username, dob: r.dob, email: r.email, email_verified: r.emailVerified, external_id: r.externalId ?? null, created_at: r.createdAt };
+      return { username, name: r.name ?? username, dob: r.dob, email: r.email, email_verified: r.emailVerified, external_id: r.externalId ?? null, created_at: r.createdAt ?? now };
     });
     const ids = await insertUsers(trx, users);
     const audit: AuditRow[] = [];
