@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { AdminService } from '../src/admin/service.js';
 import { PasswordHasher } from '../src/credentials/hashing.js';
+import { SeenKeys } from '../src/import/seen-keys.js';
 import { ImportService, type ImportOptions, type ImportReport } from '../src/import/service.js';
 import { bearer, login, problem, registerUser, startTestService, TEST_ARGON2, uniqueName, type TestService } from './helpers/app.js';
 
@@ -251,6 +252,32 @@ describe('import: records, conflicts and runs', () => {
     const report = await importText(svc, ndjson([{ username: 'dry_new', email: 'dry_new@example.com', password: 'not hashed in a dry run' }, { email: 'dry_existing@example.com' }, { email: 'broken' }]), { dryRun: true, onConflict: 'update' });
     assert.deepEqual([report.created, report.updated, report.failed], [1, 1, 1]);
     assert.deepEqual(await count(), before);
+  });
+
+  it('when the dry run remembers many keys, then it finds each it was given and none it was not, through its growth', () => {
+    const seen = new SeenKeys();
+    for (let i = 0; i < 50_000; i++) seen.add(`e:user${i}@example.com`);
+    seen.add('e:user7@example.com');
+    assert.equal(seen.size, 50_000);
+    for (let i = 0; i < 50_000; i++) assert.ok(seen.has(`e:user${i}@example.com`));
+    for (let i = 50_000; i < 60_000; i++) assert.ok(!seen.has(`e:user${i}@example.com`));
+  });
+
+  it('when a dry run meets, in a later batch, a user an earlier batch would have made, then it reports that conflict as the real run would', async () => {
+    // Batches of 2: the third and fourth records repeat the first's email and the second's username.
+    const records = ndjson([
+      { username: 'dry_batch_a', email: 'dry_batch_a@example.com' },
+      { username: 'dry_batch_b', email: 'dry_batch_b@example.com' },
+      { username: 'dry_batch_c', email: 'DRY_BATCH_A@example.com' },
+      { username: 'DRY_BATCH_B', email: 'dry_batch_d@example.com' },
+      { username: 'dry_batch_e', email: 'dry_batch_e@example.com' },
+    ]);
+    const summary = (r: ImportReport) => [r.created, r.updated, r.skipped, r.failed, r.errors.map((e) => [e.line, e.field])];
+    assert.deepEqual(summary(await importText(svc, records, { dryRun: true, batchSize: 2 })), [3, 0, 2, 0, []]);
+    assert.deepEqual(summary(await importText(svc, records, { dryRun: true, batchSize: 2, onConflict: 'fail' })), [3, 0, 0, 2, [[3, 'email'], [4, 'username']]]);
+    assert.equal(await userRow(svc, 'dry_batch_a@example.com'), undefined, 'still nothing written');
+    // The real run, for comparison: the same figures.
+    assert.deepEqual(summary(await importText(svc, records, { batchSize: 2, onConflict: 'fail' })), [3, 0, 0, 2, [[3, 'email'], [4, 'username']]]);
   });
 
   it('when users are imported, then each is a user_imported event and no session', async () => {

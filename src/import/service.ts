@@ -10,6 +10,7 @@ import { lookupKey } from '../users/repository.js';
 import { readRecords, type FirebaseParams, type Format } from './readers/index.js';
 import type { Input } from './readers/text.js';
 import { checkRecord, usernameBase, type ImportRecord, type RecordError } from './records.js';
+import { SeenKeys } from './seen-keys.js';
 import {
   existingRoles,
   findHolders,
@@ -79,6 +80,9 @@ export class ImportService {
     // The keys of the batch being gathered: a record that shares one with an earlier record of
     // the batch waits for the next batch, where it meets that user as a conflict.
     let batchKeys = new Set<string>();
+    // A dry run writes nothing, so a later batch would not meet the users an earlier one would
+    // have made: the run remembers their keys instead.
+    const wouldExist = options.dryRun ? new SeenKeys() : undefined;
 
     const listErrors = (errors: RecordError[]) => {
       for (const e of errors) if (report.errors.length < MAX_LISTED_ERRORS) report.errors.push(e);
@@ -92,7 +96,7 @@ export class ImportService {
       batch = [];
       batchKeys = new Set();
       await writing;
-      writing = this.#writeBatch(full, options).then((outcome) => {
+      writing = this.#writeBatch(full, options, wouldExist).then((outcome) => {
         report.created += outcome.created;
         report.updated += outcome.updated;
         report.skipped += outcome.skipped;
@@ -123,7 +127,7 @@ export class ImportService {
     return report;
   }
 
-  async #writeBatch(batch: ImportRecord[], options: ImportOptions): Promise<{ created: number; updated: number; skipped: number; errors: RecordError[] }> {
+  async #writeBatch(batch: ImportRecord[], options: ImportOptions, wouldExist?: SeenKeys): Promise<{ created: number; updated: number; skipped: number; errors: RecordError[] }> {
     // Slow work first: plain passwords are hashed before the transaction opens.
     const hashes = new Map<ImportRecord, string>();
     if (!options.dryRun) {
@@ -132,7 +136,11 @@ export class ImportService {
         await Promise.all(plain.slice(i, i + HASH_CONCURRENCY).map(async (r) => hashes.set(r, await this.hasher.hash(r.password!))));
       }
     }
-    if (options.dryRun) return this.#plan(this.db, batch, options);
+    if (options.dryRun) {
+      const plan = await this.#plan(this.db, batch, options, wouldExist);
+      for (const record of plan.toCreate) for (const key of recordKeys(record)) wouldExist?.add(key);
+      return plan;
+    }
     // A user registering meanwhile can take a key the batch was about to use: the batch is rolled
     // back whole and planned again.
     for (let attempt = 1; ; attempt++) {
@@ -145,7 +153,7 @@ export class ImportService {
   }
 
   /** What each record of the batch meets: a new user, or the existing user(s) it conflicts with. */
-  async #plan(db: Kysely<Database> | Transaction<Database>, batch: ImportRecord[], options: ImportOptions) {
+  async #plan(db: Kysely<Database> | Transaction<Database>, batch: ImportRecord[], options: ImportOptions, wouldExist?: SeenKeys) {
     const holders = await findHolders(db, {
       usernames: batch.filter((r) => r.username !== undefined).map((r) => lookupKey(r.username!)),
       emails: batch.map((r) => lookupKey(r.email)),
@@ -164,7 +172,13 @@ export class ImportService {
       }
       const matches = holders.filter((h) => holds(h, record));
       const ids = [...new Set(matches.map((h) => h.user_id))];
-      if (!ids.length) toCreate.push(record);
+      // (a dry run) a user an earlier batch would have made: the conflict the real run meets
+      const earlier = ids.length === 0 && wouldExist !== undefined ? recordKeys(record).find((k) => wouldExist.has(k)) : undefined;
+      if (earlier !== undefined) {
+        if (options.onConflict === 'skip') skipped += 1;
+        else if (options.onConflict === 'fail') errors.push({ line: record.line, field: KEY_FIELDS[earlier[0]!]!, message: 'already belongs to a user (--on-conflict fail)' });
+        else toUpdate.push({ record, userId: '' });
+      } else if (!ids.length) toCreate.push(record);
       else if (options.onConflict === 'skip') skipped += 1;
       else if (options.onConflict === 'fail') errors.push({ line: record.line, field: conflictField(matches[0]!, record), message: 'already belongs to a user (--on-conflict fail)' });
       else if (ids.length > 1) errors.push({ line: record.line, field: null, message: 'matches more than one existing user (by username, email or external_id)' });
@@ -263,9 +277,12 @@ export class ImportService {
   }
 }
 
+/** A record's conflict keys, in the order a conflict names its field (conflictField): username, email, external id. */
 function recordKeys(r: ImportRecord): string[] {
-  return [`e:${lookupKey(r.email)}`, ...(r.username !== undefined ? [`u:${lookupKey(r.username)}`] : []), ...(r.externalId !== undefined ? [`x:${r.externalId}`] : [])];
+  return [...(r.username !== undefined ? [`u:${lookupKey(r.username)}`] : []), `e:${lookupKey(r.email)}`, ...(r.externalId !== undefined ? [`x:${r.externalId}`] : [])];
 }
+
+const KEY_FIELDS: Record<string, string> = { u: 'username', e: 'email', x: 'external_id' };
 
 function holds(h: ExistingUser, r: ImportRecord): boolean {
   return h.email_key === lookupKey(r.email) || (r.username !== undefined && h.username_key === lookupKey(r.username)) || (r.externalId !== undefined && h.external_id === r.externalId);
