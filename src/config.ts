@@ -240,7 +240,8 @@ function identityProviders(env: Env): IdentityProviderSetting[] {
       const loopback = ['127.0.0.1', '[::1]', 'localhost'].includes(issuer.hostname);
       if (issuer.protocol !== 'https:' && !(issuer.protocol === 'http:' && loopback)) throw new ConfigError(`${key('ISSUER')} must be https (http only on a loopback address)`);
     }
-    const defaultScopes = name === 'github' ? 'read:user user:email' : 'openid email profile';
+    // Apple knows `name` and `email`, not `profile`.
+    const defaultScopes = name === 'github' ? 'read:user user:email' : name === 'apple' ? 'openid email name' : 'openid email profile';
     return Object.freeze({
       name,
       clientId: required('CLIENT_ID'),

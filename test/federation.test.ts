@@ -13,13 +13,17 @@ let op: OpenIdProviderForTests;
 let gh: GitHubForTests;
 
 before(async () => {
-  op = await startOpenIdProvider([`${PUBLIC_URL}/v1/oauth/corp/callback`]);
+  op = await startOpenIdProvider([`${PUBLIC_URL}/v1/oauth/corp/callback`, `${PUBLIC_URL}/v1/oauth/apple/callback`]);
   gh = await startGitHub();
   svc = await startTestService(
     {},
     {
-      IDENTITY_PROVIDERS: 'corp,github,broken',
+      IDENTITY_PROVIDERS: 'corp,github,broken,apple',
       ...providerSettings(op, gh),
+      // The Apple preset (its scopes, form_post), here at the test provider instead of appleid.apple.com.
+      IDP_APPLE_CLIENT_ID: op.clientId,
+      IDP_APPLE_CLIENT_SECRET: op.clientSecret,
+      IDP_APPLE_ISSUER: op.issuer,
       // Nothing listens there: its discovery fails at start.
       IDP_BROKEN_CLIENT_ID: 'x',
       IDP_BROKEN_CLIENT_SECRET: 'y',
@@ -90,7 +94,7 @@ describe('providers', () => {
   it('when providers are configured, then the list names each that started, with its label; one whose discovery failed is left out', async () => {
     const res = await svc.app.inject({ method: 'GET', url: '/v1/identity-providers' });
     assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), { providers: [{ name: 'corp', label: 'Corp SSO' }, { name: 'github', label: 'GitHub' }] });
+    assert.deepEqual(res.json(), { providers: [{ name: 'corp', label: 'Corp SSO' }, { name: 'github', label: 'GitHub' }, { name: 'apple', label: 'Apple' }] });
     assert.equal(problem(await svc.app.inject({ method: 'GET', url: '/v1/oauth/broken/authorize' })).code, 'not_found');
   });
 
@@ -334,6 +338,30 @@ describe('refusals at the callback', () => {
     const claims = JSON.parse(Buffer.from(second.json().access_token.split('.')[1], 'base64url').toString());
     assert.deepEqual(claims.amr, ['fed', 'otp', 'mfa']);
     assert.equal(second.json().user.id, userId);
+  });
+});
+
+describe('Apple (OpenID, answering by form_post)', () => {
+  it('when a person signs in with Apple, then it asks for openid email name by form_post, the posted answer signs them up, and the name Apple posts once is suggested', async () => {
+    const email = `${uniqueName('apl')}@privaterelay.example.com`;
+    const subject = uniqueName('apple');
+    // Apple's ID token has no name, and says email_verified as the string "true".
+    op.people.set(subject, { email, email_verified: 'true' as unknown as boolean });
+    const { url, binding } = await start('apple', '/account');
+    const asked = new URL(url);
+    assert.deepEqual([asked.searchParams.get('scope'), asked.searchParams.get('response_mode')], ['openid email name', 'form_post']);
+    const { action, fields } = await op.signInFormPost(url, subject);
+    assert.equal(`${action.origin}${action.pathname}`, `${PUBLIC_URL}/v1/oauth/apple/callback`);
+    const res = await svc.app.inject({
+      method: 'POST',
+      url: action.pathname,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      cookies: { ums_oauth: binding },
+      payload: new URLSearchParams({ ...fields, user: JSON.stringify({ name: { firstName: 'Hedy', lastName: 'Lamarr' }, email }) }).toString(),
+    });
+    assert.equal(res.headers.location, '/complete-sign-up', res.body);
+    const shown = await svc.app.inject({ method: 'GET', url: '/v1/oauth/sign-up', cookies: { ums_oauth: binding, ums_signup: cookieOf(res, 'ums_signup')! } });
+    assert.deepEqual([shown.json().email, shown.json().email_verified, shown.json().name], [email, true, 'Hedy Lamarr']);
   });
 });
 

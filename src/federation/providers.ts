@@ -55,12 +55,15 @@ abstract class Provider implements IdentityProvider {
     readonly label: string,
     protected readonly config: oidc.Configuration,
     protected readonly scopes: string,
+    /** How the provider must answer: Apple requires form_post when `name` or `email` is asked for. */
+    private readonly responseMode?: 'form_post',
   ) {}
 
   authorizationUrl(redirectUri: string, checks: FlowChecks & { codeChallenge: string }): URL {
     return oidc.buildAuthorizationUrl(this.config, {
       redirect_uri: redirectUri,
       scope: this.scopes,
+      ...(this.responseMode ? { response_mode: this.responseMode } : {}),
       state: checks.state,
       ...(this.openId ? { nonce: checks.nonce } : {}),
       code_challenge: checks.codeChallenge,
@@ -97,9 +100,26 @@ class OpenIdProvider extends Provider {
       email,
       // Only a literal true vouches; Apple sends the string "true".
       emailVerified: email !== undefined && (pick('email_verified') === true || pick('email_verified') === 'true'),
-      name: str(pick('name')),
+      name: str(pick('name')) ?? appleName(callbackUrl),
       username: str(pick('preferred_username')) ?? str(pick('nickname')),
     };
+  }
+}
+
+/**
+ * Apple puts no name in its ID token: it posts a `user` field along with the code, the first
+ * time a person authorizes the app only. Unsigned, so it is used as a suggestion for the new
+ * account's name and never for anything that decides who signs in.
+ */
+function appleName(callbackUrl: URL): string | undefined {
+  const user = callbackUrl.searchParams.get('user');
+  if (user === null) return undefined;
+  try {
+    const name = (JSON.parse(user) as { name?: { firstName?: unknown; lastName?: unknown } }).name;
+    const full = [str(name?.firstName), str(name?.lastName)].filter(Boolean).join(' ');
+    return full.length > 0 && full.length <= 100 ? full : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -156,7 +176,7 @@ async function build(setting: IdentityProviderSetting): Promise<IdentityProvider
   // default for a token endpoint answer over TLS, OpenID Core 3.1.3.7 item 6): a token signed by any
   // other key is refused.
   oidc.enableNonRepudiationChecks(configured);
-  return new OpenIdProvider(setting.name, setting.label, configured, setting.scopes);
+  return new OpenIdProvider(setting.name, setting.label, configured, setting.scopes, setting.name === 'apple' ? 'form_post' : undefined);
 }
 
 /**

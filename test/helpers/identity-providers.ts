@@ -67,6 +67,11 @@ export interface OpenIdProviderForTests {
    * the URL the provider sends the browser back to (the service's callback, with code and state).
    */
   signIn(authorizationUrl: string, accountId: string): Promise<URL>;
+  /**
+   * The same with `response_mode=form_post`: the provider answers a page whose form the browser
+   * posts to the service; answers that form's target and fields.
+   */
+  signInFormPost(authorizationUrl: string, accountId: string): Promise<{ action: URL; fields: Record<string, string> }>;
   /** The person refuses at the provider (abort): the callback URL carries error=access_denied. */
   refuse(authorizationUrl: string): Promise<URL>;
   close(): Promise<void>;
@@ -141,6 +146,22 @@ export async function startOpenIdProvider(redirectUris: string[]): Promise<OpenI
       if (!interaction.pathname.startsWith('/interaction/')) return interaction;
       await browser.get(interaction.href); // the provider's login page
       return toCallback(browser, await browser.postForm(interaction.href, { prompt: 'login', login: accountId, password: 'any' }));
+    },
+    async signInFormPost(authorizationUrl, accountId) {
+      const browser = new Browser();
+      let response = await browser.get(authorizationUrl);
+      for (let hops = 0; hops < 10 && response.status !== 200; hops++) {
+        const next = new URL(response.headers.get('location')!, issuer);
+        if (next.pathname.startsWith('/interaction/')) {
+          await browser.get(next.href); // the provider's login page
+          response = await browser.postForm(next.href, { prompt: 'login', login: accountId, password: 'any' });
+        } else response = await browser.get(next.href);
+      }
+      const page = await response.text();
+      const action = /<form[^>]*action="([^"]+)"/.exec(page)?.[1];
+      if (!action) throw new Error(`the provider answered no form_post page: ${page.slice(0, 200)}`);
+      const fields = Object.fromEntries([...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+      return { action: new URL(action.replace(/&amp;/g, '&')), fields };
     },
     async refuse(authorizationUrl) {
       const browser = new Browser();
