@@ -431,6 +431,17 @@ describe('linked accounts', () => {
     assert.equal(unlinked.length, 1);
   });
 
+  it('when a user without a password unlinks their last two identities at once, then one goes and the other is refused (never no way in)', async () => {
+    const { userId, done } = await signUp(person({ email: `${uniqueName('race')}@example.com`, email_verified: true }));
+    const token = await accessTokenFrom(done);
+    await svc.db.insertInto('user_identities').values({ user_id: userId, provider: 'github', subject: uniqueName('gh'), email: null, email_verified: false }).execute();
+    const ids = (await identitiesOf(userId)).map((i) => String(i.identity_id));
+    assert.equal(ids.length, 2);
+    const answers = await Promise.all(ids.map((id) => svc.app.inject({ method: 'DELETE', url: `/v1/users/me/identities/${id}`, headers: bearer(token) })));
+    assert.deepEqual(answers.map((a) => a.statusCode).sort(), [204, 409]);
+    assert.equal((await identitiesOf(userId)).length, 1, 'one way in remains');
+  });
+
   it('when a user with a password unlinks their only identity, then it goes (the password remains a way in)', async () => {
     const local = await registerUser(svc.app);
     await svc.db.updateTable('users').set({ email_verified: true }).where('user_id', '=', local.id).execute();

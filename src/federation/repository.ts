@@ -68,6 +68,19 @@ export async function deleteIdentity(db: Queryable, userId: string, identityId: 
   return row;
 }
 
+/**
+ * Deletes one identity of the user unless no other way in would remain. The user's row is
+ * locked first, so two unlinks at once (the last two identities) run one after the other and
+ * the second sees what the first left.
+ */
+export async function unlinkUnlessLastWayIn(db: Kysely<Database>, userId: string, identityId: string): Promise<{ provider: string } | 'last_way_in' | undefined> {
+  return db.transaction().execute(async (trx) => {
+    await trx.selectFrom('users').select('user_id').where('user_id', '=', userId).forUpdate().executeTakeFirst();
+    if ((await otherWaysIn(trx, userId, identityId)) === 0) return 'last_way_in';
+    return deleteIdentity(trx, userId, identityId);
+  });
+}
+
 /** The ways into an account besides one identity: a current password, a passkey, another identity. */
 export async function otherWaysIn(db: Queryable, userId: string, exceptIdentityId: string): Promise<number> {
   const [password, passkeys, identities] = await Promise.all([

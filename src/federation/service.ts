@@ -16,7 +16,6 @@ import { findUserById, takenFields, type UserRecord } from '../users/repository.
 import { dobProblem } from '../users/rules.js';
 import type { IdentityProvider, UpstreamAccount } from './providers.js';
 import {
-  deleteIdentity,
   deleteSignup,
   findIdentity,
   findSignup,
@@ -26,7 +25,7 @@ import {
   insertState,
   insertUserWithIdentity,
   listIdentities,
-  otherWaysIn,
+  unlinkUnlessLastWayIn,
   recordIdentityUse,
   takeState,
 } from './repository.js';
@@ -290,8 +289,8 @@ export class FederationService {
     if (!/^[1-9][0-9]{0,17}$/.test(identityId)) throw new AppError('not_found');
     const rows = await listIdentities(this.deps.db, caller.userId);
     if (!rows.some((r) => String(r.identity_id) === identityId)) throw new AppError('not_found', { detail: 'You have no linked account with that id.' });
-    if ((await otherWaysIn(this.deps.db, caller.userId, identityId)) === 0) throw new AppError('last_sign_in_method');
-    const removed = await deleteIdentity(this.deps.db, caller.userId, identityId);
+    const removed = await unlinkUnlessLastWayIn(this.deps.db, caller.userId, identityId);
+    if (removed === 'last_way_in') throw new AppError('last_sign_in_method');
     if (!removed) throw new AppError('not_found');
     await this.deps.audit.record('identity_unlinked', caller, { provider: removed.provider });
   }
