@@ -4,7 +4,7 @@ import { staleFiles } from '../scripts/api-reference.js';
 
 /** The HTTP reference and the web app's types are the OpenAPI document of the code as it is. */
 describe('the HTTP reference', () => {
-  it('when a route, schema, error code or setting changes, then docs/api.md, docs/openapi.json and web/src/api-types.ts are written again (npm run docs:api)', { timeout: 120_000 }, async () => {
+  it('when a route, schema, error code or setting changes, then docs/api.md, docs/openapi.json, web/src/api-types.ts and packages/client/src/api-types.ts are written again (npm run docs:api)', { timeout: 120_000 }, async () => {
     assert.deepEqual(await staleFiles(), [], 'stale: run `npm run docs:api` and commit what it writes');
   });
 });
