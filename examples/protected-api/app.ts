@@ -1,0 +1,30 @@
+/**
+ * A small API of orders that accepts the service's access tokens: the verifier's Express
+ * middleware guards every /orders route, and the claims say whose orders they are.
+ */
+import express, { type Express } from 'express';
+import { requireAccessToken, type VerifierOptions } from '@user-management/verifier/express';
+
+export function createProtectedApi(verifier: VerifierOptions): Express {
+  const app = express();
+  app.use(express.json());
+  const orders = new Map<string, Array<{ item: string }>>(); // user id → orders (in memory: an example)
+
+  app.get('/health', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  // The three lines that protect a route: the middleware, then req.auth in the handler.
+  app.use('/orders', requireAccessToken(verifier));
+  app.get('/orders', (req, res) => {
+    res.json({ user: req.auth!.sub, orders: orders.get(req.auth!.sub) ?? [] });
+  });
+  app.post('/orders', (req, res) => {
+    const item = typeof req.body?.item === 'string' ? req.body.item : 'something';
+    const mine = orders.get(req.auth!.sub) ?? [];
+    mine.push({ item });
+    orders.set(req.auth!.sub, mine);
+    res.status(201).json({ item });
+  });
+  return app;
+}
