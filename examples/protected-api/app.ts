@@ -5,6 +5,18 @@
 import express, { type Express } from 'express';
 import { requireAccessToken, type VerifierOptions } from '@user-management/verifier/express';
 
+/**
+ * The verifier's settings from the environment: AUTH_ISSUER is the service's issuer (its
+ * PUBLIC_URL), AUTH_AUDIENCE its JWT_AUDIENCE (its PUBLIC_URL unless set). Every request's
+ * session is asked for (no cache), so a logout counts at once; a busy API would keep the
+ * verifier's default of reusing an "active" answer for a second. CHECK_SESSION=false trusts
+ * tokens until they expire.
+ */
+export function verifierSettings(env: Record<string, string | undefined>): VerifierOptions {
+  const issuer = env.AUTH_ISSUER ?? 'http://localhost:3000';
+  return { issuer, audience: env.AUTH_AUDIENCE ?? issuer, checkSession: env.CHECK_SESSION !== 'false', sessionCacheMs: 0 };
+}
+
 export function createProtectedApi(verifier: VerifierOptions): Express {
   const app = express();
   app.use(express.json());

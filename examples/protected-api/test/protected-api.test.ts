@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { GOOD_PASSWORD, uniqueName } from '../../../test/helpers/app.js';
 import { startListeningService } from '../../../test/helpers/listening-service.js';
-import { createProtectedApi } from '../app.js';
+import { createProtectedApi, verifierSettings } from '../app.js';
 
 type Svc = Awaited<ReturnType<typeof startListeningService>>;
 
@@ -19,8 +19,8 @@ describe('examples/protected-api', () => {
 
   before(async () => {
     svc = await startListeningService();
-    // As server.ts sets it up, with the session asked every time (no cache) so a logout counts at once.
-    const app = createProtectedApi({ issuer: svc.url, audience: svc.url, checkSession: true, sessionCacheMs: 0 });
+    // As server.ts starts it, with AUTH_ISSUER naming the running service.
+    const app = createProtectedApi(verifierSettings({ AUTH_ISSUER: svc.url }));
     api = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
