@@ -88,13 +88,15 @@ export interface ClientOptions {
   fetch?: typeof fetch;
   /** The Web Lock that serialises refreshes across tabs (default `user-management-refresh`). */
   lockName?: string;
+  /** Called with every token pair the service answers (a sign-in or a refresh): its `user`, its `session`. */
+  onTokenPair?: (pair: TokenPair) => void;
 }
 
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Raw = Client<paths, `${string}/${string}`>;
 
 /** Paths whose successful POST answers a token pair: a session was opened or refreshed. */
-const OPENS_SESSION = /^\/v1\/sessions(\/mfa|\/passkey|\/refresh)?$|^\/v1\/oauth\/[^/]+\/callback$|^\/v1\/oauth\/sign-up$/;
+const OPENS_SESSION = /^\/v1\/sessions(\/mfa|\/passkey|\/refresh)?$/;
 /** Paths whose successful DELETE ends the caller's own session. */
 const ENDS_SESSION = /^\/v1\/sessions(\/current)?$|^\/v1\/users\/me$/;
 const COOKIE_HEADER = 'x-token-delivery';
@@ -141,6 +143,7 @@ export function createClient(options: ClientOptions): UserManagementClient {
     const previous = await store.get();
     // In a refresh answer under the retry rule the refresh token may be the same one again.
     await store.set({ accessToken: pair.access_token, refreshToken: pair.refresh_token ?? (cookieMode ? undefined : previous?.refreshToken) });
+    options.onTokenPair?.(pair);
   }
 
   async function sessionEnded(): Promise<void> {
@@ -173,7 +176,7 @@ export function createClient(options: ClientOptions): UserManagementClient {
       });
     }
     if (res.status === 401) {
-      await res.body?.cancel();
+      await drain(res);
       await sessionEnded();
       return false;
     }
@@ -216,7 +219,7 @@ export function createClient(options: ClientOptions): UserManagementClient {
     // password, a wrong code) is the answer itself and is never sent twice.
     if (res.status === 401 && token && !opening && /^Bearer\b/i.test(res.headers.get('www-authenticate') ?? '')) {
       if (await refreshAfter(token)) {
-        await res.body?.cancel();
+        await drain(res);
         const renewed = (await store.get())?.accessToken;
         if (renewed) retry.headers.set('authorization', `Bearer ${renewed}`);
         res = await baseFetch(retry);
@@ -285,6 +288,11 @@ function problemFrom(body: unknown, response: Response): ProblemError {
     return new ProblemError({ ...problem, status: problem.status ?? response.status, code: problem.code, detail: problem.detail ?? '' }, response);
   }
   return new ProblemError({ status: response.status, code: 'unexpected_response', detail: `The service answered ${response.status}.` }, response);
+}
+
+/** Reads an answer to its end: one left unread keeps its request open (a page never goes idle). */
+async function drain(response: Response): Promise<void> {
+  await response.arrayBuffer().catch(() => undefined);
 }
 
 async function problemOf(response: Response): Promise<ProblemError> {
