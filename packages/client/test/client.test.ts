@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { GOOD_PASSWORD, uniqueName } from '../../../test/helpers/app.js';
 import { startListeningService } from '../../../test/helpers/listening-service.js';
-import { createClient, memoryTokenStore, ProblemError, type ClientOptions, type TokenStore, type UserManagementClient } from '@user-management/client';
+import { createClient, memoryTokenStore, ProblemError, type ClientOptions, type UserManagementClient } from '@user-management/client';
 
 type Svc = Awaited<ReturnType<typeof startListeningService>>;
 let svc: Svc;
@@ -57,6 +57,11 @@ describe('the client against a running service', () => {
     assert.equal(renamed.name, 'Ada King');
     const { sessions } = await client.GET('/v1/sessions');
     assert.deepEqual(sessions.map((s) => s.current), [true]);
+    const { client: phone } = newClient();
+    const phonePair = await phone.login({ username, password: GOOD_PASSWORD });
+    await client.DELETE('/v1/sessions/{id}', { params: { path: { id: phonePair.session.id } } });
+    const revoked = await phone.GET('/v1/users/me').catch((e: unknown) => e);
+    assert.ok(revoked instanceof ProblemError && revoked.code === 'invalid_token', 'the revoked session\'s client is refused');
     const introspection = await client.POST('/v1/sessions/introspect');
     assert.deepEqual(introspection, { active: true, sub: user.id, sid: pair.session.id });
     const policy = await client.GET('/v1/password-policy');
@@ -218,4 +223,3 @@ class FakeLockManager {
   }
 }
 
-export type { TokenStore };
