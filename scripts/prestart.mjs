@@ -61,8 +61,8 @@ if (serverSources > builtAt()) {
   say('The server is built and up to date.');
 }
 
-// 3. The web app: bundled only when web/ changed.
-if (newest(['web']) > mtime('dist/web/assets/app.js')) {
+// 3. The web app: bundled only when web/ (or the client package it bundles) changed.
+if (newest(['web', 'packages/client/src']) > mtime('dist/web/assets/app.js')) {
   say('Bundling the web app…');
   const seconds = run(process.execPath, [join(root, 'web', 'build.mjs')]);
   say(`  bundled in ${seconds} s`);

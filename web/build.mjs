@@ -11,6 +11,8 @@ await mkdir(join(out, 'assets'), { recursive: true });
 await build({
   entryPoints: [join(here, 'src', 'main.ts')],
   bundle: true,
+  // The client package's TypeScript sources, as in the repository (no build of the package first).
+  conditions: ['@user-management/source'],
   format: 'esm',
   target: ['es2022'],
   minify: true,

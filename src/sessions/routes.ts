@@ -10,7 +10,7 @@ import { AppError } from '../errors.js';
 import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
 import { perMinute } from '../throttling/rate-limit.js';
-import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionList, TokenPair } from './schemas.js';
+import { LoginBody, MfaLoginBody, RefreshBody, SessionIdParams, SessionIntrospection, SessionList, TokenPair } from './schemas.js';
 import { COOKIE_MODE_HEADER, type RefreshCookie } from './refresh-cookie.js';
 import type { SessionsService } from './service.js';
 import { SIGN_IN_REFUSALS } from './sign-in-policy.js';
@@ -105,6 +105,26 @@ export const sessionsFeature: Feature<SessionsFeatureDeps> = async (app, { db, s
       schema: { summary: "The caller's active sessions, newest first", tags: ['sessions'], security: bearerAuth, response: { 200: SessionList, ...problems('invalid_token') } },
     },
     async (request) => ({ sessions: await sessions.list(callerOf(request)) }),
+  );
+
+  // For APIs that accept our tokens (the verifier's checkSession): the guard checks the
+  // signature and that the session is still active, so a 200 says both; any other answer is 401.
+  app.post(
+    '/v1/sessions/introspect',
+    {
+      onRequest: requireCaller(),
+      schema: {
+        summary: "Is the bearer token's session still active? (for APIs that accept the access tokens)",
+        description: 'An access token that is invalid, expired, or whose session has ended (logout, revocation, password change) is answered 401 invalid_token.',
+        tags: ['sessions'],
+        security: bearerAuth,
+        response: { 200: SessionIntrospection, ...problems('invalid_token') },
+      },
+    },
+    async (request) => {
+      const caller = callerOf(request);
+      return { active: true as const, sub: caller.userId, sid: caller.sessionId };
+    },
   );
 
   app.delete(

@@ -52,3 +52,10 @@ export type Session = Static<typeof Session>;
 export const SessionList = Type.Object({ sessions: Type.Array(Session) });
 
 export const SessionIdParams = Type.Object({ id: Type.String() });
+
+/** `POST /v1/sessions/introspect`: the bearer token's session is active (an inactive one is 401). */
+export const SessionIntrospection = Type.Object({
+  active: Type.Literal(true),
+  sub: Type.String({ description: 'The user id.' }),
+  sid: Type.String({ description: 'The session id.' }),
+});

@@ -4,10 +4,10 @@
  * user back in with one refresh, and an expired access token is renewed once, transparently.
  */
 
-import type { paths } from './api-types.js';
+import { createClient, ProblemError, type paths } from '@user-management/client';
 
-// The types of the API come from the server's schemas (api-types.ts, generated from its OpenAPI
-// document by `npm run docs:api`): a changed schema breaks the web app's type check, not its users.
+// The types of the API come from the server's schemas (the client package's api-types.ts, generated
+// from its OpenAPI document by `npm run docs:api`): a changed schema breaks the web app's type check.
 type Body<R> = R extends { content: { 'application/json': infer B } } ? B : R extends { content: { 'application/problem+json': infer B } } ? B : never;
 /** The body of the answer `status` to `method path`. */
 export type Answer<P extends keyof paths, M extends keyof paths[P], S extends number> = paths[P][M] extends { responses: infer R } ? (S extends keyof R ? Body<R[S]> : never) : never;
@@ -23,18 +23,37 @@ type TokenPair = Answer<'/v1/sessions', 'post', 201>;
 type ServerProblem = Answer<'/v1/users', 'post', 400>;
 /** A problem the server sent, or one the page makes up (a cancelled passkey prompt) with the same fields. */
 export type Problem = Pick<ServerProblem, 'status' | 'code' | 'detail' | 'errors'> & Partial<ServerProblem> & { [extension: string]: unknown };
+/** A problem+json answer, or one the page makes up (a cancelled passkey prompt) with the same fields. */
+export { ProblemError as ApiError };
 
-export class ApiError extends Error {
-  constructor(readonly problem: Problem) {
-    super(problem.detail);
-  }
-}
-
-const COOKIE_MODE = { 'x-token-delivery': 'cookie' };
-
-let accessToken: string | undefined;
 let currentUser: User | undefined;
+let accessToken: string | undefined;
 const listeners = new Set<() => void>();
+const notify = () => {
+  for (const l of listeners) l();
+};
+
+/**
+ * The client package does the HTTP: the tokens, the one refresh at a time across tabs (Web Lock
+ * `ums-refresh`), problem+json as errors. The page keeps who is signed in, in memory.
+ */
+const client = createClient({
+  baseUrl: '',
+  tokenDelivery: 'cookie',
+  lockName: 'ums-refresh',
+  tokens: {
+    get: () => (accessToken === undefined ? undefined : { accessToken }),
+    set: (tokens) => {
+      accessToken = tokens?.accessToken;
+      remember(tokens !== undefined);
+      if (!tokens) currentUser = undefined;
+      notify();
+    },
+  },
+  onTokenPair: (pair) => {
+    currentUser = pair.user;
+  },
+});
 
 export const auth = {
   get user(): User | undefined {
@@ -48,63 +67,26 @@ export const auth = {
   },
 };
 
-function signedIn(pair: TokenPair): void {
-  remember(true);
-  accessToken = pair.access_token;
-  currentUser = pair.user;
-  for (const l of listeners) l();
-}
-
 export function setUser(user: User): void {
   currentUser = user;
-  for (const l of listeners) l();
+  notify();
 }
 
 export function forget(): void {
   remember(false);
   accessToken = undefined;
   currentUser = undefined;
-  for (const l of listeners) l();
-}
-
-async function send(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
-  const init: RequestInit = { method, headers: { ...headers }, credentials: 'same-origin' };
-  if (body !== undefined) {
-    (init.headers as Record<string, string>)['content-type'] = 'application/json';
-    init.body = JSON.stringify(body);
-  }
-  return fetch(path, init);
-}
-
-async function parse<T>(res: Response): Promise<T> {
-  if (res.status === 204) return undefined as T;
-  const text = await res.text();
-  const data = text ? JSON.parse(text) : undefined;
-  if (!res.ok) {
-    throw new ApiError(data && typeof data.code === 'string' ? data : { status: res.status, code: 'unknown', detail: `The service answered ${res.status}.` });
-  }
-  return data as T;
+  notify();
 }
 
 /**
- * Trades the refresh cookie for a new access token; one at a time across tabs (Web Locks, where
- * the page is a secure context). Only a refused cookie (401) signs the user out: an outage or a
- * throttle leaves the session as it is, to try again.
+ * Trades the refresh cookie for a new access token. Only a refused cookie (401) signs the user
+ * out: an outage or a throttle leaves the session as it is, to try again.
  */
 export async function refresh(): Promise<boolean> {
-  const run = async () => {
-    const res = await send('POST', '/v1/sessions/refresh', undefined, COOKIE_MODE);
-    if (res.status === 401) {
-      // Read to the end: an unread body keeps the request open (the page never goes idle).
-      await res.arrayBuffer().catch(() => undefined);
-      sessionEnded();
-      return false;
-    }
-    if (!res.ok) return parse<never>(res); // throws the problem (429, 503)
-    signedIn(await res.json());
-    return true;
-  };
-  return navigator.locks ? navigator.locks.request('ums-refresh', run) : run();
+  const renewed = await client.refresh();
+  if (!renewed) forget();
+  return renewed;
 }
 
 /**
@@ -144,33 +126,38 @@ export function passwordPolicy(): Promise<PasswordPolicy> {
   return policy;
 }
 
-/** The session ended under the user (revoked elsewhere, expired): tell the page. */
-function sessionEnded(): void {
-  const wasSignedIn = accessToken !== undefined;
-  forget();
-  if (wasSignedIn) for (const l of endListeners) l();
-}
 const endListeners = new Set<() => void>();
+/** The session ended under the user (revoked elsewhere, expired): the client says so when a refresh is refused. */
+client.onSessionEnded(() => {
+  for (const l of endListeners) l();
+});
 export function onSessionEnded(listener: () => void): void {
   endListeners.add(listener);
 }
 
 /**
  * A call as the signed-in user. An access token refused as such (401 `invalid_token`) is renewed
- * once and the call repeated; any other 401 (a wrong code, say) is the answer itself, never
- * sent twice.
+ * once and the call repeated (by the client); any other 401 (a wrong code, say) is the answer
+ * itself, never sent twice. The pages build paths with ids in them, so this one is untyped; the
+ * answers' types come from `Answer`.
  */
 export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
-  const attempt = () => send(method, path, body, accessToken ? { authorization: `Bearer ${accessToken}` } : {});
-  let res = await attempt();
-  if (res.status === 401 && isTokenRefusal(res) && (await refresh())) res = await attempt();
+  const init = body === undefined ? {} : { body };
+  let result: { data?: unknown; error?: unknown; response: Response };
   try {
-    return await parse<T>(res);
+    result = await client.raw.request(method.toLowerCase() as never, path as never, init as never);
   } catch (err) {
-    // MFA_REQUIRED_FOR (API-ADMIN.md): this session may only set up a second factor.
-    if (err instanceof ApiError && err.problem.code === 'mfa_setup_required') for (const l of setupListeners) l();
-    throw err;
+    throw err instanceof ProblemError ? err : new ProblemError({ status: 0, code: 'network_error', detail: 'The service could not be reached.' });
   }
+  if (result.response.ok) return result.data as T;
+  const error = result.error as Partial<Problem> | undefined;
+  const problem: Problem =
+    error && typeof error.code === 'string'
+      ? ({ ...error, status: error.status ?? result.response.status, detail: error.detail ?? '' } as Problem)
+      : { status: result.response.status, code: 'unknown', detail: `The service answered ${result.response.status}.` };
+  // MFA_REQUIRED_FOR (API-ADMIN.md): this session may only set up a second factor.
+  if (problem.code === 'mfa_setup_required') for (const l of setupListeners) l();
+  throw new ProblemError(problem, result.response);
 }
 
 const setupListeners = new Set<() => void>();
@@ -179,14 +166,9 @@ export function onMfaSetupRequired(listener: () => void): void {
   setupListeners.add(listener);
 }
 
-/** RFC 6750: a refused bearer token says so in WWW-Authenticate. */
-function isTokenRefusal(res: Response): boolean {
-  return /^Bearer\b/i.test(res.headers.get('www-authenticate') ?? '');
-}
-
 /** Calls that do not need a session (sign up, sign in). */
 export async function publicCall<T>(method: string, path: string, body?: unknown): Promise<T> {
-  return parse<T>(await send(method, path, body));
+  return call<T>(method, path, body);
 }
 
 /** Signs in through any of the sign-in endpoints, in cookie mode. */
@@ -195,8 +177,9 @@ export function expectSignIn(): void {
   remember(true);
 }
 
+/** Signs in through any of the sign-in endpoints (in cookie mode: the client sends the header and keeps the token). */
 export async function signIn(path: string, body: unknown): Promise<void> {
-  signedIn(await parse<TokenPair>(await send('POST', path, body, COOKIE_MODE)));
+  await call<TokenPair>('POST', path, body);
 }
 
 /** Ends this session; on failure the user stays signed in and the error is thrown to be shown. */
@@ -205,7 +188,7 @@ export async function signOut(): Promise<void> {
     await call('DELETE', '/v1/sessions/current');
   } catch (err) {
     // Already ended (revoked elsewhere): signed out all the same.
-    if (!(err instanceof ApiError && err.problem.status === 401)) throw err;
+    if (!(err instanceof ProblemError && err.problem.status === 401)) throw err;
   }
   forget();
 }
