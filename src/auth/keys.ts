@@ -205,7 +205,7 @@ export interface KeyInfo {
   state: 'next' | 'signing' | 'verifying' | 'retired';
 }
 
-export async function listKeys(db: Kysely<Database>, now = Date.now()): Promise<KeyInfo[]> {
+export async function listKeys(db: Kysely<Database>, now = systemClock.now()): Promise<KeyInfo[]> {
   const rows = await db.selectFrom('signing_keys').select(['kid', 'alg', 'created_at', 'activates_at', 'retired_at']).orderBy('created_at', 'asc').execute();
   const live = rows.filter((r) => r.activates_at.getTime() <= now && (r.retired_at === null || r.retired_at.getTime() > now));
   const signing = live.at(-1)?.kid;
@@ -225,9 +225,13 @@ export async function listKeys(db: Kysely<Database>, now = Date.now()): Promise<
  * verifier has fetched it first), and schedules the keys in use to retire once the last token
  * they signed has expired (`accessTokenTtlS` after the new key takes over).
  */
-export async function rotateKeys(db: Kysely<Database>, options: { publishDelayS: number; accessTokenTtlS: number; cipher: DataCipher }): Promise<{ kid: string; activatesAt: Date; retiresAt: Date }> {
+export async function rotateKeys(
+  db: Kysely<Database>,
+  options: { publishDelayS: number; accessTokenTtlS: number; cipher: DataCipher; clock?: Clock },
+): Promise<{ kid: string; activatesAt: Date; retiresAt: Date }> {
+  const clock = options.clock ?? systemClock;
   return withNamedLock(db, 'signing_keys', async (trx) => {
-    const activatesAt = new Date(Date.now() + options.publishDelayS * 1000);
+    const activatesAt = new Date(clock.now() + options.publishDelayS * 1000);
     const retiresAt = new Date(activatesAt.getTime() + options.accessTokenTtlS * 1000 + 60_000);
     await trx.updateTable('signing_keys').set({ retired_at: retiresAt }).where('retired_at', 'is', null).execute();
     const row = await newKeyRow(activatesAt, options.cipher);
@@ -240,9 +244,9 @@ export async function rotateKeys(db: Kysely<Database>, options: { publishDelayS:
  * Retires a key at once (a suspected leak): its tokens are refused from each instance's next key
  * reload on. Refused when no other key could sign; rotate with no publish delay first.
  */
-export async function retireKey(db: Kysely<Database>, kid: string): Promise<'retired' | 'unknown' | 'last_key'> {
+export async function retireKey(db: Kysely<Database>, kid: string, clock: Clock = systemClock): Promise<'retired' | 'unknown' | 'last_key'> {
   return withNamedLock(db, 'signing_keys', async (trx) => {
-    const now = new Date();
+    const now = new Date(clock.now());
     const live = await trx
       .selectFrom('signing_keys')
       .select('kid')

@@ -248,7 +248,7 @@ export class FederationService {
   /** Makes the account of a pending sign-up and signs it in (rule 3). */
   async completeSignUp(token: string | undefined, binding: string | undefined, input: { username: string; dob: string }, client: ClientInfo): Promise<{ pair: TokenPair; returnTo: string }> {
     const row = await this.#pending(token, binding);
-    const dobMessage = dobProblem(input.dob);
+    const dobMessage = dobProblem(input.dob, new Date(this.deps.clock.now()));
     if (dobMessage !== undefined) throw validationFailed([{ field: 'dob', message: dobMessage }]);
     const taken = await takenFields(this.deps.db, { username: input.username, email: row.email });
     if (taken.includes('username')) throw new AppError('username_taken', { errors: [{ field: 'username', message: 'is already taken' }] });

@@ -1,3 +1,4 @@
+import { systemClock } from '../core/clock.js';
 /**
  * Field rules of API.md that JSON Schema cannot state. The request schemas run them (so one answer
  * names every bad field) and the service runs them again on what it is given.
@@ -18,7 +19,7 @@ export function nameProblem(name: string): string | undefined {
 }
 
 /** dob: a real calendar date, not in the future (UTC), not more than 150 years ago. */
-export function dobProblem(dob: string, now = new Date()): string | undefined {
+export function dobProblem(dob: string, now = new Date(systemClock.now())): string | undefined {
   const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(dob);
   const date = match ? new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, Number(match[3]))) : undefined;
   if (!date || Number.isNaN(date.getTime()) || date.toISOString().slice(0, 10) !== dob) return 'must be a real date, YYYY-MM-DD';

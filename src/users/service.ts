@@ -1,3 +1,4 @@
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Kysely } from 'kysely';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
@@ -19,11 +20,12 @@ const FIELD_RULES = { name: nameProblem, dob: dobProblem, email: newEmailProblem
  * Throws 400 validation_failed naming each given field that breaks its rule (rules.ts). The
  * request schemas run the same rules with the rest of the body; this keeps the service whole.
  */
-function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string>>): void {
+/** The field rules again, on the service's clock (the request schema ran them on the system's). */
+function assertFieldRules(input: Partial<Record<keyof typeof FIELD_RULES, string>>, now: Date): void {
   const errors: FieldError[] = [];
   for (const field of Object.keys(FIELD_RULES) as Array<keyof typeof FIELD_RULES>) {
     const value = input[field];
-    const message = value === undefined ? undefined : FIELD_RULES[field](value);
+    const message = value === undefined ? undefined : FIELD_RULES[field](value, now);
     if (message !== undefined) errors.push({ field, message });
   }
   if (errors.length) throw validationFailed(errors);
@@ -66,6 +68,7 @@ export interface UsersDeps {
   invalidation: Invalidation;
   userCache: InvalidatedCache<User>;
   config: { passwordMinLength: number };
+  clock?: Clock;
   reauth: Pick<Reauthentication, 'password' | 'recentSignIn'>;
   /** The mails of a registration or an email change (account/email-verification.ts). */
   emailEvents?: EmailEvents;
@@ -73,6 +76,7 @@ export interface UsersDeps {
 
 export class UsersService {
   private readonly db: Kysely<Database>;
+  private readonly clock: Clock;
   private readonly hasher: PasswordHasher;
   private readonly audit: AuditLog;
   private readonly invalidation: Invalidation;
@@ -85,11 +89,12 @@ export class UsersService {
     this.reauth = deps.reauth;
     ({ db: this.db, hasher: this.hasher, audit: this.audit, invalidation: this.invalidation, userCache: this.cache, emailEvents: this.emailEvents } = deps);
     this.passwordMinLength = deps.config.passwordMinLength;
+    this.clock = deps.clock ?? systemClock;
   }
 
   /** create_new_user: the profile and its first, current credential, in one transaction. */
   async register(input: RegisterBody, client: ClientInfo): Promise<User> {
-    assertFieldRules(input);
+    assertFieldRules(input, new Date(this.clock.now()));
     const name = input.name.trim();
     // The password rules are judged once every other field is valid: 400 weak_password, before any hashing.
     checkPasswordPolicy(input.password, this.passwordMinLength, { username: input.username, email: input.email });
@@ -128,7 +133,7 @@ export class UsersService {
    */
   async updateProfile(caller: Caller, input: UpdateProfileBody): Promise<User> {
     const { userId } = caller;
-    assertFieldRules(input);
+    assertFieldRules(input, new Date(this.clock.now()));
     const { current_password: currentPassword, ...fields } = input;
     if (Object.keys(fields).length === 0) throw validationFailed([{ field: '(body)', message: 'give at least one of username, name, dob and email' }]);
     // A password given is checked whatever changes: a wrong one is 403, counted as a failed login.
