@@ -24,7 +24,7 @@ interface Registered {
 const inProcess: oidc.CustomFetch = async (url, options) => {
   const target = new URL(url);
   const headers: Record<string, string> = {};
-  new Headers(options.headers as HeadersInit).forEach((value, name) => (headers[name] = value));
+  new Headers(options.headers as ConstructorParameters<typeof Headers>[0]).forEach((value, name) => (headers[name] = value));
   const res = await svc.app.inject({ method: options.method as 'GET', url: `${target.pathname}${target.search}`, headers, ...(options.body ? { payload: String(options.body) } : {}) });
   const out = new Headers();
   for (const [name, value] of Object.entries(res.headers)) for (const v of [value].flat()) if (v !== undefined) out.append(name, String(v));
