@@ -19,7 +19,7 @@ describe('the service as an OpenID Provider (headless Chromium)', { skip: skipWi
   let user: RegisteredUser;
   const apps = new Map<string, oidc.Configuration>();
   const pending = new Map<string, { app: string; verifier: string; nonce: string }>();
-  const signedIn = new Map<string, oidc.TokenEndpointResponse>();
+  const signedIn = new Map<string, Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>>();
 
   before(async () => {
     session = await startBrowserSession();
