@@ -77,6 +77,7 @@ describe('the service as an OpenID Provider (headless Chromium)', { skip: skipWi
     await new Promise<void>((resolve) => rpServer.listen(rpPort, '127.0.0.1', resolve));
   });
   after(async () => {
+    rpServer?.closeAllConnections();
     await new Promise((resolve) => rpServer?.close(resolve));
     await session?.close();
   });
