@@ -15,6 +15,7 @@ import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { Feature } from '../http/types.js';
 import type { SessionsService } from '../sessions/service.js';
 import { perMinute } from '../throttling/rate-limit.js';
+import { OAuthClients } from './clients.js';
 import { IdTokenKeys, ID_TOKEN_ALGS } from './keys.js';
 import { eraseOAuthRows, pruneOAuthFlows } from './repository.js';
 import {
@@ -112,6 +113,7 @@ export const oidcFeature: Feature<OidcFeatureDeps> = async (app, deps) => {
     resources: config.oauthResources,
     cookieKey: await deps.secret('oidc_browser_session'),
   });
+  const clients = new OAuthClients(deps.db, deps.clock, deps.revocation);
   deps.erasure.add('oauth', eraseOAuthRows);
   backgroundJob(app, 'pruning authorization requests and codes', PRUNE_EVERY_MS, () => pruneOAuthFlows(deps.db, new Date(deps.clock.now())));
   const rateLimit = perMinute(config.rateLimitPerMinute);
@@ -291,25 +293,25 @@ export const oidcFeature: Feature<OidcFeatureDeps> = async (app, deps) => {
     schema: { summary, description: `Needs the permission \`${CLIENT_ENDPOINTS[endpoint]}\`.`, tags: ['admin'], security: bearerAuth, ...extra, response: { ...success, ...problems(...COMMON, ...errors) } },
   });
 
-  app.get('/v1/admin/clients', admin('GET /v1/admin/clients', 'The registered clients of the OpenID Provider', {}, { 200: ClientList }), async () => ({ clients: await oidc.listClients() }));
+  app.get('/v1/admin/clients', admin('GET /v1/admin/clients', 'The registered clients of the OpenID Provider', {}, { 200: ClientList }), async () => ({ clients: await clients.listClients() }));
   app.post(
     '/v1/admin/clients',
     admin('POST /v1/admin/clients', 'Register a client; its secret (confidential, service) is shown once', { body: NewClientBody }, { 201: ClientWithSecret }, 'validation_failed', 'payload_too_large', 'unsupported_media_type'),
-    async (request, reply) => reply.code(201).send(await oidc.createClient(request.body)),
+    async (request, reply) => reply.code(201).send(await clients.createClient(request.body)),
   );
   app.get('/v1/admin/clients/:client_id', admin('GET /v1/admin/clients/:client_id', 'One client', { params: ClientParams }, { 200: Client }, 'not_found', 'validation_failed'), async (request) =>
-    oidc.showClient(request.params.client_id),
+    clients.showClient(request.params.client_id),
   );
   app.post(
     '/v1/admin/clients/:client_id/secret',
     admin('POST /v1/admin/clients/:client_id/secret', 'A new secret for a client (the old one stops working); shown once', { params: ClientParams }, { 200: ClientWithSecret }, 'not_found', 'validation_failed'),
-    async (request) => oidc.rotateSecret(request.params.client_id),
+    async (request) => clients.rotateSecret(request.params.client_id),
   );
   app.delete(
     '/v1/admin/clients/:client_id',
     admin('DELETE /v1/admin/clients/:client_id', 'Delete a client: its codes, consents and sessions end', { params: ClientParams }, { 204: NoContent }, 'not_found', 'validation_failed'),
     async (request, reply) => {
-      await oidc.deleteClient(request.params.client_id);
+      await clients.deleteClient(request.params.client_id);
       return reply.code(204).send(null);
     },
   );
