@@ -239,6 +239,10 @@ describe('OpenID Provider', () => {
       assert.equal(problem(res).code, 'reauthentication_required');
       const fresh = await browser.get((await authorizeUrl(firstParty, { max_age: '600' })).url.href);
       assert.match(fresh.headers.location as string, new RegExp(`^${RP}/cb\\?code=`));
+      // prompt=login: a sign-in after the request, whatever its age.
+      const loginAgain = await browser.get((await authorizeUrl(firstParty, { prompt: 'login' })).url.href);
+      assert.match(loginAgain.headers.location as string, /^\/authorize-app/);
+      assert.equal((await browser.answer(loginAgain.headers.location as string)).pending.login_required, true);
     } finally {
       svc.clock.advance(-120_000);
     }
@@ -295,6 +299,29 @@ describe('OpenID Provider', () => {
     assert.equal(await oauthError(oidc.refreshTokenGrant(firstParty.config, tokens.refresh_token!)), 'invalid_grant');
   });
 
+  it('when the person changes their password, then the apps signed in as them are signed out (their tokens refused)', async () => {
+    const user = await registerUser(svc.app);
+    const browser = new Browser();
+    await browser.signIn(user);
+    const { tokens } = await signInFlow(firstParty, browser);
+    const changed = await svc.app.inject({ method: 'PUT', url: '/v1/users/me/password', headers: bearer(browser.webToken!), payload: { current_password: user.password, new_password: 'amber compass meadow 9051' } });
+    assert.equal(changed.statusCode, 204, changed.body);
+    assert.equal((await me(tokens.access_token)).statusCode, 401);
+    assert.equal(await oauthError(oidc.refreshTokenGrant(firstParty.config, tokens.refresh_token!)), 'invalid_grant');
+  });
+
+  it("when the browser cookie names another person's session with a made-up MAC, then nobody is signed in (login_required)", async () => {
+    const victim = new Browser();
+    await victim.signIn(await registerUser(svc.app));
+    await signInFlow(firstParty, victim);
+    const [userId, sessionId, mac] = victim.cookie!.split('.');
+    const forger = new Browser();
+    forger.cookie = `${userId}.${sessionId}.${mac!.slice(1)}A`;
+    const res = await forger.get((await authorizeUrl(firstParty, { prompt: 'none' })).url.href);
+    assert.equal(new URL(res.headers.location as string).searchParams.get('error'), 'login_required');
+    victim.cookie = undefined;
+  });
+
   it('when a token is revoked (RFC 7009), then it and its session are refused; introspection (RFC 7662) says active, then not', async () => {
     const browser = new Browser();
     await browser.signIn(await registerUser(svc.app));
@@ -305,6 +332,8 @@ describe('OpenID Provider', () => {
     assert.equal(live.scope, 'openid profile email offline_access');
     assert.equal((await oidc.tokenIntrospection(otherFirstParty.config, tokens.refresh_token!)).active, true);
     assert.equal((await oidc.tokenIntrospection(thirdParty.config, tokens.refresh_token!)).active, false, "another client's refresh token is not described");
+    await oidc.tokenRevocation(thirdParty.config, tokens.refresh_token!);
+    assert.equal((await me(tokens.access_token)).statusCode, 200, "another client cannot revoke this client's token");
     await oidc.tokenRevocation(otherFirstParty.config, tokens.refresh_token!);
     assert.equal((await me(tokens.access_token)).statusCode, 401);
     assert.equal((await oidc.tokenIntrospection(otherFirstParty.config, tokens.access_token)).active, false);
