@@ -4,6 +4,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from '
 import * as oidc from 'openid-client';
 import { Secret, TOTP } from 'otpauth';
 import { AdminService } from '../src/admin/service.js';
+import { SoftAuthenticator } from './helpers/authenticator.js';
 import { bearer, login, problem, registerUser, startTestService, type RegisteredUser, type TestService } from './helpers/app.js';
 
 // API-FEDERATION.md B: the service as an OpenID Provider, with openid-client as the relying party.
@@ -394,6 +395,23 @@ describe('OpenID Provider', () => {
     browser.webToken = signedIn.json().access_token;
     const { tokens } = await signInFlow(firstParty, browser);
     assert.deepEqual(decodeJwt(tokens.id_token!).amr, ['pwd', 'otp', 'mfa']);
+  });
+
+  it('when a person signs in with a passkey, then the app signs them in, and the ID token says how (amr swk)', async () => {
+    const user = await registerUser(svc.app);
+    const setup = await login(svc.app, user);
+    const authenticator = new SoftAuthenticator();
+    const creation = await svc.app.inject({ method: 'POST', url: '/v1/users/me/passkeys/options', headers: bearer(setup.accessToken) });
+    const added = await svc.app.inject({ method: 'POST', url: '/v1/users/me/passkeys', headers: bearer(setup.accessToken), payload: { name: 'Laptop', response: authenticator.register(creation.json()) } });
+    assert.equal(added.statusCode, 201, added.body);
+    const options = (await svc.app.inject({ method: 'POST', url: '/v1/sessions/passkey/options' })).json();
+    const signedIn = await svc.app.inject({ method: 'POST', url: '/v1/sessions/passkey', payload: { response: authenticator.assert(options) } });
+    assert.equal(signedIn.statusCode, 201, signedIn.body);
+    const browser = new Browser();
+    browser.webToken = signedIn.json().access_token;
+    const { tokens } = await signInFlow(firstParty, browser);
+    assert.equal(decodeJwt(tokens.id_token!).sub, user.id);
+    assert.ok((decodeJwt(tokens.id_token!).amr as string[]).includes('swk'));
   });
 
   it('when a service client uses client_credentials, then its token has sub = its id, no sid, its roles and scope; a person\'s client may not', async () => {
