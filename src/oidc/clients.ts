@@ -6,7 +6,7 @@ import { hashSecret, newSecret } from '../core/secrets.js';
 import type { Database } from '../db/schema.js';
 import { AppError, validationFailed, type FieldError } from '../errors.js';
 import { ID_TOKEN_ALGS, type IdTokenAlg } from './keys.js';
-import { deleteClient, findClient, insertClient, listClients, setClientSecret, type ClientRow } from './repository.js';
+import { deleteClient, findClient, sessionsOfClient, insertClient, listClients, setClientSecret, type ClientRow } from './repository.js';
 
 export const CLIENT_TYPES = ['public', 'confidential', 'service'] as const;
 export type ClientType = (typeof CLIENT_TYPES)[number];
@@ -145,7 +145,7 @@ export class OAuthClients {
   }
 
   async deleteClient(clientId: string): Promise<void> {
-    const ids = (await this.db.selectFrom('oauth_sessions').select(['session_id', 'user_id']).where('client_id', '=', clientId).execute());
+    const ids = await sessionsOfClient(this.db, clientId);
     if (!(await deleteClient(this.db, clientId))) throw new AppError('not_found', { detail: 'There is no client with that id.' });
     // Its sessions end with it: the rows stay (audit), the tokens stop working.
     for (const { session_id, user_id } of ids) await this.revocation.endNow(this.db, { userId: String(user_id), sessionId: String(session_id) }, 'revoked');

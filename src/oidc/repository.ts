@@ -120,6 +120,10 @@ export async function clientSessionIds(db: Queryable, userId: string, clientId: 
   return rows.map((row) => String(row.session_id));
 }
 
+export function sessionsOfClient(db: Queryable, clientId: string) {
+  return db.selectFrom('oauth_sessions').select(['session_id', 'user_id']).where('client_id', '=', clientId).execute();
+}
+
 // Pruning and erasure
 
 export async function pruneOAuthFlows(db: Queryable, now: Date): Promise<void> {

@@ -437,7 +437,7 @@ export class OidcService {
       if (err instanceof AppError) throw invalidGrant();
       throw err;
     }
-    const session = await this.deps.db.selectFrom('user_sessions').select(['parent_session_id', 'amr']).where('session_id', '=', held.session_id).executeTakeFirst();
+    const session = await findSessionSignIn(this.deps.db, String(held.session_id));
     return this.#answer(
       client,
       {
@@ -507,7 +507,7 @@ export class OidcService {
       // A refresh token is described only to the client that holds it.
       const held = await findClientSession(this.deps.db, parsed.sessionId);
       if (!held || held.client_id !== client.client_id) return inactive;
-      const current = await this.deps.db.selectFrom('user_sessions').select(['refresh_token_hash', 'expires_at']).where('session_id', '=', parsed.sessionId).executeTakeFirst();
+      const current = await findSessionSignIn(this.deps.db, parsed.sessionId);
       if (!current || current.refresh_token_hash !== hashSecret(parsed.secret) || !(await this.deps.sessions.authenticate(String(held.user_id), String(held.session_id)))) return inactive;
       return { active: true, token_type: 'refresh_token', client_id: held.client_id, sub: String(held.user_id), scope: held.scope, exp: Math.floor(current.expires_at.getTime() / 1000), iss: this.deps.issuer };
     }

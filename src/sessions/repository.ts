@@ -250,5 +250,9 @@ export async function pruneEndedSessions(db: Queryable, retentionDays: number, n
 
 /** When and how a session was signed in (OpenID `auth_time` and `amr` for the clients it signs in to). */
 export function findSessionSignIn(db: Queryable, sessionId: string) {
-  return db.selectFrom('user_sessions').select(['session_id', 'user_id', 'created_at', 'amr']).where('session_id', '=', sessionId).executeTakeFirst();
+  return db
+    .selectFrom('user_sessions')
+    .select(['session_id', 'user_id', 'created_at', 'amr', 'parent_session_id', 'refresh_token_hash', 'expires_at'])
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
 }
