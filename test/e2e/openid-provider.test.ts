@@ -29,12 +29,12 @@ describe('the service as an OpenID Provider (headless Chromium)', { skip: skipWi
     const admin = await registerUser(svc.app);
     await new AdminService(svc.db).changeRole(admin.username, 'admin', true);
     const adminToken = (await login(svc.app, admin)).accessToken;
-    for (const name of ['a', 'b']) {
+    for (const name of ['a', 'b', 'c']) {
       const res = await svc.app.inject({
         method: 'POST',
         url: '/v1/admin/clients',
         headers: bearer(adminToken),
-        payload: { name: `App ${name.toUpperCase()}`, type: 'confidential', first_party: true, redirect_uris: [`${rp}/${name}/cb`], post_logout_redirect_uris: [`${rp}/bye`] },
+        payload: { name: `App ${name.toUpperCase()}`, type: 'confidential', first_party: name !== 'c', redirect_uris: [`${rp}/${name}/cb`], post_logout_redirect_uris: [`${rp}/bye`] },
       });
       assert.equal(res.statusCode, 201, res.body);
       const { client_id, client_secret } = res.json();
@@ -82,7 +82,7 @@ describe('the service as an OpenID Provider (headless Chromium)', { skip: skipWi
     await session?.close();
   });
 
-  it('when a person signs in to app A through our sign-in page, then app B signs them in without a password, and logging out of A signs them out of both', async () => {
+  it('when a person signs in to app A through our sign-in page, then app B signs them in without a password, app C asks for consent (withdrawn under Connected apps), and logging out of A signs them out of both', async () => {
     const { svc, browser } = session;
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -100,6 +100,17 @@ describe('the service as an OpenID Provider (headless Chromium)', { skip: skipWi
     const b = signedIn.get('b')!;
     assert.equal(a.claims()!.sid, b.claims()!.sid, 'one browser session');
     for (const tokens of [a, b]) assert.equal((await svc.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(tokens.access_token) })).statusCode, 200);
+
+    // An app that is not ours asks first; the consent is listed under Connected apps, and withdrawn there.
+    await page.goto(`${rp}/c/login`);
+    await expectHeading(page, 'App C wants to use your account');
+    await page.getByRole('button', { name: 'Allow' }).click();
+    await expectHeading(page, `App C: signed in as ${user.username}`);
+    await page.goto(`${session.origin}/connected-apps`);
+    await expectHeading(page, 'Connected apps');
+    await page.getByRole('button', { name: 'Withdraw App C' }).click();
+    await page.getByRole('button', { name: 'Withdraw App C' }).waitFor({ state: 'detached' });
+    assert.equal((await svc.app.inject({ method: 'GET', url: '/v1/users/me', headers: bearer(signedIn.get('c')!.access_token) })).statusCode, 401, "withdrawn: App C's tokens end");
 
     await page.goto(`${rp}/a/logout`);
     await expectHeading(page, 'Signed out of the apps');
