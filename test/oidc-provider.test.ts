@@ -311,6 +311,20 @@ describe('OpenID Provider', () => {
     assert.equal(await oauthError(oidc.refreshTokenGrant(firstParty.config, tokens.refresh_token!)), 'invalid_grant');
   });
 
+  it('when an admin disables the person, then the apps signed in as them are signed out, and a code issued before is refused', async () => {
+    const user = await registerUser(svc.app);
+    const browser = new Browser();
+    await browser.signIn(user);
+    const { tokens } = await signInFlow(firstParty, browser);
+    const flow = await authorizeUrl(firstParty);
+    const code = new URL((await browser.get(flow.url.href)).headers.location as string);
+    const disabled = await svc.app.inject({ method: 'POST', url: `/v1/admin/users/${user.id}/disable`, headers: bearer(adminToken), payload: {} });
+    assert.equal(disabled.statusCode, 200, disabled.body);
+    assert.equal((await me(tokens.access_token)).statusCode, 401);
+    assert.equal(await oauthError(oidc.refreshTokenGrant(firstParty.config, tokens.refresh_token!)), 'invalid_grant');
+    assert.equal(await oauthError(oidc.authorizationCodeGrant(firstParty.config, code, { pkceCodeVerifier: flow.verifier, expectedState: flow.state, expectedNonce: flow.nonce })), 'invalid_grant');
+  });
+
   it("when the browser cookie names another person's session with a made-up MAC, then nobody is signed in (login_required)", async () => {
     const victim = new Browser();
     await victim.signIn(await registerUser(svc.app));
