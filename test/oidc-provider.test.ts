@@ -532,6 +532,40 @@ describe('OpenID Provider: attacks, refused as the RFCs say', () => {
   });
 });
 
+describe('OpenID Provider: bad input', () => {
+  it('when the OAuth endpoints get malformed input, then each answers an RFC 6749 error as JSON, never a 500 and never problem+json', async () => {
+    const garbageBasic = { authorization: 'Basic !!!' };
+    const cases: Array<[string, () => Promise<{ statusCode: number; headers: Record<string, unknown>; json(): { error: string } }>, number, string]> = [
+      ['token, no body', () => svc.app.inject({ method: 'POST', url: '/oauth/token' }), 401, 'invalid_client'],
+      ['token, bad Basic', () => form('/oauth/token', { grant_type: 'client_credentials' }, garbageBasic), 401, 'invalid_client'],
+      ['token, repeated parameter', () => svc.app.inject({ method: 'POST', url: '/oauth/token', headers: { 'content-type': 'application/x-www-form-urlencoded', ...basic(service) }, payload: 'grant_type=client_credentials&grant_type=client_credentials' }), 400, 'invalid_request'],
+      ['token, garbage refresh token', () => form('/oauth/token', { grant_type: 'refresh_token', refresh_token: 'x'.repeat(5000), client_id: firstParty.client_id }), 400, 'invalid_grant'],
+      ['token, garbage code', () => form('/oauth/token', { grant_type: 'authorization_code', code: '\u0000\u00ff', code_verifier: '!', redirect_uri: 'x', client_id: firstParty.client_id }), 400, 'invalid_grant'],
+      ['token, no grant_type', () => form('/oauth/token', { client_id: firstParty.client_id }), 400, 'invalid_request'],
+      ['token, too large', () => form('/oauth/token', { grant_type: 'client_credentials', pad: 'x'.repeat(20_000) }, basic(service)), 400, 'invalid_request'],
+      ['userinfo, garbage token', () => svc.app.inject({ method: 'GET', url: '/oauth/userinfo', headers: { authorization: 'Bearer abc.def.ghi' } }), 401, 'invalid_token'],
+      ['userinfo, no token', () => svc.app.inject({ method: 'GET', url: '/oauth/userinfo' }), 401, 'invalid_token'],
+      ['logout, garbage id_token_hint', () => svc.app.inject({ method: 'GET', url: '/oauth/logout?id_token_hint=abc' }), 400, 'invalid_request'],
+      ['revoke, no token', () => form('/oauth/revoke', {}, basic(otherFirstParty)), 400, 'invalid_request'],
+      ['authorize, unknown client', () => svc.app.inject({ method: 'GET', url: '/oauth/authorize?client_id=%00' }), 400, 'invalid_client'],
+      ['authorize, a service client', () => svc.app.inject({ method: 'GET', url: `/oauth/authorize?client_id=${service.client_id}&redirect_uri=x` }), 400, 'invalid_client'],
+    ];
+    for (const [label, send, status, error] of cases) {
+      const res = await send();
+      assert.equal(res.statusCode, status, label);
+      assert.equal(res.headers['content-type'], 'application/json; charset=utf-8', label);
+      assert.equal(res.json().error, error, label);
+    }
+    // A NUL in state would not fit a text column: refused at the app, before anything is stored.
+    const nul = await authorizeUrl(firstParty, { state: 'a\u0000b' });
+    const refused = await new Browser().get(nul.url.href);
+    assert.equal(refused.statusCode, 303);
+    assert.equal(new URL(refused.headers.location as string).searchParams.get('error'), 'invalid_request');
+    const introspected = await form('/oauth/introspect', { token: 'garbage' }, basic(otherFirstParty));
+    assert.deepEqual(introspected.json(), { active: false });
+  });
+});
+
 describe('clients in the admin API', () => {
   it('when a client is registered, then its secret is shown once and stored hashed; rotation gives a new one and the old stops working; deletion ends it', async () => {
     const res = await svc.app.inject({ method: 'POST', url: '/v1/admin/clients', headers: bearer(adminToken), payload: { name: 'Rotating', type: 'service', scopes: ['a:b'] } });

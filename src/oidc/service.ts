@@ -65,6 +65,8 @@ function secretMatches(secret: string, storedHash: string | null): boolean {
 function s256(verifier: string): string {
   return createHash('sha256').update(verifier).digest('base64url');
 }
+const CLIENT_ID = /^[A-Za-z0-9_-]{1,64}$/;
+const VSCHARS = /^[\x20-\x7e]*$/;
 const PKCE_VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
 const PKCE_CHALLENGE = /^[A-Za-z0-9_-]{43}$/;
 
@@ -152,7 +154,7 @@ export class OidcService {
   // The authorization endpoint (RFC 6749 4.1.1, OpenID Core 3.1.2)
 
   async authorize(params: AuthorizeParams, browser: BrowserSession | undefined): Promise<AuthorizeOutcome> {
-    const client = params.client_id ? await findClient(this.deps.db, params.client_id) : undefined;
+    const client = await this.#client(params.client_id);
     if (!client || client.type === 'service') return { kind: 'refused', error: 'invalid_client', description: 'Unknown client_id.' };
     const view = toClientView(client);
     // Exact match (RFC 9700 4.1.3); never redirect to anything else.
@@ -182,7 +184,9 @@ export class OidcService {
       if (!/^(0|[1-9][0-9]{0,8})$/.test(params.max_age)) return back('invalid_request', 'max_age is a number of seconds.');
       maxAge = Number(params.max_age);
     }
-    if (params.nonce !== undefined && params.nonce.length > 512) return back('invalid_request', 'nonce is too long.');
+    // RFC 6749 A.5: state is VSCHARs; nonce is held to the same (and at most 512 characters).
+    if (params.state !== undefined && (!VSCHARS.test(params.state) || params.state.length > 2000)) return back('invalid_request', 'state has characters outside %x20-7E, or is too long.');
+    if (params.nonce !== undefined && (!VSCHARS.test(params.nonce) || params.nonce.length > 512)) return back('invalid_request', 'nonce has characters outside %x20-7E, or is too long.');
 
     const request: RequestRow = {
       request_hash: '',
@@ -214,6 +218,11 @@ export class OidcService {
     const id = newSecret();
     await insertRequest(this.deps.db, { ...request, request_hash: hashSecret(id) });
     return { kind: 'interaction', location: `/authorize-app?request=${encodeURIComponent(id)}` };
+  }
+
+  /** A client by id; an id that cannot be one (our ids are base64url) is not looked up. */
+  async #client(clientId: string | undefined) {
+    return clientId !== undefined && CLIENT_ID.test(clientId) ? findClient(this.deps.db, clientId) : undefined;
   }
 
   async #signInOf(browser: BrowserSession): Promise<{ authTime: Date; amr: string } | undefined> {
@@ -307,7 +316,7 @@ export class OidcService {
     const clientId = basic?.id ?? body.client_id;
     const secret = basic?.secret ?? body.client_secret;
     if (!clientId) throw invalidClient();
-    const row = await findClient(this.deps.db, clientId);
+    const row = await this.#client(clientId);
     if (!row) throw invalidClient();
     if (row.type === 'public') {
       if (secret !== undefined) throw invalidClient();
@@ -526,7 +535,7 @@ export class OidcService {
     if (params.client_id && hint && hint.aud !== params.client_id) throw new OAuthError('invalid_request', 'client_id differs from the id_token_hint.');
     let location: string | undefined;
     if (params.post_logout_redirect_uri !== undefined) {
-      const client = clientId ? await findClient(this.deps.db, clientId) : undefined;
+      const client = await this.#client(clientId);
       if (!client || !toClientView(client).post_logout_redirect_uris.includes(params.post_logout_redirect_uri)) {
         throw new OAuthError('invalid_request', 'post_logout_redirect_uri is not one registered for this client.');
       }
