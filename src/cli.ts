@@ -8,6 +8,11 @@ import { explainDatabaseError } from './db/describe.js';
 import { migrateToLatest } from './db/migrate.js';
 import { AdminService } from './admin/service.js';
 import { AppError } from './errors.js';
+import { systemClock } from './core/clock.js';
+import { InvalidatedCache } from './cache/invalidated-cache.js';
+import { Invalidation } from './cache/invalidation.js';
+import { SessionRevocation } from './sessions/revocation.js';
+import { CLIENT_TYPES, OAuthClients, type ClientType, type ClientView } from './oidc/clients.js';
 import type { Kysely } from 'kysely';
 import { BackgroundJobs } from './account/background.js';
 import { SecurityNotices } from './account/security-notices.js';
@@ -48,6 +53,16 @@ ${IMPORT_HELP}
   roles grant <username> <role>   give the user a role (the first admin: roles grant <you> admin)
   roles revoke <username> <role>  take a role from the user (never from the last admin)
   roles list                      every role, its permissions and who holds it
+  clients create --name NAME --type public|confidential|service [--redirect-uri URI]...
+                 [--post-logout-uri URI]... [--scope S]... [--role R]... [--first-party]
+                 [--id-token-alg RS256|EdDSA]
+                                  register an app of the OpenID Provider; its secret is shown
+                                  once (confidential, service)
+  clients list                    the registered apps
+  clients show <client_id>        one app
+  clients rotate-secret <client_id>
+                                  a new secret (shown once); the old one stops working
+  clients delete <client_id>      delete an app: its consents and sessions end
 
 Options:
   --json    machine-readable output
@@ -71,6 +86,14 @@ async function run(argv: string[]): Promise<number> {
       offset: { type: 'string' },
       filter: { type: 'string' },
       user: { type: 'string' },
+      name: { type: 'string' },
+      type: { type: 'string' },
+      'redirect-uri': { type: 'string', multiple: true },
+      'post-logout-uri': { type: 'string', multiple: true },
+      scope: { type: 'string', multiple: true },
+      role: { type: 'string', multiple: true },
+      'first-party': { type: 'boolean' },
+      'id-token-alg': { type: 'string' },
       ...IMPORT_OPTIONS,
     },
   });
@@ -267,6 +290,62 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
 
+  if (command === 'clients') {
+    const clientLine = (c: ClientView) =>
+      `${c.client_id}  ${c.type.padEnd(12)}  ${c.first_party ? 'first-party' : 'third-party'}  ${c.name}\n  redirect: ${c.redirect_uris.join(' ') || '-'}\n  scopes: ${c.scopes.join(' ')}${c.roles.length ? `\n  roles: ${c.roles.join(' ')}` : ''}`;
+    const withSecret = (c: ClientView & { client_secret?: string }) => `${clientLine(c)}${c.client_secret ? `\n  client_secret: ${c.client_secret}\n  (shown once: keep it now; it is stored hashed)` : ''}`;
+    const withClients = <T>(work: (clients: OAuthClients) => Promise<T>) => withDb((db) => work(new OAuthClients(db.kysely, systemClock, commandLineRevocation())));
+    const explain = (err: unknown): number => {
+      if (!(err instanceof AppError)) throw err;
+      console.error(err.errors?.length ? `${err.detail} ${err.errors.map((e) => `${e.field}: ${e.message}`).join('; ')}` : err.detail);
+      return 1;
+    };
+    try {
+      if (sub === 'create' && !arg) {
+        if (!values.name || !values.type) throw new UsageError('clients create needs --name and --type');
+        if (!(CLIENT_TYPES as readonly string[]).includes(values.type)) throw new UsageError('--type is public, confidential or service');
+        const alg = values['id-token-alg'];
+        if (alg !== undefined && alg !== 'RS256' && alg !== 'EdDSA') throw new UsageError('--id-token-alg is RS256 or EdDSA');
+        const made = await withClients((clients) =>
+          clients.createClient({
+            name: values.name!,
+            type: values.type as ClientType,
+            redirect_uris: values['redirect-uri'] ?? [],
+            post_logout_redirect_uris: values['post-logout-uri'] ?? [],
+            ...(values.scope ? { scopes: values.scope } : {}),
+            roles: values.role ?? [],
+            first_party: values['first-party'] ?? false,
+            ...(alg ? { id_token_signed_response_alg: alg } : {}),
+          }),
+        );
+        print(withSecret(made), made);
+        return 0;
+      }
+      if (sub === 'list' && !arg) {
+        const list = await withClients((clients) => clients.listClients());
+        print(list.length ? list.map(clientLine).join('\n') : 'No clients.', { clients: list });
+        return 0;
+      }
+      if (sub === 'show' && arg) {
+        const client = await withClients((clients) => clients.showClient(arg));
+        print(clientLine(client), client);
+        return 0;
+      }
+      if (sub === 'rotate-secret' && arg) {
+        const client = await withClients((clients) => clients.rotateSecret(arg));
+        print(withSecret(client), client);
+        return 0;
+      }
+      if (sub === 'delete' && arg) {
+        await withClients((clients) => clients.deleteClient(arg));
+        print(`Deleted ${arg}: its consents and sessions ended.`, { client_id: arg, deleted: true });
+        return 0;
+      }
+    } catch (err) {
+      return explain(err);
+    }
+  }
+
   throw new UsageError(`Unknown command: ${positionals.join(' ')}`);
 }
 
@@ -283,6 +362,11 @@ run(process.argv.slice(2)).then(
     process.exit(1);
   },
 );
+
+/** Sessions ended here are announced to the running instances (the command line caches nothing), as AdminService does. */
+function commandLineRevocation(): SessionRevocation {
+  return new SessionRevocation(new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache() }));
+}
 
 /**
  * The server owns the embedded database: setting DATABASE_URL would open another, empty one, so

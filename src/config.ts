@@ -73,6 +73,8 @@ export interface Config {
   readonly mfaRequiredFor: 'none' | 'roles' | 'all';
   /** IDENTITY_PROVIDERS and their IDP_<NAME>_* groups: sign in with another provider (API-FEDERATION.md A); none by default. */
   readonly identityProviders: readonly IdentityProviderSetting[];
+  /** OAUTH_RESOURCES (API-FEDERATION.md B, RFC 8707): the resources a client may ask a token for, absolute URIs. */
+  readonly oauthResources: readonly string[];
 }
 
 /** One provider of IDENTITY_PROVIDERS, as configured (federation/providers.ts turns it into a client). */
@@ -212,6 +214,21 @@ function parsePeppers(raw: string | undefined): string[] {
   return peppers;
 }
 
+function oauthResources(raw: string | undefined): string[] {
+  const list = (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const uri of list) {
+    let url: URL | undefined;
+    try {
+      url = new URL(uri);
+    } catch {
+      url = undefined;
+    }
+    // RFC 8707 2: an absolute URI without a fragment.
+    if (!url || uri.includes('#')) throw new ConfigError(`OAUTH_RESOURCES: "${uri}" must be an absolute URI without a fragment`);
+  }
+  return list;
+}
+
 /** The presets need no issuer (federation/providers.ts knows their endpoints). */
 const IDP_PRESETS = ['google', 'microsoft', 'apple', 'gitlab', 'github'];
 const IDP_LABELS: Record<string, string> = { google: 'Google', microsoft: 'Microsoft', apple: 'Apple', gitlab: 'GitLab', github: 'GitHub' };
@@ -315,6 +332,7 @@ export function loadConfig(env: Env = process.env): Config {
     requireEmailVerification: bool(env, 'REQUIRE_EMAIL_VERIFICATION', false),
     mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
     identityProviders: identityProviders(env),
+    oauthResources: oauthResources(env.OAUTH_RESOURCES),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

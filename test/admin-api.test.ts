@@ -4,9 +4,10 @@ import { decodeJwt } from 'jose';
 import { AdminService } from '../src/admin/service.js';
 import { ADMIN_ENDPOINTS as ADMIN_API_ENDPOINTS } from '../src/admin/routes.js';
 import { IMPORT_ENDPOINT } from '../src/import/admin-route.js';
+import { CLIENT_ENDPOINTS } from '../src/oidc/schemas.js';
 
 /** Every admin route and its permission: the admin API's table, and those other features add under /v1/admin. */
-const ADMIN_ENDPOINTS = { ...ADMIN_API_ENDPOINTS, ...IMPORT_ENDPOINT };
+const ADMIN_ENDPOINTS = { ...ADMIN_API_ENDPOINTS, ...IMPORT_ENDPOINT, ...CLIENT_ENDPOINTS };
 import { PERMISSIONS } from '../src/admin/permissions.js';
 import { buildApp } from '../src/app.js';
 import type { App } from '../src/http/types.js';

@@ -17,6 +17,14 @@ export interface AccessTokenSettings {
 
 export type { AccessClaims };
 
+/** A token for a client of the OpenID Provider (API-FEDERATION.md B): its id, scope and audience (RFC 8707). */
+export interface ClientGrant {
+  clientId: string;
+  scope: string;
+  /** A registered resource; the service's own API when absent. */
+  audience?: string;
+}
+
 const base64url = (text: string) => Buffer.from(text).toString('base64url');
 
 // The same key as node:crypto wants it, made once per key.
@@ -48,18 +56,19 @@ export class AccessTokens {
   ) {}
 
   /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
-  async issue(userId: string, sessionId: string, amr: readonly string[]): Promise<{ token: string; expiresIn: number }> {
+  async issue(userId: string, sessionId: string, amr: readonly string[], forClient?: ClientGrant): Promise<{ token: string; expiresIn: number }> {
     const roles = this.rolesOf ? await this.rolesOf(userId) : [];
     const { kid, privateKey } = this.keys.signingKey();
     const iat = Math.floor(this.clock.now() / 1000);
     const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
     const claims = {
       sid: sessionId,
-      client_id: FIRST_PARTY_CLIENT_ID,
+      client_id: forClient?.clientId ?? FIRST_PARTY_CLIENT_ID,
+      ...(forClient ? { scope: forClient.scope } : {}),
       amr: [...amr],
       ...(roles.length ? { roles: [...roles] } : {}),
       iss: this.settings.issuer,
-      aud: this.settings.audience,
+      aud: forClient?.audience ?? this.settings.audience,
       sub: userId,
       iat,
       exp: iat + this.settings.ttlS,
@@ -68,6 +77,30 @@ export class AccessTokens {
     // A compact JWS (RFC 7515) signed here, at once, with node:crypto: jose signs through
     // WebCrypto, whose jobs run on libuv's pool and so wait behind the password hashes there.
     // Verification stays with jose (verify below), and the tests verify what this signs with it.
+    const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
+    const signature = sign(null, Buffer.from(input), keyObjectOf(privateKey)).toString('base64url');
+    return { token: `${input}.${signature}`, expiresIn: this.settings.ttlS };
+  }
+
+  /**
+   * A token of the client credentials grant (API-FEDERATION.md B): `sub` is the client's id, no
+   * `sid` (no person, no session), and the client's roles.
+   */
+  async issueForService(clientId: string, scope: string, roles: readonly string[], audience?: string): Promise<{ token: string; expiresIn: number }> {
+    const { kid, privateKey } = this.keys.signingKey();
+    const iat = Math.floor(this.clock.now() / 1000);
+    const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
+    const claims = {
+      client_id: clientId,
+      ...(scope ? { scope } : {}),
+      ...(roles.length ? { roles: [...roles] } : {}),
+      iss: this.settings.issuer,
+      aud: audience ?? this.settings.audience,
+      sub: clientId,
+      iat,
+      exp: iat + this.settings.ttlS,
+      jti: randomUUID(),
+    };
     const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
     const signature = sign(null, Buffer.from(input), keyObjectOf(privateKey)).toString('base64url');
     return { token: `${input}.${signature}`, expiresIn: this.settings.ttlS };

@@ -68,6 +68,8 @@ export interface UserSessionsTable {
   refresh_generation: Generated<number>;
   /** RFC 8176 methods the session was signed in with, space-separated: `pwd`, `pwd otp mfa`, `swk mfa`. */
   amr: ColumnType<string, string | undefined, string>;
+  /** A client's session (oauth_sessions): the browser session it was opened from; ending that ends this. */
+  parent_session_id: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SigningKeysTable {
@@ -286,6 +288,87 @@ export interface Database {
   user_identities: UserIdentitiesTable;
   federation_states: FederationStatesTable;
   federation_signups: FederationSignupsTable;
+  oauth_clients: OAuthClientsTable;
+  oauth_requests: OAuthRequestsTable;
+  oauth_codes: OAuthCodesTable;
+  oauth_grants: OAuthGrantsTable;
+  oauth_sessions: OAuthSessionsTable;
+  oauth_signing_keys: OAuthSigningKeysTable;
+}
+
+export interface OAuthClientsTable {
+  client_id: string;
+  name: string;
+  /** public | confidential | service */
+  type: string;
+  /** JSON arrays of exact URIs. */
+  redirect_uris: string;
+  post_logout_redirect_uris: string;
+  /** Space-separated scopes the client may ask for. */
+  scopes: string;
+  first_party: boolean;
+  /** JSON array of role names (service clients). */
+  roles: string;
+  id_token_alg: ColumnType<string, string | undefined, string>;
+  /** SHA-256 (base64url) of the client secret; null for a public client. */
+  secret_hash: string | null;
+  created_at: DefaultedTimestamp;
+  updated_at: DefaultedTimestamp;
+}
+
+export interface OAuthRequestsTable {
+  request_hash: string;
+  client_id: string;
+  redirect_uri: string;
+  scope: string;
+  state: string | null;
+  nonce: string | null;
+  code_challenge: string;
+  resource: string | null;
+  prompt: string | null;
+  max_age: number | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface OAuthCodesTable {
+  code_hash: string;
+  client_id: string;
+  user_id: Id;
+  browser_session_id: Id;
+  redirect_uri: string;
+  scope: string;
+  nonce: string | null;
+  code_challenge: string;
+  resource: string | null;
+  auth_time: Timestamp;
+  expires_at: Timestamp;
+  used_at: ColumnType<Date | null, Date | null | undefined, Date | null>;
+  issued_session_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface OAuthGrantsTable {
+  user_id: Id;
+  client_id: string;
+  scopes: string;
+  created_at: DefaultedTimestamp;
+}
+
+export interface OAuthSessionsTable {
+  session_id: Id;
+  client_id: string;
+  user_id: Id;
+  scope: string;
+  resource: string | null;
+  auth_time: Timestamp;
+}
+
+export interface OAuthSigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk: string;
+  created_at: DefaultedTimestamp;
 }
 
 export type UserRow = Selectable<UsersTable>;

@@ -1,4 +1,4 @@
-import type { Kysely, Transaction } from 'kysely';
+import type { ExpressionBuilder, Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow } from '../db/schema.js';
 import { sql } from 'kysely';
 import { dbNow, dbSecondsAgo } from '../db/dialect.js';
@@ -60,13 +60,13 @@ const openedColumns = ['session_id', 'created_at', 'expires_at', 'amr'] as const
  */
 export async function insertSession(
   db: Kysely<Database>,
-  values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[] },
+  values: { userId: string; expiresAt: Date; refreshTokenHash: string; userAgent: string | null; ip: string | null; amr: readonly string[]; parentSessionId?: string | null },
   alongWith: ReadonlyArray<SideWrite<OpenedSession>> = [],
 ): Promise<OpenedSession | undefined> {
   const insert = (q: Kysely<Database>) =>
     q
       .insertInto('user_sessions')
-      .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr'])
+      .columns(['user_id', 'expires_at', 'refresh_token_hash', 'user_agent', 'ip', 'amr', 'parent_session_id'])
       .expression(
         enabledUser(q, values.userId).select((s) => [
           s.ref('user_id').as('user_id'),
@@ -75,6 +75,7 @@ export async function insertSession(
           s.val(values.userAgent).as('user_agent'),
           s.val(values.ip).as('ip'),
           s.val(values.amr.join(' ')).as('amr'),
+          s.val(values.parentSessionId ?? null).as('parent_session_id'),
         ]),
       );
   const readBack = (q: Kysely<Database>) => (id: string) => q.selectFrom('user_sessions').select(openedColumns).where('session_id', '=', id);
@@ -167,7 +168,8 @@ export async function endSessions(
 ): Promise<string[]> {
   return updateReturningKeys(db, 'user_sessions', 'session_id', (q) => {
     let matching = q.where('user_id', '=', where.userId).where('is_active', '=', true);
-    if (where.sessionId !== undefined) matching = matching.where('session_id', '=', where.sessionId);
+    // A client's session (OpenID Provider) ends with the browser session it was opened from.
+    if (where.sessionId !== undefined) matching = matching.where((eb: ExpressionBuilder<Database, 'user_sessions'>) => eb.or([eb('session_id', '=', where.sessionId!), eb('parent_session_id', '=', where.sessionId!)]));
     if (where.exceptSessionId !== undefined) matching = matching.where('session_id', '!=', where.exceptSessionId);
     return matching;
   }, (q) => ({ is_active: false, ended_at: dbNow(q), end_reason: reason }));
@@ -244,4 +246,13 @@ export async function pruneEndedSessions(db: Queryable, retentionDays: number, n
     .deleteFrom('user_sessions')
     .where((eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]))
     .execute();
+}
+
+/** When and how a session was signed in (OpenID `auth_time` and `amr` for the clients it signs in to). */
+export function findSessionSignIn(db: Queryable, sessionId: string) {
+  return db
+    .selectFrom('user_sessions')
+    .select(['session_id', 'user_id', 'created_at', 'amr', 'parent_session_id', 'refresh_token_hash', 'expires_at'])
+    .where('session_id', '=', sessionId)
+    .executeTakeFirst();
 }

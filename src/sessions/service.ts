@@ -205,9 +205,9 @@ export class SessionsService {
    * Opens the session of a sign-in whose credential was checked elsewhere (a passkey, see
    * passkeys/service.ts); `amr` says how.
    */
-  async openSession(user: UserRecord, client: ClientInfo, amr: readonly string[]): Promise<TokenPair> {
+  async openSession(user: UserRecord, client: ClientInfo, amr: readonly string[], parentSessionId?: string): Promise<TokenPair> {
     await this.#assertMaySignIn(user, client);
-    const pair = await this.#open(user, client, amr);
+    const pair = await this.#open(user, client, amr, [], parentSessionId);
     await this.throttle.signedIn(user.user_id, client.ip); // a completed sign-in resets the count (API.md)
     return pair;
   }
@@ -231,7 +231,7 @@ export class SessionsService {
   }
 
   /** Opens a session for a user whose sign-in checked out; `amr` says how (RFC 8176). */
-  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], alongWith: ReadonlyArray<SideWrite<unknown>> = []): Promise<TokenPair> {
+  async #open(user: UserRecord, client: ClientInfo, amr: readonly string[], alongWith: ReadonlyArray<SideWrite<unknown>> = [], parentSessionId?: string): Promise<TokenPair> {
     const secret = newSecret();
     const session = await insertSession(
       this.db,
@@ -242,6 +242,7 @@ export class SessionsService {
         userAgent: client.userAgent?.slice(0, 512) ?? null,
         ip: client.ip,
         amr,
+        parentSessionId: parentSessionId ?? null,
       },
       alongWith,
     );

@@ -4,6 +4,7 @@ import { passwordPage, profilePage, sessionsPage, signInPage, signUpPage } from 
 import { forgotPasswordPage, resetPasswordPage, verifyEmailPage } from './pages/recovery.js';
 import { completeSignUpPage } from './pages/federation.js';
 import { securityPage } from './pages/security.js';
+import { authorizeAppPage, connectedAppsPage } from './pages/apps.js';
 import { definePages, navigate, show } from './router.js';
 import { adminRolesPage, adminUserPage, adminUsersPage } from './pages/admin.js';
 import { can, loadPermissions, reloadPermissions } from './viewer.js';
@@ -23,6 +24,9 @@ definePages({
   '/admin/users': adminUserPage,
   '/admin/roles': adminRolesPage,
   '/complete-sign-up': completeSignUpPage,
+  // The OpenID Provider (API-FEDERATION.md B): an app's sign-in, and the consents.
+  '/authorize-app': authorizeAppPage,
+  '/connected-apps': connectedAppsPage,
 });
 
 function renderNav(): void {
@@ -34,6 +38,7 @@ function renderNav(): void {
       link('/password', 'Password'),
       link('/sessions', 'Sessions'),
       link('/security', 'Security'),
+      link('/connected-apps', 'Apps'),
       ...(can('users:read') ? [link('/admin', 'Admin')] : []),
       ...(can('roles:read') ? [link('/admin/roles', 'Roles')] : []),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {

@@ -1,3 +1,4 @@
+import { takeReturn } from './apps.js';
 import { ApiError, auth, call, forget, publicCall, setUser, signIn, type SessionInfo, type User } from '../api.js';
 import { signInWithPasskey } from './security.js';
 import { announce, field, formValues, h } from '../dom.js';
@@ -89,7 +90,8 @@ export const signInPage: Page = {
 
 function signedInNow(to = '/profile'): void {
   announce('Signed in.');
-  navigate(to);
+  // An app's sign-in sent the person here first (pages/apps.ts): back to it.
+  navigate(takeReturn() ?? to);
 }
 
 /** The second step of a sign-in with TOTP on: a code from the app, or a recovery code. */

@@ -1,3 +1,4 @@
+import { pendingReturn } from './apps.js';
 import { call, expectSignIn, publicCall, refresh, type Answer } from '../api.js';
 import { announce, field, formValues, h } from '../dom.js';
 import { onSubmit, submit } from '../forms.js';
@@ -50,7 +51,7 @@ export async function providerButtons(verb: 'Sign in' | 'Sign up'): Promise<HTML
   const list = await listProviders();
   if (list.length === 0) return null;
   const links = list.map((p) =>
-    h('a', { class: 'button secondary provider', href: `/v1/oauth/${encodeURIComponent(p.name)}/authorize?return_to=/profile`, onclick: () => expectSignIn() }, `${verb} with ${p.label}`),
+    h('a', { class: 'button secondary provider', href: `/v1/oauth/${encodeURIComponent(p.name)}/authorize?return_to=${encodeURIComponent(pendingReturn() ?? '/profile')}`, onclick: () => expectSignIn() }, `${verb} with ${p.label}`),
   );
   return h('section', { class: 'card providers', 'aria-label': `${verb} with another account` }, ...links);
 }
