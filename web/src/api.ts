@@ -46,6 +46,16 @@ export const auth = {
   onChange(listener: () => void): void {
     listeners.add(listener);
   },
+  /** The organization the session speaks for (the access token's `org_id`, API-ORGS.md), if any. */
+  get orgId(): string | undefined {
+    if (!accessToken) return undefined;
+    try {
+      const claims = JSON.parse(atob(accessToken.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { org_id?: unknown };
+      return typeof claims.org_id === 'string' ? claims.org_id : undefined;
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 function signedIn(pair: TokenPair): void {
@@ -197,6 +207,15 @@ export function expectSignIn(): void {
 
 export async function signIn(path: string, body: unknown): Promise<void> {
   signedIn(await parse<TokenPair>(await send('POST', path, body, COOKIE_MODE)));
+}
+
+/**
+ * The session speaks for `orgId` from now on (null: for none). The new pair comes in cookie mode,
+ * as a refresh's does: its access token carries `org_id` and `org_role`.
+ */
+export async function switchOrganization(orgId: string | null): Promise<void> {
+  const res = await send('POST', '/v1/sessions/organization', { org_id: orgId }, { ...COOKIE_MODE, ...(accessToken ? { authorization: `Bearer ${accessToken}` } : {}) });
+  signedIn(await parse<TokenPair>(res));
 }
 
 /** Ends this session; on failure the user stays signed in and the error is thrown to be shown. */

@@ -7,6 +7,7 @@ import { securityPage } from './pages/security.js';
 import { definePages, navigate, show } from './router.js';
 import { adminRolesPage, adminUserPage, adminUsersPage } from './pages/admin.js';
 import { can, loadPermissions, reloadPermissions } from './viewer.js';
+import { acceptInvitationPage, orgPage, orgsPage } from './pages/orgs.js';
 
 definePages({
   '/sign-in': signInPage,
@@ -23,6 +24,10 @@ definePages({
   '/admin/users': adminUserPage,
   '/admin/roles': adminRolesPage,
   '/complete-sign-up': completeSignUpPage,
+  // Organizations (API-ORGS.md).
+  '/orgs': orgsPage,
+  '/orgs/view': orgPage,
+  '/accept-invitation': acceptInvitationPage,
 });
 
 function renderNav(): void {
@@ -34,6 +39,7 @@ function renderNav(): void {
       link('/password', 'Password'),
       link('/sessions', 'Sessions'),
       link('/security', 'Security'),
+      link('/orgs', 'Organizations'),
       ...(can('users:read') ? [link('/admin', 'Admin')] : []),
       ...(can('roles:read') ? [link('/admin/roles', 'Roles')] : []),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {
