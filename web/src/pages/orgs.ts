@@ -137,7 +137,7 @@ export const orgPage: Page = {
       h('p', {}, `Slug: ${org.slug}. Your role: ${myRole}.`),
       status,
       h('h2', {}, 'Members'),
-      h('table', {}, h('caption', {}, `${org.members} members`), h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Email'), h('th', { scope: 'col' }, 'Role'), h('th', { scope: 'col' }, ''))), h('tbody', {}, ...memberRows)),
+      h('table', {}, h('caption', {}, org.members === 1 ? '1 member' : `${org.members} members`), h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Name'), h('th', { scope: 'col' }, 'Email'), h('th', { scope: 'col' }, 'Role'), h('th', { scope: 'col' }, ''))), h('tbody', {}, ...memberRows)),
     ];
 
     if (mine.has('org:members')) {
