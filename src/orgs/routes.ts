@@ -11,6 +11,7 @@ import type { Feature } from '../http/types.js';
 import type { Mailer, MailLog } from '../mail/mailer.js';
 import { TokenPair } from '../sessions/schemas.js';
 import type { RefreshCookie } from '../sessions/refresh-cookie.js';
+import { perMinute } from '../throttling/rate-limit.js';
 import type { OrgAccess } from './access.js';
 import { eraseMemberships, pruneExpiredInvitations } from './repository.js';
 import {
@@ -47,7 +48,7 @@ export interface OrgsFeatureDeps {
   erasure: AccountErasure;
   requireCaller: RequireCaller;
   refreshCookie: RefreshCookie;
-  config: Pick<Config, 'publicUrl' | 'orgLimitPerUser'>;
+  config: Pick<Config, 'publicUrl' | 'orgLimitPerUser' | 'rateLimitPerMinute'>;
   sessions: { reissue(caller: Caller): Promise<TokenPairValue> };
   users: { profile(userId: string): Promise<{ email: string; email_verified: boolean; name: string }> };
 }
@@ -70,7 +71,11 @@ export const orgsFeature: Feature<OrgsFeatureDeps> = async (app, deps) => {
 
   app.post(
     '/v1/orgs',
-    { onRequest: requireCaller(), schema: { summary: 'Make an organization; the caller becomes its owner', tags: ['organizations'], security: bearerAuth, body: CreateOrgBody, response: { 201: Org, ...problems('invalid_token', 'slug_taken', 'org_limit_reached', ...WITH_BODY) } } },
+    {
+      config: { rateLimit: perMinute(deps.config.rateLimitPerMinute) },
+      onRequest: requireCaller(),
+      schema: { summary: 'Make an organization; the caller becomes its owner', tags: ['organizations'], security: bearerAuth, body: CreateOrgBody, response: { 201: Org, ...problems('invalid_token', 'slug_taken', 'org_limit_reached', 'too_many_requests', ...WITH_BODY) } },
+    },
     async (request, reply) => {
       const created = await orgs.create(callerOf(request), request.body);
       return reply.code(201).header('location', `/v1/orgs/${created.id}`).send(created);
@@ -134,8 +139,10 @@ export const orgsFeature: Feature<OrgsFeatureDeps> = async (app, deps) => {
   app.post(
     '/v1/orgs/:id/invitations',
     {
+      // Each invitation sends a mail: per address, as the other mail-sending routes are.
+      config: { rateLimit: perMinute(deps.config.rateLimitPerMinute) },
       onRequest: org('org:members'),
-      schema: { ...doc('Invite by email: a single-use link by mail, 7 days; supersedes an earlier one to the address', '`org:members`'), params: OrgParams, body: InvitationBody, response: { 201: Invitation, ...problems(...COMMON, 'already_member', ...WITH_BODY) } },
+      schema: { ...doc('Invite by email: a single-use link by mail, 7 days; supersedes an earlier one to the address', '`org:members`'), params: OrgParams, body: InvitationBody, response: { 201: Invitation, ...problems(...COMMON, 'already_member', 'too_many_requests', ...WITH_BODY) } },
     },
     async (request, reply) => reply.code(201).send(await orgs.invite(callerOf(request), request.params.id, request.body)),
   );

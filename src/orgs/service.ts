@@ -5,6 +5,7 @@ import type { Clock } from '../core/clock.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { hashSecret, newSecret } from '../core/secrets.js';
 import { uniqueViolation } from '../db/errors.js';
+import { withNamedLock } from '../db/locks.js';
 import type { Database } from '../db/schema.js';
 import { AppError, forbidden, validationFailed } from '../errors.js';
 import type { MailLog, Mailer } from '../mail/mailer.js';
@@ -96,9 +97,10 @@ export class OrgsService {
   }
 
   /** Runs a change; the memberships it names are forgotten here once it has committed. */
-  async #change<T>(work: (trx: Transaction<Database>, changed: string[]) => Promise<T>): Promise<T> {
+  async #change<T>(work: (trx: Transaction<Database>, changed: string[]) => Promise<T>, lockName?: string): Promise<T> {
     const changed: string[] = [];
-    const result = await this.db.transaction().execute(async (trx) => {
+    const run = (fn: (trx: Transaction<Database>) => Promise<T>) => (lockName === undefined ? this.db.transaction().execute(fn) : withNamedLock(this.db, lockName, fn));
+    const result = await run(async (trx) => {
       const value = await work(trx, changed);
       await this.access.publish(trx, changed);
       return value;
@@ -108,8 +110,9 @@ export class OrgsService {
   }
 
   async create(caller: Caller, input: { name: string; slug: string }): Promise<Org> {
-    if ((await countOrgsCreatedBy(this.db, caller.userId)) >= this.deps.config.orgLimitPerUser) throw new AppError('org_limit_reached');
     const orgId = await this.#change(async (trx, changed) => {
+      // Counted under a lock of the user's own: concurrent requests cannot pass the limit together.
+      if ((await countOrgsCreatedBy(trx, caller.userId)) >= this.deps.config.orgLimitPerUser) throw new AppError('org_limit_reached');
       let id: string;
       try {
         id = await insertOrg(trx, { name: input.name, slug: input.slug, createdBy: caller.userId });
@@ -121,7 +124,7 @@ export class OrgsService {
       await this.#audit(trx, 'org_created', caller, id, null, { slug: input.slug });
       changed.push(caller.userId);
       return id;
-    });
+    }, `orgs_created_by:${caller.userId}`);
     return this.get(orgId);
   }
 
