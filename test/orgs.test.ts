@@ -267,6 +267,35 @@ describe('organizations (API-ORGS.md)', () => {
     });
   });
 
+  describe('custom roles', () => {
+    it('when custom roles are made and deleted, then no broader than the maker, unique, built-ins kept, and one in use stays', async () => {
+      const owner = await person();
+      const org = await makeOrg(owner);
+      const admin = await person();
+      await join(owner, org.id, admin, 'admin');
+      const made = await call('POST', `/v1/orgs/${org.id}/roles`, admin.token, { name: 'inviter', permissions: ['org:read', 'org:members'] });
+      assert.equal(made.statusCode, 201, made.body);
+      assert.deepEqual(made.json().roles.find((r: { name: string }) => r.name === 'inviter'), { name: 'inviter', permissions: ['org:members', 'org:read'], builtin: false });
+      assert.equal(problem(await call('POST', `/v1/orgs/${org.id}/roles`, admin.token, { name: 'deleter', permissions: ['org:delete'] })).code, 'forbidden');
+      assert.equal(problem(await call('POST', `/v1/orgs/${org.id}/roles`, owner.token, { name: 'inviter', permissions: ['org:read'] })).code, 'role_exists');
+      assert.equal(problem(await call('POST', `/v1/orgs/${org.id}/roles`, owner.token, { name: 'member', permissions: ['org:read'] })).code, 'role_exists');
+      assert.equal(problem(await call('POST', `/v1/orgs/${org.id}/roles`, owner.token, { name: 'x', permissions: ['org:fly'] })).code, 'validation_failed');
+      assert.equal(problem(await call('DELETE', `/v1/orgs/${org.id}/roles/admin`, owner.token)).code, 'role_builtin');
+      // A holder of the custom role gets its permissions: it may invite, to roles below its own.
+      const holder = await person();
+      await join(owner, org.id, holder, 'inviter');
+      assert.equal((await call('GET', `/v1/orgs/${org.id}/invitations`, holder.token)).statusCode, 200);
+      assert.equal((await call('POST', `/v1/orgs/${org.id}/invitations`, holder.token, { email: 'new@example.com', role: 'member' })).statusCode, 201);
+      assert.equal(problem(await call('PATCH', `/v1/orgs/${org.id}`, holder.token, { name: 'No' })).code, 'forbidden');
+      const inUse = await call('DELETE', `/v1/orgs/${org.id}/roles/inviter`, owner.token);
+      assert.equal(problem(inUse).code, 'validation_failed');
+      assert.equal((await call('PATCH', `/v1/orgs/${org.id}/members/${holder.id}`, owner.token, { role: 'member' })).statusCode, 200);
+      assert.equal((await call('DELETE', `/v1/orgs/${org.id}/roles/inviter`, owner.token)).statusCode, 204);
+      assert.equal(problem(await call('DELETE', `/v1/orgs/${org.id}/roles/inviter`, owner.token)).code, 'not_found');
+      assert.equal((await svc.db.selectFrom('org_roles').select('name').where('org_id', '=', org.id).execute()).length, 0);
+    });
+  });
+
   describe('owners', () => {
     it('when the last owner demotes or removes itself, then 409 last_owner and nothing changes; with a second owner it may', async () => {
       const owner = await person();
