@@ -432,6 +432,24 @@ describe('organizations (API-ORGS.md)', () => {
       assert.equal(await roleOf(org.id, other.id), undefined);
     });
 
+    it('when a member accepts an invitation sent to the address it moved to, then 409 already_member and the invitation stays', async () => {
+      const owner = await person();
+      const org = await makeOrg(owner);
+      const member = await person();
+      await join(owner, org.id, member);
+      const newAddress = `${uniqueName('moved')}@example.com`;
+      await call('POST', `/v1/orgs/${org.id}/invitations`, owner.token, { email: newAddress, role: 'admin' });
+      const token = invitationToken(await lastMail(newAddress));
+      const moved = await call('PATCH', '/v1/users/me', member.token, { email: newAddress, current_password: member.password });
+      assert.equal(moved.statusCode, 200, moved.body);
+      assert.equal((await call('POST', '/v1/email-verifications', undefined, { token: tokenFrom(await lastMail(newAddress), 'verify-email') })).statusCode, 204);
+      const res = await call('POST', '/v1/invitations/accept', member.token, { token });
+      assert.equal(res.statusCode, 409);
+      assert.equal(problem(res).code, 'already_member');
+      assert.equal(await roleOf(org.id, member.id), 'member');
+      assert.equal((await call('GET', `/v1/orgs/${org.id}/invitations`, owner.token)).json().invitations.length, 1);
+    });
+
     it('when an admin invites to a role not below its own, then 403; an unknown role is 400', async () => {
       const owner = await person();
       const org = await makeOrg(owner);
