@@ -160,7 +160,31 @@ export const orgPage: Page = {
       );
     }
 
-    sections.push(h('h2', {}, 'Roles'), h('ul', {}, ...roles.map((r) => h('li', {}, `${r.name}: ${r.permissions.join(', ')}`, r.builtin ? '' : ' (custom)'))));
+    const ORG_PERMISSIONS = ['org:read', 'org:members', 'org:settings', 'org:delete'];
+    sections.push(
+      h('h2', {}, 'Roles'),
+      h('ul', {}, ...roles.map((r) => h('li', {}, `${r.name}: ${r.permissions.join(', ')}`, r.builtin ? '' : ' (custom) ', !r.builtin && mine.has('org:settings') ? action(`Delete role ${r.name}`, async () => {
+        await call('DELETE', `${base}/roles/${encodeURIComponent(r.name)}`);
+        reload(`The role ${r.name} was deleted.`);
+      }, status) : ''))),
+    );
+    if (mine.has('org:settings')) {
+      // A custom role no broader than the viewer's own permissions (owners: any).
+      const offered = ORG_PERMISSIONS.filter((p) => isOwner || mine.has(p));
+      const newRole = h(
+        'form',
+        {},
+        field({ name: 'name', label: 'New role name', id: 'f-role-name', hint: 'A lower-case letter, then 1 to 31 lower-case letters, digits, "_" or "-".', pattern: '[a-z][a-z0-9_\\-]{1,31}' }),
+        h('fieldset', {}, h('legend', {}, 'Its permissions'), ...offered.map((p) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'permissions', value: p, required: false }), ` ${p}`))),
+        submit('Make role'),
+      );
+      onSubmit(newRole, async (form) => {
+        const permissions = [...form.querySelectorAll<HTMLInputElement>('input[name="permissions"]:checked')].map((i) => i.value);
+        await call('POST', `${base}/roles`, { name: formValues(form).name, permissions });
+        reload('The role is made.');
+      });
+      sections.push(newRole);
+    }
     if (mine.has('org:settings')) {
       const rename = h('form', {}, h('h2', {}, 'Settings'), field({ name: 'name', label: 'Organization name', value: org.name, id: 'f-org-name', maxlength: 100 }), field({ name: 'slug', label: 'Organization slug', value: org.slug, id: 'f-org-slug' }), submit('Save settings'));
       onSubmit(rename, async (form) => {
