@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { decodeJwt } from 'jose';
 import { buildApp } from '../src/app.js';
 import { AdminService } from '../src/admin/service.js';
+import { pruneOrgRows } from '../src/orgs/repository.js';
 import type { App } from '../src/http/types.js';
 import { bearer, login, problem, registerUser, startTestService, uniqueName, type TestService } from './helpers/app.js';
 import { mailSettled, Outbox, tokenFrom, type ReceivedMail } from './helpers/mail.js';
@@ -577,6 +578,18 @@ describe('organizations (API-ORGS.md)', () => {
       assert.equal((await call('DELETE', '/v1/users/me', owner.token, { current_password: owner.password })).statusCode, 204);
       assert.equal(await roleOf(org.id, owner.id), undefined);
       assert.equal(await roleOf(org.id, member.id), 'owner');
+    });
+  });
+
+  describe('pruning', () => {
+    it('when the pruning job runs, then the organization choices of sessions that are gone go, and live ones stay', async () => {
+      const owner = await person();
+      const org = await makeOrg(owner);
+      assert.equal((await call('POST', '/v1/sessions/organization', owner.token, { org_id: org.id })).statusCode, 200);
+      await svc.db.insertInto('session_orgs').values({ session_id: '999999999', org_id: org.id }).execute();
+      await pruneOrgRows(svc.db, svc.clock.now());
+      const left = await svc.db.selectFrom('session_orgs').select('session_id').where('org_id', '=', org.id).execute();
+      assert.deepEqual(left.map((r) => String(r.session_id)), [owner.sessionId]);
     });
   });
 

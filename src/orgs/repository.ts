@@ -267,8 +267,13 @@ export async function consumeInvitation(trx: Transaction<Database>, invitationId
   return Number(result.numDeletedRows) === 1;
 }
 
-export async function pruneExpiredInvitations(db: Queryable, now: number): Promise<void> {
+/** Expired invitations, and the organization choices of sessions that no longer exist. */
+export async function pruneOrgRows(db: Queryable, now: number): Promise<void> {
   await db.deleteFrom('org_invitations').where('expires_at', '<', new Date(now)).execute();
+  await db
+    .deleteFrom('session_orgs')
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('user_sessions').select('user_sessions.session_id').whereRef('user_sessions.session_id', '=', 'session_orgs.session_id'))))
+    .execute();
 }
 
 /** The organization the session speaks for, if any. */
@@ -301,9 +306,11 @@ export async function soleOwnedOrgs(db: Queryable, userId: string): Promise<Arra
   return rows.map((r) => ({ org_id: String(r.org_id), slug: r.slug }));
 }
 
-/** Account deletion: the user's memberships and the sessions' choices go (invitations they sent keep, unsigned). */
+/**
+ * Account deletion: the user's memberships go (invitations they sent keep, unsigned). Their
+ * sessions' choices of an organization go with the sessions, pruned by pruneOrgRows.
+ */
 export async function eraseMemberships(trx: Transaction<Database>, userId: string): Promise<void> {
-  await trx.deleteFrom('session_orgs').where('session_id', 'in', (eb) => eb.selectFrom('user_sessions').select('session_id').where('user_id', '=', userId)).execute();
   await trx.deleteFrom('org_members').where('user_id', '=', userId).execute();
   await trx.updateTable('org_invitations').set({ invited_by: null }).where('invited_by', '=', userId).execute();
   await trx.updateTable('organizations').set({ created_by: null }).where('created_by', '=', userId).execute();

@@ -13,7 +13,7 @@ import { TokenPair } from '../sessions/schemas.js';
 import type { RefreshCookie } from '../sessions/refresh-cookie.js';
 import { perMinute } from '../throttling/rate-limit.js';
 import type { OrgAccess } from './access.js';
-import { eraseMemberships, pruneExpiredInvitations } from './repository.js';
+import { eraseMemberships, pruneOrgRows } from './repository.js';
 import {
   AcceptBody,
   CreateOrgBody,
@@ -64,7 +64,7 @@ export const orgsFeature: Feature<OrgsFeatureDeps> = async (app, deps) => {
     users: { find: (userId) => deps.users.profile(userId).catch(() => undefined) },
   });
   erasure.add('orgs', eraseMemberships);
-  backgroundJob(app, 'pruning expired invitations', PRUNE_EVERY_MS, () => pruneExpiredInvitations(db, clock.now()));
+  backgroundJob(app, 'pruning expired invitations', PRUNE_EVERY_MS, () => pruneOrgRows(db, clock.now()));
 
   const org = (permission?: string) => requireCaller({ organization: permission === undefined ? {} : { permission } });
   const doc = (summary: string, needs: string) => ({ summary, description: `Needs ${needs}. Not a member, or no such organization: 404 not_found.`, tags: ['organizations'], security: bearerAuth });

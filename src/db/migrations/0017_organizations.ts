@@ -54,9 +54,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createIndex('org_invitations_by_expiry').on('org_invitations').column('expires_at').execute();
 
   // The organization a session speaks for (POST /v1/sessions/organization); kept across refreshes.
+  // No foreign key to user_sessions (another feature's table, which must stay droppable and
+  // prunable on its own): rows of sessions gone are pruned by the organizations feature.
   await db.schema
     .createTable('session_orgs').$call(d.table)
-    .addColumn('session_id', 'bigint', (c) => c.primaryKey().references('user_sessions.session_id').onDelete('cascade'))
+    .addColumn('session_id', 'bigint', (c) => c.primaryKey())
     .addColumn('org_id', 'bigint', (c) => c.notNull().references('organizations.org_id').onDelete('cascade'))
     .execute();
   await db.schema.createIndex('session_orgs_by_org').on('session_orgs').column('org_id').execute();
