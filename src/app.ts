@@ -27,6 +27,7 @@ import { importFeature } from './import/routes.js';
 import { webAppFeature } from './http/web-app.js';
 import { mfaFeature } from './mfa/routes.js';
 import { oidcFeature } from './oidc/routes.js';
+import { orgsFeature } from './orgs/routes.js';
 import { passkeysFeature } from './passkeys/routes.js';
 import { sessionsFeature } from './sessions/routes.js';
 import { throttlingFeature } from './throttling/rate-limit.js';
@@ -146,6 +147,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(importFeature, deps);
   await app.register(federationFeature, deps);
   await app.register(oidcFeature, deps);
+  await app.register(orgsFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);
 

@@ -365,7 +365,7 @@ run(process.argv.slice(2)).then(
 
 /** Sessions ended here are announced to the running instances (the command line caches nothing), as AdminService does. */
 function commandLineRevocation(): SessionRevocation {
-  return new SessionRevocation(new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache() }));
+  return new SessionRevocation(new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache(), membership: new InvalidatedCache() }));
 }
 
 /**

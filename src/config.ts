@@ -41,6 +41,8 @@ export interface Config {
   readonly refreshRetryS: number;
   /** How long security events are kept. */
   readonly auditRetentionDays: number;
+  /** ORG_LIMIT_PER_USER: how many organizations one user may create (API-ORGS.md). */
+  readonly orgLimitPerUser: number;
   /** The origin users reach; the default issuer and audience of access tokens. */
   readonly publicUrl: string;
   /** The WebAuthn relying party id: the host of PUBLIC_URL or a registrable suffix of it. */
@@ -315,6 +317,7 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins,
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
     auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
+    orgLimitPerUser: int(env, 'ORG_LIMIT_PER_USER', 10, 0, 10_000),
     publicUrl,
     webauthnRpId: rpId(env.WEBAUTHN_RP_ID, publicUrl),
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),

@@ -35,6 +35,9 @@ import { SessionsService } from './sessions/service.js';
 import { LoginThrottle } from './throttling/login-throttle.js';
 import type { User } from './users/schemas.js';
 import { UsersService } from './users/service.js';
+import { OrgAccess, type Memberships } from './orgs/access.js';
+import { sessionOrgOf, soleOwnedOrgs } from './orgs/repository.js';
+import { AppError } from './errors.js';
 
 export interface DependencyOptions {
   config: Config;
@@ -69,7 +72,14 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   app.decorate('keyStore', keys);
   // Roles (src/admin/access.ts), made once the caches are: the token's `roles` hint reads them.
   let access: AccessControl | undefined;
-  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS }, undefined, clock, (userId) => access!.rolesOf(userId));
+  // Organizations (src/orgs/access.ts): the session's chosen organization, while a member of it, is the token's `org_id`.
+  let orgAccess: OrgAccess | undefined;
+  const orgOfSession = async (userId: string, sessionId: string) => {
+    const orgId = await sessionOrgOf(db, sessionId);
+    const membership = orgId === undefined ? undefined : await orgAccess!.membershipOf(userId, orgId);
+    return orgId !== undefined && membership ? { orgId, role: membership.role } : undefined;
+  };
+  const tokens = new AccessTokens(keys, { issuer: config.jwtIssuer, audience: config.jwtAudience, ttlS: config.accessTokenTtlS }, undefined, clock, (userId) => access!.rolesOf(userId), orgOfSession);
   const chain = new RefreshChain(await secret('refresh_token_hmac'));
 
   const audit = new AuditLog(db);
@@ -91,7 +101,13 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const sessionCache = new InvalidatedCache<SessionState>();
   const userCache = new InvalidatedCache<User>();
   const accessCache = new InvalidatedCache<AccessState>();
-  const invalidation = new Invalidation({ session: sessionCache, user: userCache as InvalidatedCache<unknown>, access: accessCache as InvalidatedCache<unknown> });
+  const membershipCache = new InvalidatedCache<Memberships>();
+  const invalidation = new Invalidation({
+    session: sessionCache,
+    user: userCache as InvalidatedCache<unknown>,
+    access: accessCache as InvalidatedCache<unknown>,
+    membership: membershipCache as InvalidatedCache<unknown>,
+  });
   await invalidation.start(handle);
   // With WORKERS > 1, a change's answer waits until the other workers have forgotten it.
   app.addHook('onSend', invalidation.awaitWorkers);
@@ -101,6 +117,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   access = new AccessControl(db, accessCache, invalidation, config.mfaRequiredFor, (err) => log.warn({ err }, 'announcing a change of second factors failed'));
   audit.onRecorded(access.recorded);
   const permissions: PermissionSource = givenPermissions ?? access;
+  orgAccess = new OrgAccess(db, membershipCache, invalidation);
   const revocation = new SessionRevocation(invalidation);
   const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS, clock);
   app.addHook('onClose', () => lastUse.close());
@@ -129,13 +146,24 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const credentials = new CredentialsService(infrastructure);
   const mfa = new MfaService({ ...infrastructure, issuer: new URL(config.publicUrl).host, passkeyCount: (userId) => countPasskeys(db, userId) });
   const sessions = new SessionsService({ ...infrastructure, users, mfa });
-  const callerGuard = callerGuards({ tokens, sessions, reauth, permissions });
+  const callerGuard = callerGuards({ tokens, sessions, reauth, permissions, memberships: orgAccess });
   // MFA_REQUIRED_FOR: a covered user without a second factor may only set one up (src/admin/access.ts).
   const requireCaller: RequireCaller = (requirements) => access!.guard(callerGuard(requirements));
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), clock);
 
-  // beforeDelete: the last admin is not deleted, by any way (account/deletion.ts).
-  return { ...infrastructure, permissions, access, beforeDelete: lastAdminIsKept, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
+  // beforeDelete: the last admin is not deleted, by any way (account/deletion.ts); nor the only
+  // owner of an organization (API-ORGS.md), until ownership passes or the organization goes.
+  const beforeDelete = async (trx: Parameters<typeof lastAdminIsKept>[0], userId: string) => {
+    await lastAdminIsKept(trx, userId);
+    const sole = await soleOwnedOrgs(trx, userId);
+    if (sole.length) {
+      throw new AppError('last_owner', {
+        detail: `You are the only owner of ${sole.map((o) => o.slug).join(', ')}: make another member an owner, or delete the organization, first.`,
+        extensions: { orgs: sole.map((o) => o.org_id) },
+      });
+    }
+  };
+  return { ...infrastructure, permissions, access, orgAccess, beforeDelete, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
 }
 
 export type AppDependencies = Awaited<ReturnType<typeof sharedDependencies>>;

@@ -39,6 +39,12 @@ export const PROBLEMS = {
   last_admin: { status: 409, title: 'Conflict', detail: 'This would leave no user holding the admin role.' },
   role_exists: { status: 409, title: 'Conflict', detail: 'A role of that name exists.' },
   role_builtin: { status: 409, title: 'Conflict', detail: 'A built-in role cannot be changed or deleted.' },
+  // Organizations (API-ORGS.md).
+  slug_taken: { status: 409, title: 'Conflict', detail: 'That slug is in use.' },
+  last_owner: { status: 409, title: 'Conflict', detail: 'This would leave the organization without an owner.' },
+  already_member: { status: 409, title: 'Conflict', detail: 'That person is a member of the organization already.' },
+  invalid_invitation: { status: 400, title: 'Bad Request', detail: 'The invitation is unknown, used, expired or superseded, or it was made for another email address.' },
+  org_limit_reached: { status: 403, title: 'Forbidden', detail: 'You made as many organizations as one person may (ORG_LIMIT_PER_USER).' },
   internal_error: { status: 500, title: 'Internal Server Error', detail: 'Something went wrong on our side.' },
   unavailable: { status: 503, title: 'Service Unavailable', detail: 'The service is unavailable; retry the request later.' },
 } as const satisfies Record<string, { status: number; title: string; detail: string }>;

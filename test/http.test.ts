@@ -349,10 +349,13 @@ describe('http layer', () => {
     ]) {
       assert.ok(noInput.includes(known), `${known} is among ${JSON.stringify(noInput)}`);
     }
+    // An organization of the caller's: its routes answer a non-member 404 before reading the body.
+    const org = await inject({ method: 'POST', url: '/v1/orgs', payload: { name: 'Body rules', slug: 'body-rules' }, headers: bearer(session.accessToken) });
+    assert.equal(org.statusCode, 201, org.body);
     const before = await dbState(svc.db);
     for (const operation of noInput) {
       const [method, path] = operation.split(' ') as [InjectOptions['method'], string];
-      const url = path.replace(/\{[a-z_]+\}/g, other.sessionId);
+      const url = path.replace(/^\/v1\/orgs\/\{id\}/, `/v1/orgs/${org.json().id}`).replace(/\{[a-z_]+\}/g, other.sessionId);
       for (const payload of ['{"x":1}', '{"x":1,"user_id":"1"}']) {
         const res = await inject({ method, url, payload, headers: { ...bearer(session.accessToken), 'content-type': 'application/json' } });
         const body = assertProblem(res, 400, 'validation_failed');

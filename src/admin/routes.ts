@@ -36,6 +36,12 @@ import {
   UserSessionParams,
 } from './schemas.js';
 import { AdminUsersService, decodeCursor } from './users.js';
+import { findOrg, listAllOrgs } from '../orgs/repository.js';
+import { AdminOrgQuery, Org, OrgParams } from '../orgs/schemas.js';
+import { toOrg } from '../orgs/service.js';
+import { Type } from 'typebox';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
 
 /**
  * Every endpoint of API-ADMIN.md with the permission it needs: the routes below take theirs
@@ -63,6 +69,8 @@ export const ADMIN_ENDPOINTS = {
   'PATCH /v1/admin/roles/:name': 'roles:write',
   'DELETE /v1/admin/roles/:name': 'roles:write',
   'GET /v1/admin/events': 'audit:read',
+  'GET /v1/admin/orgs': 'users:read',
+  'GET /v1/admin/orgs/:id': 'users:read',
 } as const satisfies Record<string, Permission>;
 
 type Endpoint = keyof typeof ADMIN_ENDPOINTS;
@@ -96,8 +104,8 @@ function actorOf(request: FastifyRequest): Actor {
 const COMMON: ProblemName[] = ['invalid_token', 'forbidden', 'mfa_setup_required', 'too_many_requests'];
 const WITH_BODY: ProblemName[] = ['validation_failed', 'payload_too_large', 'unsupported_media_type'];
 
-export function adminRoutes(app: App, deps: { users: AdminUsersService; roles: RolesService; access: AccessControl; guard: Guard; requireCaller: RequireCaller }): void {
-  const { users, roles, access, guard, requireCaller } = deps;
+export function adminRoutes(app: App, deps: { db: Kysely<Database>; users: AdminUsersService; roles: RolesService; access: AccessControl; guard: Guard; requireCaller: RequireCaller }): void {
+  const { db, users, roles, access, guard, requireCaller } = deps;
   /** An empty body is `{}` for endpoints whose body is optional. */
   const emptyBodyIsObject = async (request: FastifyRequest) => {
     if (request.body === undefined) request.body = {};
@@ -300,6 +308,26 @@ export function adminRoutes(app: App, deps: { users: AdminUsersService; roles: R
       return users.allEvents({ userId: q.user_id, actorId: q.actor_id, type: q.type, before: q.before, limit: q.limit ? Number(q.limit) : 20 });
     },
   );
+
+  // Organizations (API-ORGS.md), read by support as users are.
+  app.get(
+    '/v1/admin/orgs',
+    withSchema('GET /v1/admin/orgs', 'Every organization, newest first, paged (`limit`, `before`)', ['validation_failed'], { querystring: AdminOrgQuery }, { 200: Type.Object({ orgs: Type.Array(Org), next: Type.Union([Type.String(), Type.Null()]) }) }),
+    async (request) => {
+      const page = await listAllOrgs(db, Number(request.query.limit ?? 50), request.query.before);
+      return { orgs: page.orgs.map(toOrg), next: page.next };
+    },
+  );
+
+  app.get(
+    '/v1/admin/orgs/:id',
+    withSchema('GET /v1/admin/orgs/:id', 'An organization', ['not_found'], { params: OrgParams }, { 200: Org }),
+    async (request) => {
+      const row = /^[1-9][0-9]{0,17}$/.test(request.params.id) ? await findOrg(db, request.params.id) : undefined;
+      if (!row) throw new AppError('not_found', { detail: 'There is no organization with that id.' });
+      return toOrg(row);
+    },
+  );
 }
 
 /** What the admin feature takes from the shared dependencies (src/dependencies.ts). */
@@ -327,5 +355,5 @@ export const adminFeature: Feature<AdminFeatureDeps> = async (app, deps) => {
     { hasher: deps.hasher, credentials: deps.credentials, revocation: deps.revocation, invalidation: deps.invalidation, deletion, mailer: deps.mailer, jobs: deps.jobs, audit, access, roles, clock: deps.clock },
     { publicUrl: config.publicUrl, passwordMinLength: config.passwordMinLength, sessionIdleTtlS: config.sessionIdleTtlS },
   );
-  adminRoutes(app, { users, roles, access, guard: deps.requireCaller(), requireCaller: deps.requireCaller });
+  adminRoutes(app, { db, users, roles, access, guard: deps.requireCaller(), requireCaller: deps.requireCaller });
 };

@@ -55,7 +55,7 @@ const OPERATOR: Actor = { userId: null, ...ADMIN_CONTEXT };
 export class AdminService {
   readonly #audit: AuditLog;
   /** Changes are announced to running instances like theirs; this process caches nothing. */
-  readonly #invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache() });
+  readonly #invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache(), membership: new InvalidatedCache() });
   readonly #revocation = new SessionRevocation(this.#invalidation);
   readonly #roles: RolesService;
 

@@ -55,6 +55,16 @@ export const AUDIT_EVENTS = [
   'data_exported',
   'identity_linked',
   'identity_unlinked',
+  // Organizations (API-ORGS.md): details carry org_id; user_id is whom it concerns, actor_id who did it.
+  'org_created',
+  'org_updated',
+  'org_deleted',
+  'org_member_added',
+  'org_member_role_changed',
+  'org_member_removed',
+  'org_invitation_created',
+  'org_invitation_revoked',
+  'org_switched',
 ] as const;
 export type AuditEventType = (typeof AUDIT_EVENTS)[number];
 

@@ -53,11 +53,14 @@ export class AccessTokens {
     private readonly clock: Clock = systemClock,
     /** The user's role names, carried as the `roles` claim (a hint for clients; API-ADMIN.md). */
     private readonly rolesOf?: (userId: string) => Promise<readonly string[]>,
+    /** The organization the session speaks for and the user's role in it, carried as `org_id` and `org_role` (API-ORGS.md). */
+    private readonly orgOf?: (userId: string, sessionId: string) => Promise<{ orgId: string; role: string } | undefined>,
   ) {}
 
   /** `amr`: how the session was signed in (RFC 8176), e.g. `['pwd']`, `['pwd', 'otp', 'mfa']`, `['swk', 'mfa']`. */
   async issue(userId: string, sessionId: string, amr: readonly string[], forClient?: ClientGrant): Promise<{ token: string; expiresIn: number }> {
     const roles = this.rolesOf ? await this.rolesOf(userId) : [];
+    const org = this.orgOf ? await this.orgOf(userId, sessionId) : undefined;
     const { kid, privateKey } = this.keys.signingKey();
     const iat = Math.floor(this.clock.now() / 1000);
     const header = { alg: SIGNING_ALG, typ: 'at+jwt', kid };
@@ -67,6 +70,7 @@ export class AccessTokens {
       ...(forClient ? { scope: forClient.scope } : {}),
       amr: [...amr],
       ...(roles.length ? { roles: [...roles] } : {}),
+      ...(org ? { org_id: org.orgId, org_role: org.role } : {}),
       iss: this.settings.issuer,
       aud: forClient?.audience ?? this.settings.audience,
       sub: userId,
@@ -136,7 +140,14 @@ export class AccessTokens {
       if (typeof payload.sub !== 'string' || !/^\d+$/.test(payload.sub) || typeof payload.sid !== 'string' || !/^\d+$/.test(payload.sid)) {
         throw new joseErrors.JWTClaimValidationFailed('sub and sid must be ids', payload);
       }
-      const claims = { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp!, kid: protectedHeader.kid! };
+      const claims: AccessClaims = { userId: payload.sub, sessionId: payload.sid, expiresAt: payload.exp!, kid: protectedHeader.kid! };
+      if (payload.org_id !== undefined) {
+        if (typeof payload.org_id !== 'string' || !/^\d+$/.test(payload.org_id) || typeof payload.org_role !== 'string') {
+          throw new joseErrors.JWTClaimValidationFailed('org_id must be an id, with org_role', payload);
+        }
+        claims.orgId = payload.org_id;
+        claims.orgRole = payload.org_role;
+      }
       this.cache.set(token, claims);
       return claims;
     } catch (err) {

@@ -5,6 +5,9 @@ export interface AccessClaims {
   /** `exp`, in seconds since the epoch. */
   expiresAt: number;
   kid: string;
+  /** The organization the token speaks for, and the role it was issued with (API-ORGS.md). */
+  orgId?: string;
+  orgRole?: string;
 }
 
 /**

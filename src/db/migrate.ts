@@ -14,6 +14,7 @@ import * as m0013 from './migrations/0013_admin.js';
 import * as m0014 from './migrations/0014_import.js';
 import * as m0015 from './migrations/0015_user_identities.js';
 import * as m0016 from './migrations/0016_oidc_provider.js';
+import * as m0017 from './migrations/0017_organizations.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -32,6 +33,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0014_import': m0014,
   '0015_user_identities': m0015,
   '0016_oidc_provider': m0016,
+  '0017_organizations': m0017,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

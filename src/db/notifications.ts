@@ -11,8 +11,8 @@ import type { Database } from './schema.js';
 
 export const INVALIDATION_CHANNEL = 'ums_invalidate';
 
-/** What changed: sessions that ended, users whose profile changed, users whose roles or second factors changed (src/admin/access.ts). */
-export type InvalidationKind = 'session' | 'user' | 'access';
+/** What changed: sessions that ended, users whose profile changed, users whose roles or second factors changed (src/admin/access.ts), users whose organization memberships changed (src/orgs/access.ts). */
+export type InvalidationKind = 'session' | 'user' | 'access' | 'membership';
 
 /** NOTIFY payloads must stay under 8000 bytes. */
 const MAX_PAYLOAD = 7000;
@@ -38,7 +38,7 @@ export async function notifyInvalidated(db: Kysely<Database> | Transaction<Datab
 }
 
 export function parseInvalidation(payload: string): { kind: InvalidationKind; ids: string[] } | undefined {
-  const match = /^(session|user|access):([0-9,]+)$/.exec(payload);
+  const match = /^(session|user|access|membership):([0-9,]+)$/.exec(payload);
   if (!match) return undefined;
   return { kind: match[1] as InvalidationKind, ids: match[2]!.split(',').filter(Boolean) };
 }

@@ -267,6 +267,49 @@ export interface UserRolesTable {
   granted_by: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
 }
 
+/** Organizations (migration 0017, API-ORGS.md). */
+export interface OrganizationsTable {
+  org_id: GeneratedAlways<string>;
+  name: string;
+  slug: string;
+  created_by: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  created_at: DefaultedTimestamp;
+}
+
+export interface OrgRolesTable {
+  org_id: Id;
+  name: string;
+  /** Organization permissions, space-separated. */
+  permissions: string;
+}
+
+export interface OrgMembersTable {
+  org_id: Id;
+  user_id: Id;
+  role: string;
+  joined_at: DefaultedTimestamp;
+}
+
+export interface OrgInvitationsTable {
+  invitation_id: GeneratedAlways<string>;
+  org_id: Id;
+  email: string;
+  /** lookupKey(email): the address an invitation is matched on. */
+  email_key: string;
+  role: string;
+  /** SHA-256 (base64url) of the mailed token. */
+  token_hash: string;
+  invited_by: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  created_at: DefaultedTimestamp;
+  expires_at: Timestamp;
+}
+
+/** The organization a session speaks for (POST /v1/sessions/organization). */
+export interface SessionOrgsTable {
+  session_id: Id;
+  org_id: Id;
+}
+
 export interface Database {
   roles: RolesTable;
   role_permissions: RolePermissionsTable;
@@ -294,6 +337,11 @@ export interface Database {
   oauth_grants: OAuthGrantsTable;
   oauth_sessions: OAuthSessionsTable;
   oauth_signing_keys: OAuthSigningKeysTable;
+  organizations: OrganizationsTable;
+  org_roles: OrgRolesTable;
+  org_members: OrgMembersTable;
+  org_invitations: OrgInvitationsTable;
+  session_orgs: SessionOrgsTable;
 }
 
 export interface OAuthClientsTable {

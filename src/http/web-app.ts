@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import type { App, Feature } from './types.js';
 
 /** The pages of the account web app (web/): each answers the same document, the script routes. */
-export const WEB_PAGES = ['/', '/sign-in', '/sign-up', '/profile', '/password', '/sessions', '/security', '/forgot-password', '/reset-password', '/verify-email', '/admin', '/admin/users', '/admin/roles', '/complete-sign-up', '/authorize-app', '/connected-apps'];
+export const WEB_PAGES = ['/', '/sign-in', '/sign-up', '/profile', '/password', '/sessions', '/security', '/forgot-password', '/reset-password', '/verify-email', '/admin', '/admin/users', '/admin/roles', '/complete-sign-up', '/authorize-app', '/connected-apps', '/orgs', '/orgs/view', '/accept-invitation'];
 
 /**
  * Strict for the pages: our own script and stylesheet only, no inline code, no outside request

@@ -72,3 +72,13 @@ export function securityNoticeMessage(to: string, subject: string, what: string,
     'If this was you, there is nothing to do. If it was not, reset your password at once and check the sign-ins of your account: someone else may have had access to it.',
   ]);
 }
+
+/** An invitation to an organization (API-ORGS.md): the link signs in or up, then joins. */
+export function orgInvitationMessage(to: string, orgName: string, inviter: string, role: string, link: string, validDays: number): MailMessage {
+  return compose(to, `You are invited to join ${orgName}`, [
+    'Hello,',
+    `${inviter} invited ${to} to join the organization "${orgName}" as ${role}.`,
+    { label: 'Accept the invitation', link },
+    `The link works once, for ${validDays} days. Without an account yet, sign up with this email address from the link. If you did not expect this, ignore this message.`,
+  ]);
+}

@@ -160,6 +160,27 @@ export async function rotateIfCurrent(
   return updateReturning(update, db, rotated, () => db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId));
 }
 
+/**
+ * Gives an active session of `userId` a new refresh token that follows from no presented one (the
+ * session's pair is issued again: an organization switch). The token before is an older generation
+ * from then on: presented again, it is a replay.
+ */
+export async function rotateToFresh(db: Queryable, values: { sessionId: string; userId: string; nextHash: string }): Promise<RotatedSession | undefined> {
+  const update = db
+    .updateTable('user_sessions')
+    .set((eb) => ({
+      previous_refresh_token_hash: null,
+      refresh_token_hash: values.nextHash,
+      refresh_rotated_at: dbNow(db),
+      refresh_generation: eb('refresh_generation', '+', 1),
+    }))
+    .where('session_id', '=', values.sessionId)
+    .where('user_id', '=', values.userId)
+    .where('is_active', '=', true);
+  const rotated = ['session_id', 'user_id', 'created_at', 'expires_at', 'amr', 'refresh_generation'] as const;
+  return updateReturning(update, db, rotated, () => db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId));
+}
+
 /** Ends sessions; returns the ids that were active and now are not. */
 export async function endSessions(
   db: Queryable,

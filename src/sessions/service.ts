@@ -21,6 +21,7 @@ import {
   insertSession,
   listActiveSessions,
   rotateIfCurrent,
+  rotateToFresh,
   type RotatedSession,
   sessionBelongsTo,
   type SessionState,
@@ -358,6 +359,17 @@ export class SessionsService {
       session.last_used_at = new Date(this.clock.now()); // the cached entry sees the use before the database does
     }
     return { userId, sessionId };
+  }
+
+  /**
+   * A new token pair for the caller's session, as if refreshed (an organization switch, whose
+   * access token carries the new `org_id`): the refresh token before is used up.
+   */
+  async reissue(caller: Caller): Promise<TokenPair> {
+    const secret = newSecret();
+    const session = await rotateToFresh(this.db, { sessionId: caller.sessionId, userId: caller.userId, nextHash: hashSecret(secret) });
+    if (!session) throw new AppError('invalid_token');
+    return this.#pairFor(session, secret);
   }
 
   /** update_session: logout marks the caller's session inactive. */

@@ -65,6 +65,16 @@ export const auth = {
   onChange(listener: () => void): void {
     listeners.add(listener);
   },
+  /** The organization the session speaks for (the access token's `org_id`, API-ORGS.md), if any. */
+  get orgId(): string | undefined {
+    if (!accessToken) return undefined;
+    try {
+      const claims = JSON.parse(atob(accessToken.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { org_id?: unknown };
+      return typeof claims.org_id === 'string' ? claims.org_id : undefined;
+    } catch {
+      return undefined;
+    }
+  },
 };
 
 export function setUser(user: User): void {
@@ -180,6 +190,14 @@ export function expectSignIn(): void {
 /** Signs in through any of the sign-in endpoints (in cookie mode: the client sends the header and keeps the token). */
 export async function signIn(path: string, body: unknown): Promise<void> {
   await call<TokenPair>('POST', path, body);
+}
+
+/**
+ * The session speaks for `orgId` from now on (null: for none). The new pair comes in cookie mode,
+ * as a refresh's does: its access token carries `org_id` and `org_role`.
+ */
+export async function switchOrganization(orgId: string | null): Promise<void> {
+  await call<TokenPair>('POST', '/v1/sessions/organization', { org_id: orgId });
 }
 
 /** Ends this session; on failure the user stays signed in and the error is thrown to be shown. */

@@ -8,6 +8,7 @@ import { authorizeAppPage, connectedAppsPage } from './pages/apps.js';
 import { definePages, navigate, show } from './router.js';
 import { adminRolesPage, adminUserPage, adminUsersPage } from './pages/admin.js';
 import { can, loadPermissions, reloadPermissions } from './viewer.js';
+import { acceptInvitationPage, orgPage, orgsPage } from './pages/orgs.js';
 
 definePages({
   '/sign-in': signInPage,
@@ -27,6 +28,10 @@ definePages({
   // The OpenID Provider (API-FEDERATION.md B): an app's sign-in, and the consents.
   '/authorize-app': authorizeAppPage,
   '/connected-apps': connectedAppsPage,
+  // Organizations (API-ORGS.md).
+  '/orgs': orgsPage,
+  '/orgs/view': orgPage,
+  '/accept-invitation': acceptInvitationPage,
 });
 
 function renderNav(): void {
@@ -39,6 +44,7 @@ function renderNav(): void {
       link('/sessions', 'Sessions'),
       link('/security', 'Security'),
       link('/connected-apps', 'Apps'),
+      link('/orgs', 'Organizations'),
       ...(can('users:read') ? [link('/admin', 'Admin')] : []),
       ...(can('roles:read') ? [link('/admin/roles', 'Roles')] : []),
       h('button', { type: 'button', class: 'link-button', onclick: async () => {

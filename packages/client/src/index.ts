@@ -96,7 +96,7 @@ type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 type Raw = Client<paths, `${string}/${string}`>;
 
 /** Paths whose successful POST answers a token pair: a session was opened or refreshed. */
-const OPENS_SESSION = /^\/v1\/sessions(\/mfa|\/passkey|\/refresh)?$/;
+const OPENS_SESSION = /^\/v1\/sessions(\/mfa|\/passkey|\/refresh|\/organization)?$/;
 /** Paths whose successful DELETE ends the caller's own session. */
 const ENDS_SESSION = /^\/v1\/sessions(\/current)?$|^\/v1\/users\/me$/;
 const COOKIE_HEADER = 'x-token-delivery';
