@@ -63,6 +63,15 @@ export const ADMIN_ENDPOINTS = {
   'PATCH /v1/admin/roles/:name': 'roles:write',
   'DELETE /v1/admin/roles/:name': 'roles:write',
   'GET /v1/admin/events': 'audit:read',
+  // Webhooks (API-INTEGRATION.md), routes of src/webhooks/routes.ts.
+  'GET /v1/admin/webhooks': 'webhooks:read',
+  'POST /v1/admin/webhooks': 'webhooks:write',
+  'GET /v1/admin/webhooks/:id': 'webhooks:read',
+  'PATCH /v1/admin/webhooks/:id': 'webhooks:write',
+  'DELETE /v1/admin/webhooks/:id': 'webhooks:write',
+  'POST /v1/admin/webhooks/:id/rotate-secret': 'webhooks:write',
+  'GET /v1/admin/webhooks/:id/deliveries': 'webhooks:read',
+  'POST /v1/admin/webhooks/:id/deliveries/:did/retry': 'webhooks:write',
 } as const satisfies Record<string, Permission>;
 
 type Endpoint = keyof typeof ADMIN_ENDPOINTS;

@@ -1,0 +1,279 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AdminService } from '../src/admin/service.js';
+import { bearer, GOOD_PASSWORD, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
+import { startReceiver, verifyDelivery } from './helpers/webhooks.js';
+
+/** API-INTEGRATION.md, Webhooks, on the database of TEST_DATABASE_URL (PGlite when unset). */
+
+describe('webhooks', () => {
+  let svc: TestService;
+  let admin: Awaited<ReturnType<typeof registerUser>>;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  before(async () => {
+    // The receiver is on 127.0.0.1: the tests allow private addresses (one test turns it off).
+    svc = await startTestService({}, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_TIMEOUT_MS: '300' });
+    admin = await registerUser(svc.app);
+    await new AdminService(svc.db).changeRole(admin.username, 'admin', true);
+    receiver = await startReceiver();
+  });
+  after(async () => {
+    await svc.close();
+    await receiver.close();
+  });
+
+  /** An administrator's request, signed in afresh (the tests move the clock by days). */
+  const call = async (method: string, url: string, payload?: unknown) =>
+    svc.app.inject({ method: method as 'GET', url, headers: bearer((await login(svc.app, admin)).accessToken), ...(payload !== undefined ? { payload: payload as object } : {}) });
+
+  async function endpoint(events: string[], url = receiver.url): Promise<{ id: string; secret: string }> {
+    const res = await call('POST', '/v1/admin/webhooks', { url, events, description: 'test' });
+    assert.equal(res.statusCode, 201, res.body);
+    return res.json();
+  }
+
+  const outboxRows = (endpointId: string) => svc.db.selectFrom('outbox').selectAll().where('endpoint_id', '=', endpointId).orderBy('outbox_id').execute();
+
+  it('when an endpoint is created, then 201 shows its secret once, stored encrypted, and reading it back shows no secret', async () => {
+    const res = await call('POST', '/v1/admin/webhooks', { url: receiver.url, events: ['user.created'] });
+    assert.equal(res.statusCode, 201, res.body);
+    const body = res.json();
+    assert.match(body.secret, /^whsec_[A-Za-z0-9+/]{32}$/);
+    assert.equal(body.enabled, true);
+    assert.deepEqual(body.events, ['user.created']);
+    assert.equal(res.headers.location, `/v1/admin/webhooks/${body.id}`);
+    const row = await svc.db.selectFrom('webhook_endpoints').select('secret').where('endpoint_id', '=', body.id).executeTakeFirstOrThrow();
+    assert.ok(!row.secret.includes(body.secret.slice(6)), 'the secret is not stored as it is');
+    const read = await call('GET', `/v1/admin/webhooks/${body.id}`);
+    assert.equal(read.statusCode, 200);
+    assert.equal(read.json().secret, undefined);
+    assert.ok(!read.body.includes(body.secret));
+    const list = await call('GET', '/v1/admin/webhooks');
+    assert.ok(!list.body.includes('whsec_'));
+    assert.equal((await call('DELETE', `/v1/admin/webhooks/${body.id}`)).statusCode, 204);
+  });
+
+  it('when a user registers and signs in, then the endpoint gets user.created and session.created, signed (Standard Webhooks library verifies), with no secret in data', async () => {
+    const hook = await endpoint(['user.created', 'session.created']);
+    const before = receiver.received.length;
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    await svc.app.outbox.drain();
+    const got = receiver.received.slice(before);
+    assert.deepEqual(
+      got.map((r) => r.json.type),
+      ['user.created', 'session.created'],
+    );
+    for (const delivery of got) {
+      assert.deepEqual(verifyDelivery(hook.secret, delivery, svc.clock.now()), delivery.json);
+      assert.equal(delivery.headers['content-type'], 'application/json');
+      assert.match(String(delivery.headers['webhook-id']), /^msg_/);
+      assert.equal(delivery.json.data.user_id, user.id);
+      assert.ok(!/password|hash|secret|token/i.test(JSON.stringify(delivery.json.data)), delivery.body);
+    }
+    assert.equal(got[1]!.json.data.session_id, session.sessionId);
+    assert.equal(got[0]!.json.data.username, user.username);
+    const rows = await outboxRows(hook.id);
+    assert.deepEqual(
+      rows.map((r) => [r.event_type, r.status, r.attempts]),
+      [
+        ['user.created', 'delivered', 1],
+        ['session.created', 'delivered', 1],
+      ],
+    );
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when no endpoint is subscribed to a type, then nothing is written to the outbox for it', async () => {
+    const hook = await endpoint(['user.deleted']);
+    const count = async () => Number((await svc.db.selectFrom('outbox').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
+    const before = await count();
+    const user = await registerUser(svc.app);
+    await login(svc.app, user);
+    assert.equal(await count(), before);
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when a wrong body is sent, then 400 names each field and nothing is stored', async () => {
+    const before = (await call('GET', '/v1/admin/webhooks')).json().webhooks.length;
+    for (const [body, field] of [
+      [{ url: 'ftp://example.com/x', events: ['user.created'] }, 'url'],
+      [{ url: 'not a url', events: ['user.created'] }, 'url'],
+      [{ url: 'https://user:pw@example.com/x', events: ['user.created'] }, 'url'],
+      [{ url: 'https://example.com/x', events: ['user.nope'] }, 'events'],
+      [{ url: 'https://example.com/x', events: [] }, 'events'],
+      [{ url: 'https://example.com/x', events: ['*', 'user.created'] }, 'events'],
+      [{ url: 'https://example.com/x', events: ['user.created'], secret: 'whsec_x' }, 'secret'],
+    ] as const) {
+      const res = await call('POST', '/v1/admin/webhooks', body);
+      assert.equal(res.statusCode, 400, JSON.stringify(body));
+      const p = problem(res);
+      assert.equal(p.code, 'validation_failed');
+      assert.ok(p.errors!.some((e) => e.field.startsWith(field)), `${JSON.stringify(body)}: ${res.body}`);
+    }
+    assert.equal((await call('GET', '/v1/admin/webhooks')).json().webhooks.length, before);
+    assert.equal((await call('GET', '/v1/admin/webhooks/999999')).statusCode, 404);
+    assert.equal(problem(await call('GET', '/v1/admin/webhooks/abc')).code, 'not_found');
+  });
+
+  it('when the receiver answers 500 then 200, then the event is retried on the schedule with the same webhook-id and delivered once', async () => {
+    const hook = await endpoint(['user.updated']);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    receiver.answer(500);
+    const before = receiver.received.length;
+    const res = await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Renamed' } });
+    assert.equal(res.statusCode, 200);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 1);
+    let [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'pending');
+    assert.equal(row!.last_status, 500);
+    // Not before its time: 5 s after the attempt.
+    svc.clock.advance(4_000);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 1);
+    svc.clock.advance(1_500);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 2);
+    const [first, second] = receiver.received.slice(before);
+    assert.equal(first!.headers['webhook-id'], second!.headers['webhook-id']);
+    assert.deepEqual(second!.json.data, { user_id: user.id, fields: ['name'], name: 'Renamed' });
+    verifyDelivery(hook.secret, second!, svc.clock.now());
+    [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'delivered');
+    assert.equal(row!.attempts, 2);
+    const log = await call('GET', `/v1/admin/webhooks/${hook.id}/deliveries`);
+    assert.equal(log.statusCode, 200);
+    const [delivery] = log.json().deliveries;
+    assert.equal(delivery.status, 'delivered');
+    assert.deepEqual(
+      delivery.attempts.map((a: { status_code: number }) => a.status_code),
+      [500, 200],
+    );
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when the receiver keeps failing, then the delays are 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, then failed; the retry button sends it again', async () => {
+    const hook = await endpoint(['user.updated']);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    receiver.answer(503, 503, 503, 503, 503, 503, 503, 503);
+    const before = receiver.received.length;
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Again' } });
+    await svc.app.outbox.drain();
+    for (const delay of [5, 300, 1800, 7200, 18000, 36000, 36000]) {
+      svc.clock.advance(delay * 1000 - 1000);
+      await svc.app.outbox.drain();
+      const [waiting] = await outboxRows(hook.id);
+      assert.equal(waiting!.status, 'pending', `not yet after ${delay} s less one`);
+      svc.clock.advance(1500);
+      await svc.app.outbox.drain();
+    }
+    assert.equal(receiver.received.length, before + 8);
+    let [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'failed');
+    assert.equal(row!.attempts, 8);
+    svc.clock.advance(100 * 3_600_000);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 8, 'a failed delivery is not tried again by itself');
+    // The retry button.
+    const retried = await call('POST', `/v1/admin/webhooks/${hook.id}/deliveries/${row!.outbox_id}/retry`);
+    assert.equal(retried.statusCode, 202, retried.body);
+    assert.equal(retried.json().status, 'pending');
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 9);
+    [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'delivered');
+    assert.equal((await call('POST', `/v1/admin/webhooks/${hook.id}/deliveries/99999999/retry`)).statusCode, 404);
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when the receiver hangs, then the attempt times out and is retried', async () => {
+    const hook = await endpoint(['user.updated']);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    receiver.answer('hang');
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Slow' } });
+    await svc.app.outbox.drain();
+    let [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'pending');
+    assert.equal(row!.last_status, null);
+    assert.match(row!.last_error!, /no answer within 300 ms/);
+    svc.clock.advance(6_000);
+    await svc.app.outbox.drain();
+    [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'delivered');
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when the receiver answers 410, then the endpoint is disabled and gets nothing more', async () => {
+    const hook = await endpoint(['user.updated']);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    receiver.answer(410);
+    const before = receiver.received.length;
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Gone' } });
+    await svc.app.outbox.drain();
+    const read = (await call('GET', `/v1/admin/webhooks/${hook.id}`)).json();
+    assert.equal(read.enabled, false);
+    assert.equal(read.disabled_reason, 'gone');
+    const [row] = await outboxRows(hook.id);
+    assert.equal(row!.status, 'failed');
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Gone again' } });
+    svc.clock.advance(3_600_000);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 1);
+    assert.equal((await outboxRows(hook.id)).length, 1, 'a disabled endpoint is not written to');
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when a user has several events and the first is being retried, then the later ones wait, and go in order once it is delivered', async () => {
+    const hook = await endpoint(['user.updated']);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    receiver.answer(500);
+    const before = receiver.received.length;
+    for (const name of ['One', 'Two', 'Three']) await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name } });
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, before + 1);
+    svc.clock.advance(6_000);
+    await svc.app.outbox.drain();
+    assert.deepEqual(
+      receiver.received.slice(before).map((r) => r.json.data.name),
+      ['One', 'One', 'Two', 'Three'],
+    );
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when the secret is rotated, then both secrets sign for 24 hours, then only the new one', async () => {
+    const hook = await endpoint(['user.updated']);
+    const rotated = await call('POST', `/v1/admin/webhooks/${hook.id}/rotate-secret`);
+    assert.equal(rotated.statusCode, 200);
+    const { secret } = rotated.json();
+    assert.notEqual(secret, hook.secret);
+    const user = await registerUser(svc.app);
+    const token = (await login(svc.app, user)).accessToken;
+    const before = receiver.received.length;
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(token), payload: { name: 'Rotated' } });
+    await svc.app.outbox.drain();
+    const during = receiver.received[before]!;
+    assert.equal(String(during.headers['webhook-signature']).split(' ').length, 2);
+    verifyDelivery(secret, during, svc.clock.now());
+    verifyDelivery(hook.secret, during, svc.clock.now());
+    svc.clock.advance(24 * 3_600_000 + 1000);
+    const laterToken = (await login(svc.app, user)).accessToken;
+    await svc.app.inject({ method: 'PATCH', url: '/v1/users/me', headers: bearer(laterToken), payload: { name: 'Later' } });
+    await svc.app.outbox.drain();
+    const later = receiver.received[before + 1]!;
+    assert.equal(String(later.headers['webhook-signature']).split(' ').length, 1);
+    verifyDelivery(secret, later, svc.clock.now());
+    assert.throws(() => verifyDelivery(hook.secret, later, svc.clock.now()));
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when the password is right, then GOOD_PASSWORD is never in a delivery', () => {
+    assert.ok(!receiver.received.some((r) => r.body.includes(GOOD_PASSWORD)));
+  });
+});
