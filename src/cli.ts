@@ -14,7 +14,20 @@ import { SecurityNotices } from './account/security-notices.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Database } from './db/schema.js';
 import { Mailer, mailTransport } from './mail/mailer.js';
+import { systemClock } from './core/clock.js';
+import { EventRecorder } from './core/events.js';
+import { outboxEventWriter } from './webhooks/repository.js';
 import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand, importCommandOf } from './import/commands.js';
+
+/**
+ * The command line's changes of users (disable, roles, ...) are announced like the API's: their
+ * events go to the outbox in the change's transaction, and a running service sends them.
+ */
+function adminService(db: Kysely<Database>, audit?: AuditLog): AdminService {
+  const events = new EventRecorder(systemClock);
+  events.plug(outboxEventWriter);
+  return new AdminService(db, audit, systemClock, events);
+}
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -140,7 +153,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'keys' && sub === 're-encrypt' && !arg) {
     if (config.dataEncryptionKeys.length === 0) console.error(`Warning: ${GENERATED_KEY_WARNING}`);
-    const result = await withDb(async (db) => new AdminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
+    const result = await withDb(async (db) => adminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
     print(`Re-encrypted with key ${result.key_id}: ${result.signing_keys} signing key(s), ${result.totp_secrets} TOTP secret(s); the rest already were.`, result);
     return 0;
   }
@@ -162,14 +175,14 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'users' && sub === 'list' && !arg) {
     const limit = count('limit', 50, 1000);
     const offset = count('offset', 0, 1_000_000_000);
-    const users = await withDb((db) => new AdminService(db.kysely).listUsers({ limit, offset, filter: values.filter }));
+    const users = await withDb((db) => adminService(db.kysely).listUsers({ limit, offset, filter: values.filter }));
     const lines = users.map((u) => `${u.id.padStart(6)}  ${u.username.padEnd(32)}  ${u.email}${u.disabled ? '  (disabled)' : ''}`);
     print(lines.length ? lines.join('\n') : 'No users.', { users });
     return 0;
   }
 
   if (command === 'users' && sub === 'show' && arg) {
-    const user = await withDb((db) => new AdminService(db.kysely).findUser(arg));
+    const user = await withDb((db) => adminService(db.kysely).findUser(arg));
     if (!user) return noSuchUser(arg);
     print(
       [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob ?? '-'}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `email verified: ${user.email_verified ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
@@ -179,7 +192,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'users' && sub === 'enable' && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, false));
+    const result = await withDb((db) => adminService(db.kysely).setDisabled(arg, false));
     if (!result) return noSuchUser(arg);
     print(`${arg} is enabled.`, { username: arg, disabled: false, sessions_ended: 0 });
     return 0;
@@ -187,7 +200,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'reset-mfa' && arg) {
     // The owner is told by mail (a support desk talked into this is how accounts are taken over).
-    const { result, mailed } = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => new AdminService(db.kysely, audit).resetMfa(arg)));
+    const { result, mailed } = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => adminService(db.kysely, audit).resetMfa(arg)));
     if (!result) return noSuchUser(arg);
     const noticeSent = result.totp && mailed > 0;
     if (result.totp && !noticeSent) console.error(`The notice to ${arg} could not be sent: tell them another way that their second factors were removed.`);
@@ -196,7 +209,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'users' && sub === 'verify-email' && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).verifyEmail(arg));
+    const result = await withDb((db) => adminService(db.kysely).verifyEmail(arg));
     if (!result) return noSuchUser(arg);
     print(result.alreadyVerified ? `${arg}'s email was verified already.` : `${arg}'s email is verified.`, { username: arg, email_verified: true, already_verified: result.alreadyVerified });
     return 0;
@@ -218,7 +231,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'sessions' && sub === 'revoke' && !arg) {
     if (!values.user) throw new UsageError('sessions revoke needs --user <username>');
     const username = values.user;
-    const ended = await withDb((db) => new AdminService(db.kysely).revokeSessions(username));
+    const ended = await withDb((db) => adminService(db.kysely).revokeSessions(username));
     if (ended === undefined) return noSuchUser(username);
     print(`${ended} session(s) of ${username} ended.`, { username, sessions_ended: ended });
     return 0;
@@ -228,7 +241,7 @@ async function run(argv: string[]): Promise<number> {
     const role = positionals[3];
     if (!arg || !role || positionals.length > 4) throw new UsageError(`roles ${sub} needs a username and a role`);
     try {
-      const roles = await withDb((db) => new AdminService(db.kysely).changeRole(arg, role, sub === 'grant'));
+      const roles = await withDb((db) => adminService(db.kysely).changeRole(arg, role, sub === 'grant'));
       if (!roles) return noSuchUser(arg);
       print(`${arg} holds ${roles.length ? roles.join(', ') : 'no role'}.`, { username: arg, roles });
       return 0;
@@ -240,7 +253,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'roles' && sub === 'list' && !arg) {
-    const roles = await withDb((db) => new AdminService(db.kysely).listRoles());
+    const roles = await withDb((db) => adminService(db.kysely).listRoles());
     const lines = roles.map((r) => `${r.name.padEnd(16)}  ${r.builtin ? 'built-in' : 'custom  '}  ${r.permissions.join(' ')}\n${''.padEnd(16)}  held by: ${r.users.length ? r.users.join(', ') : '-'}`);
     print(lines.join('\n'), { roles });
     return 0;
@@ -248,7 +261,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'disable' && arg) {
     try {
-      const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, true));
+      const result = await withDb((db) => adminService(db.kysely).setDisabled(arg, true));
       if (!result) return noSuchUser(arg);
       print(`${arg} is disabled; ${result.sessionsEnded} session(s) ended.`, { username: arg, disabled: true, sessions_ended: result.sessionsEnded });
       return 0;
@@ -261,7 +274,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'audit' && sub === 'tail' && !arg) {
     const limit = count('limit', 20, 1000);
-    const events = await withDb((db) => new AdminService(db.kysely).auditTail(limit));
+    const events = await withDb((db) => adminService(db.kysely).auditTail(limit));
     const lines = events.map((e) => `${e.occurred_at}  ${e.event.padEnd(22)}  ${(e.username ?? e.user_id ?? '-').padEnd(20)}  ${e.ip ?? '-'}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`);
     print(lines.length ? lines.join('\n') : 'No events.', { events });
     return 0;

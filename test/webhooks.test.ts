@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AdminService } from '../src/admin/service.js';
 import { bearer, GOOD_PASSWORD, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
+import { Secret, TOTP } from 'otpauth';
+import { SoftAuthenticator } from './helpers/authenticator.js';
 import { startReceiver, verifyDelivery } from './helpers/webhooks.js';
 
 /** API-INTEGRATION.md, Webhooks, on the database of TEST_DATABASE_URL (PGlite when unset). */
@@ -82,6 +84,74 @@ describe('webhooks', () => {
         ['session.created', 'delivered', 1],
       ],
     );
+    await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
+  });
+
+  it('when each action of the contract happens, then its event goes out after it, in order, each with user_id and no secret', async () => {
+    const hook = await endpoint(['*']);
+    const before = receiver.received.length;
+    const user = await registerUser(svc.app);
+    const session = await login(svc.app, user);
+    const other = await login(svc.app, user);
+    const as = (method: string, url: string, payload?: unknown, token = session.accessToken) =>
+      svc.app.inject({ method: method as 'GET', url, headers: bearer(token), ...(payload !== undefined ? { payload: payload as object } : {}) });
+    const expect = async (action: Promise<{ statusCode: number; body: string }>, status: number) => {
+      const res = await action;
+      assert.equal(res.statusCode, status, res.body);
+    };
+    await expect(as('PATCH', '/v1/users/me', { name: 'Ada' }), 200);
+    await expect(call('PATCH', `/v1/admin/users/${user.id}`, { email_verified: true }), 200);
+    await expect(as('PUT', '/v1/users/me/password', { current_password: user.password, new_password: 'copper kettle meadow 9381' }), 204);
+    await expect(call('PUT', `/v1/admin/users/${user.id}/roles`, { roles: ['support'] }), 200);
+    const setup = (await as('POST', '/v1/users/me/mfa/totp', { current_password: 'copper kettle meadow 9381' })).json();
+    const code = new TOTP({ secret: Secret.fromBase32(setup.secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp: svc.clock.now() });
+    await expect(as('POST', '/v1/users/me/mfa/totp/confirm', { code }), 200);
+    await expect(as('DELETE', '/v1/users/me/mfa/totp', { current_password: 'copper kettle meadow 9381' }), 204);
+    const auth = new SoftAuthenticator();
+    const options = (await as('POST', '/v1/users/me/passkeys/options')).json();
+    const added = await as('POST', '/v1/users/me/passkeys', { name: 'Laptop', response: auth.register(options) });
+    assert.equal(added.statusCode, 201, added.body);
+    await expect(as('DELETE', `/v1/users/me/passkeys/${added.json().id}`), 204);
+    await expect(call('POST', `/v1/admin/users/${user.id}/disable`, { reason: 'test' }), 200);
+    await expect(call('POST', `/v1/admin/users/${user.id}/enable`), 200);
+    const last = await login(svc.app, { username: user.username, password: 'copper kettle meadow 9381' });
+    await expect(as('DELETE', '/v1/sessions/current', undefined, last.accessToken), 204);
+    const again = await login(svc.app, { username: user.username, password: 'copper kettle meadow 9381' });
+    await expect(as('DELETE', '/v1/users/me', { current_password: 'copper kettle meadow 9381' }, again.accessToken), 204);
+    await svc.app.outbox.drain();
+
+    const mine = receiver.received.slice(before).filter((r) => r.json.data.user_id === user.id);
+    const types = mine.map((r) => r.json.type);
+    assert.deepEqual(types, [
+      'user.created',
+      'session.created',
+      'session.created',
+      'user.updated',
+      'user.email_verified',
+      'user.password_changed',
+      'session.ended', // the other session, at the password change
+      'user.roles_changed',
+      'mfa.enabled',
+      'mfa.disabled',
+      'passkey.added',
+      'passkey.removed',
+      'user.disabled',
+      'session.ended', // the session left, at the disable
+      'user.enabled',
+      'session.created',
+      'session.ended', // logout
+      'session.created',
+      'session.ended', // the deletion
+      'user.deleted',
+    ]);
+    assert.equal(mine.find((r) => r.json.type === 'session.ended')!.json.data.session_id, other.sessionId);
+    assert.deepEqual(mine.find((r) => r.json.type === 'user.roles_changed')!.json.data, { user_id: user.id, roles: ['support'], given: ['support'], taken: [] });
+    assert.equal(mine.find((r) => r.json.type === 'user.disabled')!.json.data.reason, 'test');
+    for (const delivery of mine) {
+      verifyDelivery(hook.secret, delivery, svc.clock.now());
+      assert.ok(!/password"|hash|secret|token|copper|violet/i.test(JSON.stringify(delivery.json.data)), delivery.body);
+      assert.match(delivery.json.timestamp, /^\d{4}-\d\d-\d\dT/);
+    }
     await call('DELETE', `/v1/admin/webhooks/${hook.id}`);
   });
 

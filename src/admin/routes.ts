@@ -5,6 +5,7 @@ import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Feature, Guard } from '../http/types.js';
 import type { RequireCaller } from '../auth/guard.js';
 import type { Clock } from '../core/clock.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Config } from '../config.js';
 import { AccountDeletion, type AccountDeletionDeps } from '../account/deletion.js';
 import { TAKEN } from '../users/service.js';
@@ -322,6 +323,7 @@ export interface AdminFeatureDeps extends Omit<AccountDeletionDeps, 'pseudonymKe
   mailer: ConstructorParameters<typeof AdminUsersService>[1]['mailer'];
   jobs: ConstructorParameters<typeof AdminUsersService>[1]['jobs'];
   clock: Clock;
+  events: EventRecorder;
   config: Pick<Config, 'publicUrl' | 'passwordMinLength' | 'sessionIdleTtlS'>;
   secret(name: string): Promise<Buffer>;
 }
@@ -329,11 +331,11 @@ export interface AdminFeatureDeps extends Omit<AccountDeletionDeps, 'pseudonymKe
 /** The admin API (API-ADMIN.md): users, roles, the audit log, behind the permission guard. */
 export const adminFeature: Feature<AdminFeatureDeps> = async (app, deps) => {
   const { db, access, audit, config } = deps;
-  const roles = new RolesService(db, access, audit, deps.reauth);
+  const roles = new RolesService(db, access, audit, deps.reauth, deps.events);
   const deletion = new AccountDeletion({ ...deps, pseudonymKey: await deps.secret('audit_pseudonym') });
   const users = new AdminUsersService(
     db,
-    { hasher: deps.hasher, credentials: deps.credentials, revocation: deps.revocation, invalidation: deps.invalidation, deletion, mailer: deps.mailer, jobs: deps.jobs, audit, access, roles, clock: deps.clock },
+    { hasher: deps.hasher, credentials: deps.credentials, revocation: deps.revocation, invalidation: deps.invalidation, deletion, mailer: deps.mailer, jobs: deps.jobs, audit, access, roles, clock: deps.clock, events: deps.events },
     { publicUrl: config.publicUrl, passwordMinLength: config.passwordMinLength, sessionIdleTtlS: config.sessionIdleTtlS },
   );
   adminRoutes(app, { users, roles, access, guard: deps.requireCaller(), requireCaller: deps.requireCaller });
