@@ -347,3 +347,92 @@ describe('webhooks', () => {
     assert.ok(!receiver.received.some((r) => r.body.includes(GOOD_PASSWORD)));
   });
 });
+
+describe('webhooks: server-side request forgery', () => {
+  let svc: TestService;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+  let token: string;
+
+  before(async () => {
+    svc = await startTestService(); // WEBHOOK_ALLOW_PRIVATE is off
+    const admin = await registerUser(svc.app);
+    await new AdminService(svc.db).changeRole(admin.username, 'admin', true);
+    token = (await login(svc.app, admin)).accessToken;
+    receiver = await startReceiver();
+  });
+  after(async () => {
+    await svc.close();
+    await receiver.close();
+  });
+
+  const create = (url: string) => svc.app.inject({ method: 'POST', url: '/v1/admin/webhooks', headers: bearer(token), payload: { url, events: ['*'] } });
+
+  it('when the URL is a loopback, private, link-local, CGNAT or metadata address (or an IPv6 form of one), then 400 names url', async () => {
+    for (const url of [
+      'http://127.0.0.1:8080/x',
+      'http://10.0.0.5/x',
+      'http://192.168.1.1/x',
+      'http://169.254.169.254/latest/meta-data/',
+      'http://100.64.0.1/x',
+      'http://0.0.0.0/x',
+      'http://[::1]/x',
+      'http://[::ffff:127.0.0.1]/x',
+      'http://[fd00:ec2::254]/x',
+      'http://[fe80::1]/x',
+      'http://2130706433/x', // 127.0.0.1 as one number: the URL parser makes it 127.0.0.1
+    ]) {
+      const res = await create(url);
+      assert.equal(res.statusCode, 400, url);
+      assert.deepEqual(
+        problem(res).errors!.map((e) => e.field),
+        ['url'],
+        url,
+      );
+    }
+  });
+
+  it('when a name resolves to 127.0.0.1 (localhost), then the delivery is refused at connection time and the receiver gets nothing', async () => {
+    const res = await create(`http://localhost:${receiver.port}/hook`);
+    assert.equal(res.statusCode, 201, res.body);
+    const hook = res.json();
+    await registerUser(svc.app);
+    await svc.app.outbox.drain();
+    assert.equal(receiver.received.length, 0);
+    const [row] = await svc.db.selectFrom('outbox').selectAll().where('endpoint_id', '=', hook.id).execute();
+    assert.equal(row!.status, 'pending');
+    assert.match(row!.last_error!, /localhost resolves to (127\.0\.0\.1|::1), which is not a public address/);
+  });
+
+  it('when a name resolves to a public and a private address, or rebinds between lookups, then the socket only ever connects to checked addresses', async () => {
+    const { guardedLookup, isForbiddenAddress } = await import('../src/webhooks/address-guard.js');
+    const { request } = await import('node:http');
+    let lookups = 0;
+    // A rebinding name: public at its first resolution, loopback afterwards.
+    const rebinding = async () => (++lookups === 1 ? [{ address: '93.184.215.14', family: 4 }] : [{ address: '127.0.0.1', family: 4 }]);
+    const mixed = async () => [
+      { address: '93.184.215.14', family: 4 },
+      { address: '127.0.0.1', family: 4 },
+    ];
+    const attempt = (resolve: () => Promise<Array<{ address: string; family: number }>>, allowPrivate: boolean) =>
+      new Promise<string>((done) => {
+        const req = request(`http://rebind.invalid:${receiver.port}/hook`, { method: 'POST', lookup: guardedLookup(resolve, allowPrivate), timeout: 2000 }, (res) => {
+          res.resume();
+          done(`answered ${res.statusCode}`);
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => done(err.code ?? err.message));
+        req.on('timeout', () => req.destroy(new Error('timeout')));
+        req.end('{}');
+      });
+    assert.equal(await attempt(mixed, false), 'EFORBIDDENADDRESS');
+    lookups = 1; // the "check" already happened: this resolution is the rebound one
+    assert.equal(await attempt(rebinding, false), 'EFORBIDDENADDRESS');
+    assert.equal(receiver.received.length, 0);
+    // Allowed, the socket goes where the lookup said (the name itself resolves nowhere).
+    assert.equal(await attempt(async () => [{ address: '127.0.0.1', family: 4 }], true), 'answered 200');
+    assert.equal(receiver.received.length, 1);
+    for (const address of ['127.0.0.1', '10.1.2.3', '172.16.0.1', '192.168.0.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '255.255.255.255', '224.0.0.1', '::1', '::', '::ffff:10.0.0.1', 'fc00::1', 'fe80::1', '64:ff9b::a00:1', '2002:a00:1::1', 'nonsense']) {
+      assert.equal(isForbiddenAddress(address), true, address);
+    }
+    for (const address of ['93.184.215.14', '8.8.8.8', '2606:4700:4700::1111']) assert.equal(isForbiddenAddress(address), false, address);
+  });
+});
