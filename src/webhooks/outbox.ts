@@ -7,6 +7,9 @@ import { systemResolve, type Resolve } from './address-guard.js';
 import { OutboxDispatcher, WEBHOOK_RETRY_DELAYS_MS, type DispatcherLog, type Sender } from './dispatcher.js';
 import { WebhookSender } from './sender.js';
 
+/** How much longer than an attempt may take a lease lasts (the time to take the message and record the outcome). */
+export const LEASE_MARGIN_MS = 10_000;
+
 export interface OutboxOptions {
   db: Kysely<Database>;
   clock: Clock;
@@ -29,7 +32,7 @@ export function createOutbox({ db, clock, cipher, config, log, more = {}, resolv
     retryDelays[kind] = delays;
   }
   // A lease outlives the longest attempt by a margin: only a dead instance's lease runs out.
-  const dispatcher = new OutboxDispatcher({ db, clock, log, senders, retryDelays, leaseMs: config.webhookTimeoutMs + 30_000 });
+  const dispatcher = new OutboxDispatcher({ db, clock, log, senders, retryDelays, leaseMs: config.webhookTimeoutMs + LEASE_MARGIN_MS });
   return {
     dispatcher,
     close: async () => {

@@ -13,7 +13,7 @@ export interface Received {
  * A webhook receiver on 127.0.0.1: records every request, and answers each with the next status of
  * `answers` (then 200), or never answers when the status is 'hang'.
  */
-export async function startReceiver(answers: Array<number | 'hang'> = []): Promise<{
+export async function startReceiver(answers: Array<number | 'hang'> = [], port = 0): Promise<{
   url: string;
   port: number;
   received: Received[];
@@ -37,11 +37,11 @@ export async function startReceiver(answers: Array<number | 'hang'> = []): Promi
       res.writeHead(status, { 'content-type': 'text/plain' }).end('ok');
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const listening = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}/hook`,
-    port,
+    url: `http://127.0.0.1:${listening}/hook`,
+    port: listening,
     received,
     answer: (...next) => queue.push(...next),
     close: async () => {
