@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AdminService } from '../src/admin/service.js';
+import { buildApp } from '../src/app.js';
+import { loadDataCipher } from '../src/crypto/data-encryption.js';
+import type { App } from '../src/http/types.js';
+import { claimDue, finishAttempt } from '../src/webhooks/repository.js';
+import { SECRET_CONTEXT } from '../src/webhooks/sender.js';
+import { newEndpointSecret } from '../src/webhooks/signing.js';
 import { bearer, GOOD_PASSWORD, login, problem, registerUser, startTestService, type TestService } from './helpers/app.js';
 import { Secret, TOTP } from 'otpauth';
 import { SoftAuthenticator } from './helpers/authenticator.js';
@@ -434,5 +440,71 @@ describe('webhooks: server-side request forgery', () => {
       assert.equal(isForbiddenAddress(address), true, address);
     }
     for (const address of ['93.184.215.14', '8.8.8.8', '2606:4700:4700::1111']) assert.equal(isForbiddenAddress(address), false, address);
+  });
+});
+
+describe('webhooks: many instances', () => {
+  let svc: TestService;
+  let second: App;
+  let receiver: Awaited<ReturnType<typeof startReceiver>>;
+
+  before(async () => {
+    svc = await startTestService({}, { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_TIMEOUT_MS: '2000' });
+    // A second instance on the same database, with its own dispatcher (and its own connections on a server).
+    second = await buildApp({ config: svc.config, db: svc.handle, clock: svc.clock });
+    // Only the test's drains dispatch here (each instance's timer would race the "dead" one's claim).
+    await svc.app.outbox.stop();
+    await second.outbox.stop();
+    receiver = await startReceiver();
+    const cipher = await loadDataCipher(svc.db, svc.config.dataEncryptionKeys);
+    await svc.db.insertInto('webhook_endpoints').values({ url: receiver.url, events: '*', secret: cipher.encrypt(newEndpointSecret(), SECRET_CONTEXT) }).execute();
+  });
+  after(async () => {
+    await second.close();
+    await svc.close();
+    await receiver.close();
+  });
+
+  it('when two instances dispatch at once, then each event is delivered once, and each user\'s in order', async () => {
+    const users = [];
+    for (let i = 0; i < 6; i++) users.push(await registerUser(i % 2 ? svc.app : second));
+    for (const user of users) for (let i = 0; i < 3; i++) await login(i % 2 ? svc.app : second, user);
+    await Promise.all([svc.app.outbox.drain(), second.outbox.drain(), svc.app.outbox.drain(), second.outbox.drain()]);
+    await Promise.all([svc.app.outbox.drain(), second.outbox.drain()]);
+    const mine = new Set(users.map((u) => u.id));
+    const ids = receiver.received.filter((r) => mine.has(String(r.json.data.user_id))).map((r) => String(r.headers['webhook-id']));
+    assert.equal(ids.length, 6 * 4);
+    assert.equal(new Set(ids).size, ids.length, 'no event twice');
+    for (const user of users) {
+      assert.deepEqual(
+        receiver.received.filter((r) => r.json.data.user_id === user.id).map((r) => r.json.type),
+        ['user.created', 'session.created', 'session.created', 'session.created'],
+      );
+    }
+    const rows = await svc.db.selectFrom('outbox').select(['status', 'attempts']).where('order_key', 'in', [...mine]).execute();
+    assert.equal(rows.length, 6 * 4);
+    assert.ok(rows.every((r) => r.status === 'delivered' && r.attempts === 1));
+  });
+
+  it('when an instance dies holding a message, then another takes it over once the lease has run out, not before', async () => {
+    await Promise.all([svc.app.outbox.drain(), second.outbox.drain()]);
+    const before = receiver.received.length;
+    const user = await registerUser(svc.app);
+    // The dead instance: it took the message and never finished.
+    const now = svc.clock.now();
+    const taken = await claimDue(svc.db, 'dead-instance', new Date(now), new Date(now + 12_000), 50);
+    assert.equal(taken.length, 1);
+    await Promise.all([svc.app.outbox.drain(), second.outbox.drain()]);
+    assert.equal(receiver.received.length, before, 'leased: left alone');
+    svc.clock.advance(12_001);
+    await second.outbox.drain();
+    assert.equal(receiver.received.length, before + 1);
+    assert.equal(receiver.received.at(-1)!.json.data.user_id, user.id);
+    assert.equal(receiver.received.at(-1)!.headers['webhook-id'], taken[0]!.message_id);
+    // The dead instance's late finish is refused: the message stays delivered, with one attempt logged.
+    assert.equal(await finishAttempt(svc.db, taken[0]!.outbox_id, 'dead-instance', { at: new Date(), statusCode: 500, error: 'late', durationMs: 1, status: 'pending', nextAttemptAt: null }), false);
+    const row = await svc.db.selectFrom('outbox').selectAll().where('outbox_id', '=', taken[0]!.outbox_id).executeTakeFirstOrThrow();
+    assert.equal(row.status, 'delivered');
+    assert.equal((await svc.db.selectFrom('outbox_attempts').selectAll().where('outbox_id', '=', row.outbox_id).execute()).length, 1);
   });
 });
