@@ -17,6 +17,8 @@ import { Mailer, mailTransport } from './mail/mailer.js';
 import { systemClock } from './core/clock.js';
 import { EventRecorder } from './core/events.js';
 import { outboxEventWriter } from './webhooks/repository.js';
+import type { NewWebhookBody } from './webhooks/schemas.js';
+import { WebhooksService } from './webhooks/service.js';
 import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand, importCommandOf } from './import/commands.js';
 
 /**
@@ -27,6 +29,42 @@ function adminService(db: Kysely<Database>, audit?: AuditLog): AdminService {
   const events = new EventRecorder(systemClock);
   events.plug(outboxEventWriter);
   return new AdminService(db, audit, systemClock, events);
+}
+
+/** webhooks list | add <url> --events E [--description D] | remove <id> (API-INTEGRATION.md, Webhooks). */
+async function webhooksCommand(
+  sub: string | undefined,
+  arg: string | undefined,
+  count: number,
+  values: { events?: string | undefined; description?: string | undefined },
+  print: (human: string, data: unknown) => void,
+  config: Config,
+  withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T>,
+): Promise<number> {
+  const service = async (db: Db) => new WebhooksService({ db: db.kysely, clock: systemClock, cipher: await loadDataCipher(db.kysely, config.dataEncryptionKeys), allowPrivate: config.webhookAllowPrivate });
+  try {
+    if (sub === 'list' && count === 2) {
+      const webhooks = await withDb(async (db) => (await service(db)).list());
+      print(webhooks.length ? webhooks.map((w) => `${w.id.padStart(4)}  ${w.enabled ? 'enabled ' : 'disabled'}  ${w.url}  ${w.events.join(',')}`).join('\n') : 'No webhooks.', { webhooks });
+      return 0;
+    }
+    if (sub === 'add' && arg && count === 3 && values.events) {
+      const events = values.events.split(',').map((e) => e.trim()) as NewWebhookBody['events'];
+      const created = await withDb(async (db) => (await service(db)).create({ url: arg, events, ...(values.description !== undefined ? { description: values.description } : {}) }));
+      print(`Webhook ${created.id} made; its secret (shown once): ${created.secret}`, created);
+      return 0;
+    }
+    if (sub === 'remove' && arg && count === 3) {
+      await withDb(async (db) => (await service(db)).remove(arg));
+      print(`Webhook ${arg} removed.`, { id: arg, removed: true });
+      return 0;
+    }
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    console.error([err.detail, ...(err.errors ?? []).map((e) => `${e.field}: ${e.message}`)].join('\n'));
+    return 1;
+  }
+  throw new UsageError('webhooks list | webhooks add <url> --events E[,E...] [--description D] | webhooks remove <id>');
 }
 
 /**
@@ -61,6 +99,10 @@ ${IMPORT_HELP}
   roles grant <username> <role>   give the user a role (the first admin: roles grant <you> admin)
   roles revoke <username> <role>  take a role from the user (never from the last admin)
   roles list                      every role, its permissions and who holds it
+  webhooks list                   webhook endpoints (no secrets)
+  webhooks add <url> --events E   a webhook endpoint for the events E (comma-separated, or *);
+                                  prints its secret once
+  webhooks remove <id>            delete an endpoint and its deliveries
 
 Options:
   --json    machine-readable output
@@ -84,6 +126,8 @@ async function run(argv: string[]): Promise<number> {
       offset: { type: 'string' },
       filter: { type: 'string' },
       user: { type: 'string' },
+      events: { type: 'string' },
+      description: { type: 'string' },
       ...IMPORT_OPTIONS,
     },
   });
@@ -251,6 +295,8 @@ async function run(argv: string[]): Promise<number> {
       return 1;
     }
   }
+
+  if (command === 'webhooks') return webhooksCommand(sub, arg, positionals.length, values, print, config, withDb);
 
   if (command === 'roles' && sub === 'list' && !arg) {
     const roles = await withDb((db) => adminService(db.kysely).listRoles());
