@@ -32,6 +32,7 @@ import { passkeysFeature } from './passkeys/routes.js';
 import { sessionsFeature } from './sessions/routes.js';
 import { throttlingFeature } from './throttling/rate-limit.js';
 import { usersFeature } from './users/routes.js';
+import { webhooksFeature } from './webhooks/routes.js';
 
 export interface BuildAppOptions {
   config: Config;
@@ -148,6 +149,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   await app.register(federationFeature, deps);
   await app.register(oidcFeature, deps);
   await app.register(orgsFeature, deps);
+  await app.register(webhooksFeature, deps);
   await app.register(webAppFeature, deps);
   for (const feature of options.features ?? []) await app.register(feature, deps);
 

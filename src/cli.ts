@@ -19,7 +19,57 @@ import { SecurityNotices } from './account/security-notices.js';
 import { AuditLog } from './audit/audit-log.js';
 import type { Database } from './db/schema.js';
 import { Mailer, mailTransport } from './mail/mailer.js';
+import { EventRecorder } from './core/events.js';
+import { outboxEventWriter } from './webhooks/repository.js';
+import type { NewWebhookBody } from './webhooks/schemas.js';
+import { WebhooksService } from './webhooks/service.js';
 import { exportCommand, IMPORT_HELP, IMPORT_OPTIONS, importCommand, importCommandOf } from './import/commands.js';
+
+/**
+ * The command line's changes of users (disable, roles, ...) are announced like the API's: their
+ * events go to the outbox in the change's transaction, and a running service sends them.
+ */
+function adminService(db: Kysely<Database>, audit?: AuditLog): AdminService {
+  const events = new EventRecorder(systemClock);
+  events.plug(outboxEventWriter);
+  return new AdminService(db, audit, systemClock, events);
+}
+
+/** webhooks list | add <url> --events E [--description D] | remove <id> (API-INTEGRATION.md, Webhooks). */
+async function webhooksCommand(
+  sub: string | undefined,
+  arg: string | undefined,
+  count: number,
+  values: { events?: string | undefined; description?: string | undefined },
+  print: (human: string, data: unknown) => void,
+  config: Config,
+  withDb: <T>(work: (db: Db) => Promise<T>) => Promise<T>,
+): Promise<number> {
+  const service = async (db: Db) => new WebhooksService({ db: db.kysely, clock: systemClock, cipher: await loadDataCipher(db.kysely, config.dataEncryptionKeys), allowPrivate: config.webhookAllowPrivate });
+  try {
+    if (sub === 'list' && count === 2) {
+      const webhooks = await withDb(async (db) => (await service(db)).list());
+      print(webhooks.length ? webhooks.map((w) => `${w.id.padStart(4)}  ${w.enabled ? 'enabled ' : 'disabled'}  ${w.url}  ${w.events.join(',')}`).join('\n') : 'No webhooks.', { webhooks });
+      return 0;
+    }
+    if (sub === 'add' && arg && count === 3 && values.events) {
+      const events = values.events.split(',').map((e) => e.trim()) as NewWebhookBody['events'];
+      const created = await withDb(async (db) => (await service(db)).create({ url: arg, events, ...(values.description !== undefined ? { description: values.description } : {}) }));
+      print(`Webhook ${created.id} made; its secret (shown once): ${created.secret}`, created);
+      return 0;
+    }
+    if (sub === 'remove' && arg && count === 3) {
+      await withDb(async (db) => (await service(db)).remove(arg));
+      print(`Webhook ${arg} removed.`, { id: arg, removed: true });
+      return 0;
+    }
+  } catch (err) {
+    if (!(err instanceof AppError)) throw err;
+    console.error([err.detail, ...(err.errors ?? []).map((e) => `${e.field}: ${e.message}`)].join('\n'));
+    return 1;
+  }
+  throw new UsageError('webhooks list | webhooks add <url> --events E[,E...] [--description D] | webhooks remove <id>');
+}
 
 /**
  * The admin command line. Same settings as the server (DATABASE_URL, DATA_DIR, ...).
@@ -63,6 +113,10 @@ ${IMPORT_HELP}
   clients rotate-secret <client_id>
                                   a new secret (shown once); the old one stops working
   clients delete <client_id>      delete an app: its consents and sessions end
+  webhooks list                   webhook endpoints (no secrets)
+  webhooks add <url> --events E   a webhook endpoint for the events E (comma-separated, or *);
+                                  prints its secret once
+  webhooks remove <id>            delete an endpoint and its deliveries
 
 Options:
   --json    machine-readable output
@@ -94,6 +148,8 @@ async function run(argv: string[]): Promise<number> {
       role: { type: 'string', multiple: true },
       'first-party': { type: 'boolean' },
       'id-token-alg': { type: 'string' },
+      events: { type: 'string' },
+      description: { type: 'string' },
       ...IMPORT_OPTIONS,
     },
   });
@@ -163,7 +219,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'keys' && sub === 're-encrypt' && !arg) {
     if (config.dataEncryptionKeys.length === 0) console.error(`Warning: ${GENERATED_KEY_WARNING}`);
-    const result = await withDb(async (db) => new AdminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
+    const result = await withDb(async (db) => adminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
     print(`Re-encrypted with key ${result.key_id}: ${result.signing_keys} signing key(s), ${result.totp_secrets} TOTP secret(s); the rest already were.`, result);
     return 0;
   }
@@ -185,14 +241,14 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'users' && sub === 'list' && !arg) {
     const limit = count('limit', 50, 1000);
     const offset = count('offset', 0, 1_000_000_000);
-    const users = await withDb((db) => new AdminService(db.kysely).listUsers({ limit, offset, filter: values.filter }));
+    const users = await withDb((db) => adminService(db.kysely).listUsers({ limit, offset, filter: values.filter }));
     const lines = users.map((u) => `${u.id.padStart(6)}  ${u.username.padEnd(32)}  ${u.email}${u.disabled ? '  (disabled)' : ''}`);
     print(lines.length ? lines.join('\n') : 'No users.', { users });
     return 0;
   }
 
   if (command === 'users' && sub === 'show' && arg) {
-    const user = await withDb((db) => new AdminService(db.kysely).findUser(arg));
+    const user = await withDb((db) => adminService(db.kysely).findUser(arg));
     if (!user) return noSuchUser(arg);
     print(
       [`id: ${user.id}`, `username: ${user.username}`, `name: ${user.name}`, `email: ${user.email}`, `dob: ${user.dob ?? '-'}`, `created: ${user.created_at}`, `updated: ${user.updated_at}`, `disabled: ${user.disabled ? 'yes' : 'no'}`, `email verified: ${user.email_verified ? 'yes' : 'no'}`, `active sessions: ${user.active_sessions}`].join('\n'),
@@ -202,7 +258,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'users' && sub === 'enable' && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, false));
+    const result = await withDb((db) => adminService(db.kysely).setDisabled(arg, false));
     if (!result) return noSuchUser(arg);
     print(`${arg} is enabled.`, { username: arg, disabled: false, sessions_ended: 0 });
     return 0;
@@ -210,7 +266,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'reset-mfa' && arg) {
     // The owner is told by mail (a support desk talked into this is how accounts are taken over).
-    const { result, mailed } = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => new AdminService(db.kysely, audit).resetMfa(arg)));
+    const { result, mailed } = await withDb((db) => withSecurityNotices(db.kysely, config, (audit) => adminService(db.kysely, audit).resetMfa(arg)));
     if (!result) return noSuchUser(arg);
     const noticeSent = result.totp && mailed > 0;
     if (result.totp && !noticeSent) console.error(`The notice to ${arg} could not be sent: tell them another way that their second factors were removed.`);
@@ -219,7 +275,7 @@ async function run(argv: string[]): Promise<number> {
   }
 
   if (command === 'users' && sub === 'verify-email' && arg) {
-    const result = await withDb((db) => new AdminService(db.kysely).verifyEmail(arg));
+    const result = await withDb((db) => adminService(db.kysely).verifyEmail(arg));
     if (!result) return noSuchUser(arg);
     print(result.alreadyVerified ? `${arg}'s email was verified already.` : `${arg}'s email is verified.`, { username: arg, email_verified: true, already_verified: result.alreadyVerified });
     return 0;
@@ -241,7 +297,7 @@ async function run(argv: string[]): Promise<number> {
   if (command === 'sessions' && sub === 'revoke' && !arg) {
     if (!values.user) throw new UsageError('sessions revoke needs --user <username>');
     const username = values.user;
-    const ended = await withDb((db) => new AdminService(db.kysely).revokeSessions(username));
+    const ended = await withDb((db) => adminService(db.kysely).revokeSessions(username));
     if (ended === undefined) return noSuchUser(username);
     print(`${ended} session(s) of ${username} ended.`, { username, sessions_ended: ended });
     return 0;
@@ -251,7 +307,7 @@ async function run(argv: string[]): Promise<number> {
     const role = positionals[3];
     if (!arg || !role || positionals.length > 4) throw new UsageError(`roles ${sub} needs a username and a role`);
     try {
-      const roles = await withDb((db) => new AdminService(db.kysely).changeRole(arg, role, sub === 'grant'));
+      const roles = await withDb((db) => adminService(db.kysely).changeRole(arg, role, sub === 'grant'));
       if (!roles) return noSuchUser(arg);
       print(`${arg} holds ${roles.length ? roles.join(', ') : 'no role'}.`, { username: arg, roles });
       return 0;
@@ -262,8 +318,10 @@ async function run(argv: string[]): Promise<number> {
     }
   }
 
+  if (command === 'webhooks') return webhooksCommand(sub, arg, positionals.length, values, print, config, withDb);
+
   if (command === 'roles' && sub === 'list' && !arg) {
-    const roles = await withDb((db) => new AdminService(db.kysely).listRoles());
+    const roles = await withDb((db) => adminService(db.kysely).listRoles());
     const lines = roles.map((r) => `${r.name.padEnd(16)}  ${r.builtin ? 'built-in' : 'custom  '}  ${r.permissions.join(' ')}\n${''.padEnd(16)}  held by: ${r.users.length ? r.users.join(', ') : '-'}`);
     print(lines.join('\n'), { roles });
     return 0;
@@ -271,7 +329,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'users' && sub === 'disable' && arg) {
     try {
-      const result = await withDb((db) => new AdminService(db.kysely).setDisabled(arg, true));
+      const result = await withDb((db) => adminService(db.kysely).setDisabled(arg, true));
       if (!result) return noSuchUser(arg);
       print(`${arg} is disabled; ${result.sessionsEnded} session(s) ended.`, { username: arg, disabled: true, sessions_ended: result.sessionsEnded });
       return 0;
@@ -284,7 +342,7 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'audit' && sub === 'tail' && !arg) {
     const limit = count('limit', 20, 1000);
-    const events = await withDb((db) => new AdminService(db.kysely).auditTail(limit));
+    const events = await withDb((db) => adminService(db.kysely).auditTail(limit));
     const lines = events.map((e) => `${e.occurred_at}  ${e.event.padEnd(22)}  ${(e.username ?? e.user_id ?? '-').padEnd(20)}  ${e.ip ?? '-'}${e.details ? `  ${JSON.stringify(e.details)}` : ''}`);
     print(lines.length ? lines.join('\n') : 'No events.', { events });
     return 0;

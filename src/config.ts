@@ -73,6 +73,10 @@ export interface Config {
   readonly requireEmailVerification: boolean;
   /** MFA_REQUIRED_FOR (API-ADMIN.md): who must have a second factor: nobody, holders of a role, everyone. */
   readonly mfaRequiredFor: 'none' | 'roles' | 'all';
+  /** WEBHOOK_ALLOW_PRIVATE: webhooks may go to loopback, private, link-local and metadata addresses (tests, a closed network). */
+  readonly webhookAllowPrivate: boolean;
+  /** WEBHOOK_TIMEOUT_MS: the longest a delivery may take, connection to answer (API-INTEGRATION.md: 15 s). */
+  readonly webhookTimeoutMs: number;
   /** IDENTITY_PROVIDERS and their IDP_<NAME>_* groups: sign in with another provider (API-FEDERATION.md A); none by default. */
   readonly identityProviders: readonly IdentityProviderSetting[];
   /** OAUTH_RESOURCES (API-FEDERATION.md B, RFC 8707): the resources a client may ask a token for, absolute URIs. */
@@ -336,6 +340,8 @@ export function loadConfig(env: Env = process.env): Config {
     mfaRequiredFor: mfaRequiredFor(env.MFA_REQUIRED_FOR),
     identityProviders: identityProviders(env),
     oauthResources: oauthResources(env.OAUTH_RESOURCES),
+    webhookAllowPrivate: bool(env, 'WEBHOOK_ALLOW_PRIVATE', false),
+    webhookTimeoutMs: int(env, 'WEBHOOK_TIMEOUT_MS', 15_000, 100, 60_000),
     // Never below OWASP's minimum: these settings can only make hashing stronger.
     argon2: {
       memoryCost: int(env, 'ARGON2_MEMORY_KIB', OWASP_ARGON2.memoryCost, OWASP_ARGON2.memoryCost, 4_194_304),

@@ -14,6 +14,7 @@ import { Invalidation } from './cache/invalidation.js';
 import type { Config } from './config.js';
 import { systemClock, type Clock } from './core/clock.js';
 import { AccountErasure } from './core/erasure.js';
+import { EventRecorder } from './core/events.js';
 import type { PermissionSource } from './core/permissions.js';
 import { Reauthentication } from './core/reauth.js';
 import { PasswordHasher, pepperFrom } from './credentials/hashing.js';
@@ -38,6 +39,9 @@ import { UsersService } from './users/service.js';
 import { OrgAccess, type Memberships } from './orgs/access.js';
 import { sessionOrgOf, soleOwnedOrgs } from './orgs/repository.js';
 import { AppError } from './errors.js';
+import type { OutboxDispatcher } from './webhooks/dispatcher.js';
+import { createOutbox } from './webhooks/outbox.js';
+import { outboxEventWriter } from './webhooks/repository.js';
 
 export interface DependencyOptions {
   config: Config;
@@ -118,7 +122,11 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   audit.onRecorded(access.recorded);
   const permissions: PermissionSource = givenPermissions ?? access;
   orgAccess = new OrgAccess(db, membershipCache, invalidation);
-  const revocation = new SessionRevocation(invalidation);
+  // The durable outbox (API-INTEGRATION.md, Webhooks): events are written in the transaction of
+  // their change; this instance's dispatcher sends them, with every other instance's.
+  const events = new EventRecorder(clock);
+  events.plug(outboxEventWriter);
+  const revocation = new SessionRevocation(invalidation, events);
   const lastUse = new LastUseRecorder(db, (err) => log.warn({ err }, 'recording last use of sessions failed'), config.sessionIdleTtlS, clock);
   app.addHook('onClose', () => lastUse.close());
   if (testHooks) {
@@ -139,8 +147,13 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   });
   audit.onRecorded(new SecurityNotices(db, mailer, jobs, log, clock).recorded);
 
+  const outbox = createOutbox({ db, clock, cipher, config, log });
+  outbox.dispatcher.start();
+  app.decorate('outbox', outbox.dispatcher);
+  app.addHook('onClose', () => outbox.close());
+
   const erasure = new AccountErasure();
-  const infrastructure = { config, db, clock, log, secret, erasure, hasher, cipher, keys, tokens, chain, audit, throttle, reauth, invalidation, sessionCache, userCache, revocation, lastUse, mailer, jobs };
+  const infrastructure = { config, db, clock, log, secret, erasure, hasher, cipher, keys, tokens, chain, audit, throttle, reauth, invalidation, sessionCache, userCache, revocation, lastUse, mailer, jobs, events };
   const verification = new EmailVerification(infrastructure);
   const users = new UsersService({ ...infrastructure, emailEvents: verification });
   const credentials = new CredentialsService(infrastructure);
@@ -167,3 +180,10 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
 }
 
 export type AppDependencies = Awaited<ReturnType<typeof sharedDependencies>>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This instance's dispatcher of the durable outbox (tests drain it). */
+    outbox: OutboxDispatcher;
+  }
+}

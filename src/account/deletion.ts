@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { EventRecorder } from '../core/events.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { AccountErasure } from '../core/erasure.js';
@@ -21,6 +22,7 @@ export interface AccountDeletionDeps {
   invalidation: Invalidation;
   throttle: Pick<LoginThrottle, 'clearAccount'>;
   audit: AuditLog;
+  events: EventRecorder;
   pseudonymKey: Buffer;
   /**
    * Runs first in the deleting transaction; what it throws leaves everything as it was (the
@@ -39,10 +41,12 @@ export class AccountDeletion {
   private readonly pseudonymKey: Buffer;
   private readonly erasure: AccountErasure;
   private readonly beforeDelete: AccountDeletionDeps['beforeDelete'];
+  private readonly events: EventRecorder;
 
   constructor(deps: AccountDeletionDeps) {
     this.erasure = deps.erasure;
     this.beforeDelete = deps.beforeDelete;
+    this.events = deps.events;
     ({ db: this.db, reauth: this.reauth, revocation: this.revocation, invalidation: this.invalidation, throttle: this.throttle, audit: this.audit, pseudonymKey: this.pseudonymKey } = deps);
   }
 
@@ -65,6 +69,7 @@ export class AccountDeletion {
       // Each feature erases its own rows (the audit log keeps the events under the pseudonym), then the user goes.
       await this.erasure.eraseAll(trx, userId);
       await deleteUser(trx, userId);
+      await this.events.record(trx, { type: 'user.deleted', userId });
       await this.invalidation.publish(trx, 'user', [userId]);
       return ids;
     });

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import type { EventRecorder } from '../core/events.js';
 import type { AuditContext, AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { Database } from '../db/schema.js';
@@ -24,9 +25,11 @@ export interface EmailVerificationDeps {
   log: MailLog;
   config: { publicUrl: string };
   clock: Clock;
+  events: EventRecorder;
 }
 
 export class EmailVerification implements EmailEvents {
+  private readonly events: EventRecorder;
   private readonly db: Kysely<Database>;
   private readonly mailer: Mailer;
   private readonly audit: AuditLog;
@@ -37,6 +40,7 @@ export class EmailVerification implements EmailEvents {
 
   constructor(deps: EmailVerificationDeps) {
     this.clock = deps.clock;
+    this.events = deps.events;
     ({ db: this.db, mailer: this.mailer, audit: this.audit, invalidation: this.invalidation, log: this.log } = deps);
     this.publicUrl = deps.config.publicUrl;
   }
@@ -111,6 +115,7 @@ export class EmailVerification implements EmailEvents {
       if (!(await consumeToken(trx, live.token_id, this.clock.now())) || !(await markEmailVerified(trx, live.user_id, live.email))) {
         throw new AppError('invalid_verification_token');
       }
+      await this.events.record(trx, { type: 'user.email_verified', userId: String(live.user_id), data: { email: live.email } });
       await this.invalidation.publish(trx, 'user', [live.user_id]);
     });
     this.invalidation.forget('user', [live.user_id]);

@@ -1,4 +1,5 @@
 import type { Kysely, Transaction } from 'kysely';
+import type { EventRecorder } from '../core/events.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
@@ -82,6 +83,8 @@ export class RolesService {
     private readonly audit: AuditLog,
     /** Absent for the command line, whose operator needs no recent sign-in. */
     private readonly reauth?: RecentSignIn,
+    /** user.roles_changed is recorded in the change's transaction. */
+    private readonly events?: EventRecorder,
   ) {}
 
   /** What the actor holds, read now (in `trx` when given: inside a locked change, it is current). */
@@ -179,6 +182,7 @@ export class RolesService {
       if (given.length && (await existingRoleNames(trx, given)).size !== given.length) throw validationFailed([{ field: 'roles', message: 'a role was deleted meanwhile' }]);
       if (taken.includes(ADMIN_ROLE) && admins.includes(userId) && admins.length === 1) throw new AppError('last_admin');
       await replaceUserRoles(trx, userId, before, roles, actor.userId);
+      await this.events?.record(trx, { type: 'user.roles_changed', userId, data: { roles, given, taken } });
       await this.access.publish(trx, [userId]);
       return { before, given, taken };
     });

@@ -5,6 +5,7 @@ import { bearerAuth, NoContent, problems } from '../http/schemas.js';
 import type { App, Feature, Guard } from '../http/types.js';
 import type { RequireCaller } from '../auth/guard.js';
 import type { Clock } from '../core/clock.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Config } from '../config.js';
 import { AccountDeletion, type AccountDeletionDeps } from '../account/deletion.js';
 import { TAKEN } from '../users/service.js';
@@ -71,6 +72,15 @@ export const ADMIN_ENDPOINTS = {
   'GET /v1/admin/events': 'audit:read',
   'GET /v1/admin/orgs': 'users:read',
   'GET /v1/admin/orgs/:id': 'users:read',
+  // Webhooks (API-INTEGRATION.md), routes of src/webhooks/routes.ts.
+  'GET /v1/admin/webhooks': 'webhooks:read',
+  'POST /v1/admin/webhooks': 'webhooks:write',
+  'GET /v1/admin/webhooks/:id': 'webhooks:read',
+  'PATCH /v1/admin/webhooks/:id': 'webhooks:write',
+  'DELETE /v1/admin/webhooks/:id': 'webhooks:write',
+  'POST /v1/admin/webhooks/:id/rotate-secret': 'webhooks:write',
+  'GET /v1/admin/webhooks/:id/deliveries': 'webhooks:read',
+  'POST /v1/admin/webhooks/:id/deliveries/:did/retry': 'webhooks:write',
 } as const satisfies Record<string, Permission>;
 
 type Endpoint = keyof typeof ADMIN_ENDPOINTS;
@@ -341,6 +351,7 @@ export interface AdminFeatureDeps extends Omit<AccountDeletionDeps, 'pseudonymKe
   mailer: ConstructorParameters<typeof AdminUsersService>[1]['mailer'];
   jobs: ConstructorParameters<typeof AdminUsersService>[1]['jobs'];
   clock: Clock;
+  events: EventRecorder;
   config: Pick<Config, 'publicUrl' | 'passwordMinLength' | 'sessionIdleTtlS'>;
   secret(name: string): Promise<Buffer>;
 }
@@ -348,11 +359,11 @@ export interface AdminFeatureDeps extends Omit<AccountDeletionDeps, 'pseudonymKe
 /** The admin API (API-ADMIN.md): users, roles, the audit log, behind the permission guard. */
 export const adminFeature: Feature<AdminFeatureDeps> = async (app, deps) => {
   const { db, access, audit, config } = deps;
-  const roles = new RolesService(db, access, audit, deps.reauth);
+  const roles = new RolesService(db, access, audit, deps.reauth, deps.events);
   const deletion = new AccountDeletion({ ...deps, pseudonymKey: await deps.secret('audit_pseudonym') });
   const users = new AdminUsersService(
     db,
-    { hasher: deps.hasher, credentials: deps.credentials, revocation: deps.revocation, invalidation: deps.invalidation, deletion, mailer: deps.mailer, jobs: deps.jobs, audit, access, roles, clock: deps.clock },
+    { hasher: deps.hasher, credentials: deps.credentials, revocation: deps.revocation, invalidation: deps.invalidation, deletion, mailer: deps.mailer, jobs: deps.jobs, audit, access, roles, clock: deps.clock, events: deps.events },
     { publicUrl: config.publicUrl, passwordMinLength: config.passwordMinLength, sessionIdleTtlS: config.sessionIdleTtlS },
   );
   adminRoutes(app, { db, users, roles, access, guard: deps.requireCaller(), requireCaller: deps.requireCaller });

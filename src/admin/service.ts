@@ -3,6 +3,7 @@ import { AuditLog, latestEvents } from '../audit/audit-log.js';
 import { InvalidatedCache } from '../cache/invalidated-cache.js';
 import { Invalidation } from '../cache/invalidation.js';
 import { systemClock, type Clock } from '../core/clock.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Revocation } from '../core/revocation.js';
 import { SessionRevocation } from '../sessions/revocation.js';
 import { countActiveSessions } from '../sessions/repository.js';
@@ -13,8 +14,7 @@ import { MfaService } from '../mfa/service.js';
 import type { Database } from '../db/schema.js';
 import { AccessControl } from './access.js';
 import { RolesService, type Actor, type Role } from './roles.js';
-import { disableUser } from './users.js';
-import { setDisabledState } from './repository.js';
+import { disableUser, enableUser } from './users.js';
 
 /**
  * What the admin command line does to users and sessions. Sessions ended here are announced like
@@ -56,7 +56,7 @@ export class AdminService {
   readonly #audit: AuditLog;
   /** Changes are announced to running instances like theirs; this process caches nothing. */
   readonly #invalidation = new Invalidation({ session: new InvalidatedCache(), user: new InvalidatedCache(), access: new InvalidatedCache(), membership: new InvalidatedCache() });
-  readonly #revocation = new SessionRevocation(this.#invalidation);
+  readonly #revocation: SessionRevocation;
   readonly #roles: RolesService;
 
   /**
@@ -68,9 +68,12 @@ export class AdminService {
     private readonly db: Kysely<Database>,
     audit?: AuditLog,
     private readonly clock: Clock = systemClock,
+    /** Where its changes' events go (the command line passes the outbox's; none by default). */
+    private readonly events?: EventRecorder,
   ) {
     this.#audit = audit ?? new AuditLog(db);
-    this.#roles = new RolesService(db, new AccessControl(db, new InvalidatedCache(), this.#invalidation, 'none'), this.#audit);
+    this.#revocation = new SessionRevocation(this.#invalidation, events);
+    this.#roles = new RolesService(db, new AccessControl(db, new InvalidatedCache(), this.#invalidation, 'none'), this.#audit, undefined, events);
   }
 
   /** Every role, with its permissions and its holders' usernames. */
@@ -125,12 +128,12 @@ export class AdminService {
     const user = await this.findUser(username);
     if (!user) return undefined;
     if (disabled) {
-      const result = await disableUser(this.db, this.#revocation, user.id, null);
+      const result = await disableUser(this.db, this.#revocation, user.id, null, this.events);
       if (!result) return undefined;
       await this.#audit.record('user_disabled', { userId: user.id, ...ADMIN_CONTEXT }, { sessions_ended: result.sessionsEnded });
       return { sessionsEnded: result.sessionsEnded };
     }
-    await setDisabledState(this.db, user.id, false, null);
+    await enableUser(this.db, user.id, this.events);
     await this.#audit.record('user_enabled', { userId: user.id, ...ADMIN_CONTEXT });
     return { sessionsEnded: 0 };
   }
@@ -142,7 +145,7 @@ export class AdminService {
   async resetMfa(username: string): Promise<{ totp: boolean } | undefined> {
     const user = await this.findUser(username);
     if (!user) return undefined;
-    const result = await MfaService.reset(this.db, user.id);
+    const result = await MfaService.reset(this.db, user.id, this.events);
     // Running instances read the user's second factors again (MFA_REQUIRED_FOR).
     await this.#invalidation.publish(this.db, 'access', [user.id]);
     await this.#audit.record('mfa_reset_by_admin', { userId: user.id, ...ADMIN_CONTEXT }, { had_totp: result.totp });
@@ -166,6 +169,7 @@ export class AdminService {
     if (user.email_verified) return { alreadyVerified: true };
     await this.db.transaction().execute(async (trx) => {
       await markEmailVerifiedByAdmin(trx, user.id);
+      await this.events?.record(trx, { type: 'user.email_verified', userId: user.id, data: { email: user.email } });
       // Running instances drop their cached profile, so the user object shows it at once.
       await this.#invalidation.publish(trx, 'user', [user.id]);
     });

@@ -5,6 +5,7 @@ import { issueToken } from '../account/tokens.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { Clock } from '../core/clock.js';
+import type { EventRecorder } from '../core/events.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import { insertCurrentCredential } from '../credentials/repository.js';
@@ -73,12 +74,13 @@ export interface AdminUsersSettings {
  * Ends every session of a disabled user (the one revocation path) and disables them, unless they
  * are the last admin. The command line and the API both come here.
  */
-export async function disableUser(db: Kysely<Database>, revocation: SessionRevocation, userId: string, reason: string | null): Promise<{ changed: boolean; sessionsEnded: number } | undefined> {
+export async function disableUser(db: Kysely<Database>, revocation: SessionRevocation, userId: string, reason: string | null, events?: EventRecorder): Promise<{ changed: boolean; sessionsEnded: number } | undefined> {
   const result = await db.transaction().execute(async (trx) => {
     await assertAdminsLeft(trx, userId);
     const exists = await trx.selectFrom('users').select('user_id').where('user_id', '=', userId).forUpdate().executeTakeFirst();
     if (!exists) return undefined;
     const changed = await setDisabledState(trx, userId, true, reason);
+    if (changed) await events?.record(trx, { type: 'user.disabled', userId, data: { reason } });
     // ASVS 5.0 V7.4.2: a disabled user's sessions end at once, on every instance.
     const ended = changed ? await revocation.end(trx, { userId }, 'revoked_all') : [];
     return { changed, ended };
@@ -86,6 +88,15 @@ export async function disableUser(db: Kysely<Database>, revocation: SessionRevoc
   if (!result) return undefined;
   revocation.forget(result.ended);
   return { changed: result.changed, sessionsEnded: result.ended.length };
+}
+
+/** Enables a disabled user; answers whether they were disabled. The command line and the API both come here. */
+export async function enableUser(db: Kysely<Database>, userId: string, events?: EventRecorder): Promise<boolean> {
+  return db.transaction().execute(async (trx) => {
+    const changed = await setDisabledState(trx, userId, false, null);
+    if (changed) await events?.record(trx, { type: 'user.enabled', userId });
+    return changed;
+  });
 }
 
 export class AdminUsersService {
@@ -103,6 +114,7 @@ export class AdminUsersService {
       access: AccessControl;
       roles: RolesService;
       clock: Clock;
+      events: EventRecorder;
     },
     private readonly settings: AdminUsersSettings,
   ) {}
@@ -137,6 +149,11 @@ export class AdminUsersService {
         if (input.email_verified) await trx.updateTable('users').set({ email_verified: true }).where('user_id', '=', row.user_id).execute();
         if (hashed !== undefined) await insertCurrentCredential(trx, row.user_id, hashed);
         if (roles.length) await replaceUserRoles(trx, row.user_id, [], roles, actor.userId);
+        await this.deps.events.record(trx, {
+          type: 'user.created',
+          userId: String(row.user_id),
+          data: { username: row.username, name: row.name, email: row.email, email_verified: input.email_verified === true, roles },
+        });
         return String(row.user_id);
       });
     } catch (err) {
@@ -158,7 +175,11 @@ export class AdminUsersService {
         if (!before) throw notFound();
         // A new address is unverified unless the administrator says otherwise in the same request.
         const emailChanged = changes.email !== undefined && lookupKey(changes.email) !== lookupKey(before.email);
-        await updateUser(trx, userId, emailChanged && changes.email_verified === undefined ? { ...changes, email_verified: false } : changes);
+        const set = emailChanged && changes.email_verified === undefined ? { ...changes, email_verified: false } : changes;
+        await updateUser(trx, userId, set);
+        const { email_verified: verified, ...profile } = set;
+        if (Object.keys(profile).length) await this.deps.events.record(trx, { type: 'user.updated', userId, data: { fields: Object.keys(profile).sort(), ...profile, ...(verified === false ? { email_verified: false } : {}) } });
+        if (verified === true) await this.deps.events.record(trx, { type: 'user.email_verified', userId, data: { email: changes.email ?? before.email } });
         await this.deps.invalidation.publish(trx, 'user', [userId]);
       });
     } catch (err) {
@@ -170,7 +191,7 @@ export class AdminUsersService {
   }
 
   async disable(actor: Actor, userId: string, reason: string | null): Promise<AdminUserObject> {
-    const result = await disableUser(this.db, this.deps.revocation, userId, reason);
+    const result = await disableUser(this.db, this.deps.revocation, userId, reason, this.deps.events);
     if (!result) throw notFound();
     if (result.changed) await this.deps.audit.record('user_disabled', actedBy(actor, userId), { sessions_ended: result.sessionsEnded, ...(reason ? { reason } : {}) });
     return this.get(userId);
@@ -178,7 +199,7 @@ export class AdminUsersService {
 
   async enable(actor: Actor, userId: string): Promise<AdminUserObject> {
     await this.#exists(userId);
-    const changed = await setDisabledState(this.db, userId, false, null);
+    const changed = await enableUser(this.db, userId, this.deps.events);
     if (changed) await this.deps.audit.record('user_enabled', actedBy(actor, userId));
     return this.get(userId);
   }
@@ -224,16 +245,21 @@ export class AdminUsersService {
 
   async disableMfa(actor: Actor, userId: string): Promise<void> {
     await this.#exists(userId);
-    const result = await MfaService.reset(this.db, userId);
+    const result = await MfaService.reset(this.db, userId, this.deps.events);
     // mfa_reset_by_admin: the owner is told by mail (security notices) when TOTP was on.
     await this.deps.audit.record('mfa_reset_by_admin', actedBy(actor, userId), { had_totp: result.totp });
   }
 
   async removePasskey(actor: Actor, userId: string, passkeyId: string): Promise<void> {
     await this.#exists(userId);
-    if (!/^[1-9][0-9]{0,17}$/.test(passkeyId) || !(await deletePasskey(this.db, userId, passkeyId))) {
-      throw new AppError('not_found', { detail: 'The user has no passkey with that id.' });
-    }
+    const removed =
+      /^[1-9][0-9]{0,17}$/.test(passkeyId) &&
+      (await this.db.transaction().execute(async (trx) => {
+        const deleted = await deletePasskey(trx, userId, passkeyId);
+        if (deleted) await this.deps.events.record(trx, { type: 'passkey.removed', userId, data: { passkey_id: passkeyId } });
+        return deleted;
+      }));
+    if (!removed) throw new AppError('not_found', { detail: 'The user has no passkey with that id.' });
     await this.deps.audit.record('passkey_removed', actedBy(actor, userId), { passkey_id: passkeyId, by: 'admin' });
   }
 

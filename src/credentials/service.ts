@@ -3,6 +3,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { Reauthentication } from '../core/reauth.js';
 import type { Revocation } from '../core/revocation.js';
 import type { Caller } from '../core/caller.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Database } from '../db/schema.js';
 import { AppError } from '../errors.js';
 import type { PasswordHasher } from './hashing.js';
@@ -18,6 +19,7 @@ export interface CredentialsDeps {
   reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   audit: AuditLog;
   revocation: Revocation;
+  events: EventRecorder;
   config: { passwordMinLength: number };
 }
 
@@ -27,10 +29,11 @@ export class CredentialsService {
   private readonly reauth: Pick<Reauthentication, 'password' | 'ownerProof'>;
   private readonly audit: AuditLog;
   private readonly revocation: Revocation;
+  private readonly events: EventRecorder;
   private readonly passwordMinLength: number;
 
   constructor(deps: CredentialsDeps) {
-    ({ db: this.db, hasher: this.hasher, reauth: this.reauth, audit: this.audit, revocation: this.revocation } = deps);
+    ({ db: this.db, hasher: this.hasher, reauth: this.reauth, audit: this.audit, revocation: this.revocation, events: this.events } = deps);
     this.passwordMinLength = deps.config.passwordMinLength;
   }
 
@@ -58,6 +61,7 @@ export class CredentialsService {
       // A first password: one set by a concurrent request meanwhile is replaced, never left current beside it.
       if (!credential) await retireCurrentCredentials(trx, userId);
       await insertCurrentCredential(trx, userId, hashedPassword);
+      await this.events.record(trx, { type: 'user.password_changed', userId, data: { reset: false } });
       // ASVS 5.0 V7.4.3: every other session of the user ends.
       return this.revocation.end(trx, { userId, exceptSessionId: sessionId }, 'password_changed');
     });
@@ -80,6 +84,7 @@ export class CredentialsService {
       await consume(trx);
       await retireCurrentCredentials(trx, userId);
       await insertCurrentCredential(trx, userId, hashedPassword);
+      await this.events.record(trx, { type: 'user.password_changed', userId, data: { reset: true } });
       // An administrator may set a password and leave the sessions be (API-ADMIN.md, revoke_sessions).
       return options.revokeSessions === false ? [] : this.revocation.end(trx, { userId }, 'password_reset');
     });

@@ -15,6 +15,7 @@ import * as m0014 from './migrations/0014_import.js';
 import * as m0015 from './migrations/0015_user_identities.js';
 import * as m0016 from './migrations/0016_oidc_provider.js';
 import * as m0017 from './migrations/0017_organizations.js';
+import * as m0018 from './migrations/0018_outbox.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0015_user_identities': m0015,
   '0016_oidc_provider': m0016,
   '0017_organizations': m0017,
+  '0018_outbox': m0018,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -310,7 +310,59 @@ export interface SessionOrgsTable {
   org_id: Id;
 }
 
+export interface WebhookEndpointsTable {
+  endpoint_id: GeneratedAlways<string>;
+  url: string;
+  /** ' type type ' or '*'. */
+  events: string;
+  description: ColumnType<string, string | undefined, string>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  disabled_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** DATA_ENCRYPTION_KEY envelope of the whsec_ secret. */
+  secret: string;
+  previous_secret: ColumnType<string | null, string | null | undefined, string | null>;
+  previous_secret_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  created_at: DefaultedTimestamp;
+}
+
+export interface OutboxTable {
+  outbox_id: GeneratedAlways<string>;
+  /** 'webhook' or 'mail'. */
+  kind: string;
+  endpoint_id: ColumnType<string | null, string | number | bigint | null | undefined, string | number | bigint | null>;
+  /** The webhook-id (msg_...), the same on every attempt. */
+  message_id: string;
+  event_type: string;
+  /** A user's messages to one endpoint go in order (the user id). */
+  order_key: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The webhook body, or the mail (encrypted: it holds live links). */
+  payload: string;
+  /** 'pending', 'delivered' or 'failed'. */
+  status: ColumnType<string, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  /** Null: due now. */
+  next_attempt_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  lease_owner: ColumnType<string | null, string | null | undefined, string | null>;
+  lease_until: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  last_status: ColumnType<number | null, number | null | undefined, number | null>;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+  created_at: DefaultedTimestamp;
+  finished_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface OutboxAttemptsTable {
+  attempt_id: GeneratedAlways<string>;
+  outbox_id: Id;
+  attempted_at: Timestamp;
+  status_code: number | null;
+  error: string | null;
+  duration_ms: number;
+}
+
 export interface Database {
+  webhook_endpoints: WebhookEndpointsTable;
+  outbox: OutboxTable;
+  outbox_attempts: OutboxAttemptsTable;
   roles: RolesTable;
   role_permissions: RolePermissionsTable;
   user_roles: UserRolesTable;

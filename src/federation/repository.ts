@@ -100,6 +100,8 @@ export async function insertUserWithIdentity(
   db: Kysely<Database>,
   user: { username: string; name: string; dob: string; email: string; email_verified: boolean },
   identity: { provider: string; subject: string; at: Date },
+  /** More writes in the same transaction (the user.created event). */
+  alongWith: (trx: Transaction<Database>, row: UserRecord) => Promise<void> = async () => {},
 ): Promise<UserRecord> {
   return db.transaction().execute(async (trx) => {
     const { email_verified, ...values } = user;
@@ -109,6 +111,7 @@ export async function insertUserWithIdentity(
       row = { ...row, email_verified: true };
     }
     await insertIdentity(trx, { user_id: row.user_id, provider: identity.provider, subject: identity.subject, email: user.email, email_verified, last_used_at: identity.at });
+    await alongWith(trx, row);
     return row;
   });
 }

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import * as oidc from 'openid-client';
 import type { AuditLog } from '../audit/audit-log.js';
 import type { Caller, ClientInfo } from '../core/caller.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Clock } from '../core/clock.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
@@ -57,6 +58,7 @@ export type CallbackOutcome =
 export interface FederationDeps {
   db: Kysely<Database>;
   clock: Clock;
+  events: EventRecorder;
   audit: AuditLog;
   throttle: LoginThrottle;
   mfa: MfaService;
@@ -261,6 +263,12 @@ export class FederationService {
         this.deps.db,
         { username: input.username, name: row.name, dob: input.dob, email: row.email, email_verified: row.email_verified },
         { provider: row.provider, subject: row.subject, at: new Date(this.deps.clock.now()) },
+        (trx, created) =>
+          this.deps.events.record(trx, {
+            type: 'user.created',
+            userId: String(created.user_id),
+            data: { username: created.username, name: created.name, email: created.email, email_verified: created.email_verified, provider: row.provider },
+          }),
       );
     } catch (err) {
       const constraint = uniqueViolation(err);

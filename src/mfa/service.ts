@@ -11,6 +11,7 @@ import type { Clock } from '../core/clock.js';
 import type { Reauthentication } from '../core/reauth.js';
 import type { Revocation } from '../core/revocation.js';
 import type { Caller } from '../core/caller.js';
+import type { EventRecorder } from '../core/events.js';
 import type { LoginThrottle } from '../throttling/login-throttle.js';
 import { findUserById } from '../users/repository.js';
 import { hashRecoveryCode, newRecoveryCodes, normaliseRecoveryCode } from './recovery-codes.js';
@@ -83,6 +84,7 @@ export interface MfaDeps {
   /** How many passkeys the user has (passkeys/repository.ts), for the status. */
   passkeyCount(userId: string): Promise<number>;
   clock: Clock;
+  events: EventRecorder;
 }
 
 export class MfaService {
@@ -95,9 +97,11 @@ export class MfaService {
   private readonly issuer: string;
   private readonly passkeyCount: (userId: string) => Promise<number>;
   private readonly clock: Clock;
+  private readonly events: EventRecorder;
 
   constructor(deps: MfaDeps) {
     this.clock = deps.clock;
+    this.events = deps.events;
     ({ db: this.db, reauth: this.reauth, throttle: this.throttle, audit: this.audit, revocation: this.revocation, cipher: this.cipher, issuer: this.issuer } = deps);
     this.passkeyCount = deps.passkeyCount;
   }
@@ -154,6 +158,7 @@ export class MfaService {
         // Only the very set-up whose secret was checked (not one started again meanwhile).
         if (!(await confirmPendingTotp(trx, caller.userId, pending.secret_encrypted, step, new Date(this.clock.now())))) throw new AppError('mfa_not_pending');
         await replaceRecoveryCodes(trx, caller.userId, codes.map((c) => hashRecoveryCode(normaliseRecoveryCode(c)!)));
+        await this.events.record(trx, { type: 'mfa.enabled', userId: caller.userId, data: { factor: 'totp' } });
         return this.revocation.end(trx, { userId: caller.userId, exceptSessionId: caller.sessionId }, 'mfa_enabled');
       });
     } catch (err) {
@@ -170,7 +175,7 @@ export class MfaService {
   async disableTotp(caller: Caller, currentPassword: string | undefined): Promise<void> {
     await this.reauth.ownerProof(caller, currentPassword, 'mfa_totp_disable');
     if (!(await isTotpOn(this.db, caller.userId))) throw new AppError('mfa_not_enabled');
-    const { totp } = await this.db.transaction().execute((trx) => deleteSecondFactors(trx, caller.userId));
+    const { totp } = await MfaService.reset(this.db, caller.userId, this.events);
     if (!totp) throw new AppError('mfa_not_enabled'); // turned off by a concurrent request
     await this.audit.record('mfa_disabled', caller, { factor: 'totp' });
   }
@@ -249,7 +254,11 @@ export class MfaService {
   }
 
   /** Support: removes every second factor of a user (they sign in with the password alone again). */
-  static async reset(db: Kysely<Database>, userId: string): Promise<{ totp: boolean }> {
-    return db.transaction().execute((trx) => deleteSecondFactors(trx, userId));
+  static async reset(db: Kysely<Database>, userId: string, events?: EventRecorder): Promise<{ totp: boolean }> {
+    return db.transaction().execute(async (trx) => {
+      const removed = await deleteSecondFactors(trx, userId);
+      if (removed.totp) await events?.record(trx, { type: 'mfa.disabled', userId, data: { factor: 'totp' } });
+      return removed;
+    });
   }
 }

@@ -11,6 +11,7 @@ import {
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
+import type { EventRecorder } from '../core/events.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { uniqueViolation } from '../db/errors.js';
 import type { Database } from '../db/schema.js';
@@ -85,12 +86,14 @@ export interface PasskeysDeps {
   userHandleKey: Buffer;
   settings: PasskeySettings;
   clock: Clock;
+  events: EventRecorder;
 }
 
 /** Passkeys (WebAuthn Level 3, discoverable credentials, user verification required). */
 export class PasskeysService {
   private readonly db: Kysely<Database>;
   private readonly sessions: Pick<SessionsService, 'openSession'>;
+  private readonly events: EventRecorder;
   private readonly audit: AuditLog;
   private readonly reauth: Pick<Reauthentication, 'recentSignIn'>;
   private readonly userHandleKey: Buffer;
@@ -99,6 +102,7 @@ export class PasskeysService {
 
   constructor(deps: PasskeysDeps) {
     this.clock = deps.clock;
+    this.events = deps.events;
     ({ db: this.db, sessions: this.sessions, audit: this.audit, reauth: this.reauth, userHandleKey: this.userHandleKey, settings: this.settings } = deps);
   }
 
@@ -168,15 +172,19 @@ export class PasskeysService {
 
     let row;
     try {
-      row = await insertPasskey(this.db, {
-        userId: caller.userId,
-        credentialId: credential.id,
-        publicKey: Buffer.from(credential.publicKey).toString('base64url'),
-        counter: credential.counter,
-        transports: (credential.transports ?? []).filter((t) => TRANSPORTS.has(t)).join(' '),
-        name,
-        deviceType: credentialDeviceType,
-        backedUp: credentialBackedUp,
+      row = await this.db.transaction().execute(async (trx) => {
+        const added = await insertPasskey(trx, {
+          userId: caller.userId,
+          credentialId: credential.id,
+          publicKey: Buffer.from(credential.publicKey).toString('base64url'),
+          counter: credential.counter,
+          transports: (credential.transports ?? []).filter((t) => TRANSPORTS.has(t)).join(' '),
+          name,
+          deviceType: credentialDeviceType,
+          backedUp: credentialBackedUp,
+        });
+        await this.events.record(trx, { type: 'passkey.added', userId: caller.userId, data: { passkey_id: String(added.passkey_id), name, backed_up: credentialBackedUp } });
+        return added;
       });
     } catch (err) {
       if (uniqueViolation(err) !== undefined) throw new AppError('passkey_exists');
@@ -192,9 +200,14 @@ export class PasskeysService {
 
   /** Removes one of the caller's passkeys; anyone else's (or none) is 404. Needs a recent sign-in (the route's guard). */
   async remove(caller: Caller, passkeyId: string): Promise<void> {
-    if (!/^[1-9][0-9]{0,17}$/.test(passkeyId) || !(await deletePasskey(this.db, caller.userId, passkeyId))) {
-      throw new AppError('not_found', { detail: 'You have no passkey with that id.' });
-    }
+    const removed =
+      /^[1-9][0-9]{0,17}$/.test(passkeyId) &&
+      (await this.db.transaction().execute(async (trx) => {
+        const deleted = await deletePasskey(trx, caller.userId, passkeyId);
+        if (deleted) await this.events.record(trx, { type: 'passkey.removed', userId: caller.userId, data: { passkey_id: passkeyId } });
+        return deleted;
+      }));
+    if (!removed) throw new AppError('not_found', { detail: 'You have no passkey with that id.' });
     await this.audit.record('passkey_removed', caller, { passkey_id: passkeyId });
   }
 

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Invalidation } from '../cache/invalidation.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Database } from '../db/schema.js';
 import { endSessions, type EndReason } from './repository.js';
 
@@ -10,7 +11,11 @@ type Queryable = Kysely<Database> | Transaction<Database>;
  * instance's cache. Every way a session ends goes through here.
  */
 export class SessionRevocation {
-  constructor(private readonly invalidation: Invalidation) {}
+  /** `events`: session.ended is recorded in the transaction that ends each session. */
+  constructor(
+    private readonly invalidation: Invalidation,
+    private readonly events?: EventRecorder,
+  ) {}
 
   /**
    * Ends the matching active sessions and tells the other instances (on commit, when `db` is a
@@ -19,6 +24,7 @@ export class SessionRevocation {
   async end(db: Queryable, where: Parameters<typeof endSessions>[1], reason: EndReason): Promise<string[]> {
     const ids = await endSessions(db, where, reason);
     await this.invalidation.publish(db, 'session', ids);
+    for (const id of ids) await this.events?.record(db, { type: 'session.ended', userId: where.userId, data: { session_id: id, reason } });
     return ids;
   }
 

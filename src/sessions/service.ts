@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Caller, ClientInfo } from '../core/caller.js';
 import type { Clock } from '../core/clock.js';
+import type { EventRecorder } from '../core/events.js';
 import { auditRow, eventOfNewSession, type AuditLog } from '../audit/audit-log.js';
 import type { SideWrite } from '../db/side-writes.js';
 import type { AccessTokens } from '../auth/access-tokens.js';
@@ -59,6 +60,7 @@ export interface SessionsDeps {
   config: SessionSettings;
   mfa: MfaService;
   clock: Clock;
+  events: EventRecorder;
 }
 
 const invalidCredentials = () => new AppError('invalid_credentials');
@@ -78,9 +80,11 @@ export class SessionsService {
   private readonly settings: SessionSettings;
   private readonly mfa: MfaService;
   private readonly clock: Clock;
+  private readonly events: EventRecorder;
 
   constructor(deps: SessionsDeps) {
     this.clock = deps.clock;
+    this.events = deps.events;
     ({ db: this.db, hasher: this.hasher, tokens: this.tokens, chain: this.chain, throttle: this.throttle, audit: this.audit, revocation: this.revocation } = deps);
     ({ sessionCache: this.cache, lastUse: this.lastUse, users: this.profiles, config: this.settings, mfa: this.mfa } = deps);
   }
@@ -245,7 +249,8 @@ export class SessionsService {
         amr,
         parentSessionId: parentSessionId ?? null,
       },
-      alongWith,
+      // session.created (API-INTEGRATION.md) with the session, in the same round trip.
+      [...alongWith, this.events.withNewRow({ type: 'session.created', userId: user.user_id, data: { amr: [...amr] } }, { data: { session_id: 'session_id' } })],
     );
     if (!session) throw invalidCredentials(); // disabled or deleted meanwhile
     return this.#tokenPair(toUser(user), { ...session, refresh_generation: 0 }, secret);

@@ -1,9 +1,9 @@
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database, UserRow } from '../db/schema.js';
 import type { User } from './schemas.js';
 import { dbNow } from '../db/dialect.js';
 import { forShare, insertReturning, updateReturning } from '../db/returning.js';
-import { supportsWritingCtes } from '../db/side-writes.js';
+import { supportsWritingCtes, WITH_ROW, type SideWrite } from '../db/side-writes.js';
 import { insertCurrentCredential } from '../credentials/repository.js';
 import { lookupKey } from '../core/lookup-key.js';
 
@@ -89,25 +89,27 @@ export async function insertUserWithPassword(
   db: Kysely<Database>,
   values: { username: string; name: string; dob: string; email: string },
   hashedPassword: string,
+  alongWith: ReadonlyArray<SideWrite<Record<string, unknown>>> = [],
 ): Promise<UserRecord> {
   if (!supportsWritingCtes(db)) {
     return db.transaction().execute(async (trx) => {
       const user = await insertUser(trx, values);
       await insertCurrentCredential(trx, user.user_id, hashedPassword);
+      for (const write of alongWith) await write.run(trx, user);
       return user;
     });
   }
-  return db
-    .with('new_user', (q) => q.insertInto('users').values(values).returning(userColumns))
+  let query = db
+    .with(WITH_ROW, (q) => q.insertInto('users').values(values).returning(userColumns))
     .with('credential', (q) =>
       q
         .insertInto('user_credentials')
         .columns(['user_id', 'hashed_password', 'is_current'])
-        .expression((eb) => eb.selectFrom('new_user').select((s) => [s.ref('new_user.user_id').as('user_id'), s.val(hashedPassword).as('hashed_password'), s.lit(true).as('is_current')])),
-    )
-    .selectFrom('new_user')
-    .select(userColumns)
-    .executeTakeFirstOrThrow();
+        .expression((eb) => eb.selectFrom(WITH_ROW).select((s) => [s.ref(`${WITH_ROW}.user_id`).as('user_id'), s.val(hashedPassword).as('hashed_password'), s.lit(true).as('is_current')])),
+    );
+  // Other features' writes (an event of the new user) in the same statement.
+  for (const write of alongWith) for (const [name, statement] of write.ctes(db)) query = query.with(name, () => sql`(${statement})` as any) as unknown as typeof query;
+  return query.selectFrom(WITH_ROW).select(userColumns).executeTakeFirstOrThrow();
 }
 
 /** Users by id, `limit` at a time after `offset`; `filter` matches username or email (case-insensitive substring). */

@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log.js';
 import type { InvalidatedCache } from '../cache/invalidated-cache.js';
 import type { Invalidation } from '../cache/invalidation.js';
 import type { Caller, ClientInfo } from '../core/caller.js';
+import type { EventRecorder } from '../core/events.js';
 import type { Reauthentication } from '../core/reauth.js';
 import { checkPasswordPolicy } from '../credentials/policy.js';
 import type { PasswordHasher } from '../credentials/hashing.js';
@@ -72,12 +73,14 @@ export interface UsersDeps {
   reauth: Pick<Reauthentication, 'password' | 'recentSignIn'>;
   /** The mails of a registration or an email change (account/email-verification.ts). */
   emailEvents?: EmailEvents;
+  events: EventRecorder;
 }
 
 export class UsersService {
   private readonly db: Kysely<Database>;
   private readonly clock: Clock;
   private readonly hasher: PasswordHasher;
+  private readonly events: EventRecorder;
   private readonly audit: AuditLog;
   private readonly invalidation: Invalidation;
   private readonly cache: InvalidatedCache<User>;
@@ -87,7 +90,7 @@ export class UsersService {
 
   constructor(deps: UsersDeps) {
     this.reauth = deps.reauth;
-    ({ db: this.db, hasher: this.hasher, audit: this.audit, invalidation: this.invalidation, userCache: this.cache, emailEvents: this.emailEvents } = deps);
+    ({ db: this.db, hasher: this.hasher, audit: this.audit, invalidation: this.invalidation, userCache: this.cache, emailEvents: this.emailEvents, events: this.events } = deps);
     this.passwordMinLength = deps.config.passwordMinLength;
     this.clock = deps.clock ?? systemClock;
   }
@@ -105,7 +108,10 @@ export class UsersService {
     // Hash before the transaction: a transaction held across a hash stalls PGlite's one connection.
     const hashedPassword = await this.hasher.hash(input.password);
     try {
-      const row = await insertUserWithPassword(this.db, { username: input.username, name, dob: input.dob, email: input.email }, hashedPassword);
+      const values = { username: input.username, name, dob: input.dob, email: input.email };
+      // user.created (API-INTEGRATION.md) with the user, in the same statement.
+      const created = this.events.withNewRow({ type: 'user.created', userId: null, data: { username: values.username, name, email: values.email, email_verified: false } }, { userId: 'user_id' });
+      const row = await insertUserWithPassword(this.db, values, hashedPassword, [created]);
       await this.audit.record('user_registered', { userId: row.user_id, ...client });
       await this.emailEvents?.registered(row, client);
       return toUser(row);
@@ -163,6 +169,7 @@ export class UsersService {
         const emailChanged = before !== undefined && changes.email !== undefined && lookupKey(changes.email) !== lookupKey(before.email);
         const updated = await updateUser(trx, userId, emailChanged ? { ...changes, email_verified: false } : changes);
         await this.invalidation.publish(trx, 'user', [userId]);
+        if (updated) await this.events.record(trx, { type: 'user.updated', userId, data: { fields: Object.keys(changes).sort(), ...changes, ...(emailChanged ? { email_verified: false } : {}) } });
         return { row: updated, oldEmail: emailChanged ? before.email : undefined };
       });
       this.invalidation.forget('user', [userId]);
