@@ -297,7 +297,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginAccountMaxFailuresPerHour: int(env, 'LOGIN_ACCOUNT_MAX_FAILURES_PER_HOUR', 100, 1, 100),
     corsOrigins,
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
-    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 1, 3650),
     publicUrl,
     webauthnRpId: rpId(env.WEBAUTHN_RP_ID, publicUrl),
     jwtIssuer: str(env, 'JWT_ISSUER', publicUrl),

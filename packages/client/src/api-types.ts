@@ -10341,10 +10341,18 @@ export interface paths {
                                 confirmed_at: string | null;
                             } | null;
                             recovery_codes_left: number;
-                            /** @description Accounts at other providers linked to this one (none in this version). */
+                            /** @description Accounts at other providers linked to this one (sign-in with another provider). */
                             identities: {
                                 provider: string;
                                 subject: string;
+                                email: string | null;
+                                email_verified: boolean;
+                                /**
+                                 * Format: date-time
+                                 * @description RFC 3339, UTC.
+                                 */
+                                created_at: string;
+                                last_used_at: string | null;
                             }[];
                         };
                     };
