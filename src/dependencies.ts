@@ -135,7 +135,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
   const refreshCookie = new RefreshCookie(config.publicUrl.startsWith('https:'), clock);
 
   // beforeDelete: the last admin is not deleted, by any way (account/deletion.ts).
-  return { ...infrastructure, permissions, access, beforeDelete: lastAdminIsKept, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
+  return { ...infrastructure, quietStartWarnings, permissions, access, beforeDelete: lastAdminIsKept, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
 }
 
 export type AppDependencies = Awaited<ReturnType<typeof sharedDependencies>>;

@@ -13,6 +13,7 @@ import * as m0011 from './migrations/0011_invalidation_log.js';
 import * as m0013 from './migrations/0013_admin.js';
 import * as m0014 from './migrations/0014_import.js';
 import * as m0015 from './migrations/0015_user_identities.js';
+import * as m0019 from './migrations/0019_service_instances.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0013_admin': m0013,
   '0014_import': m0014,
   '0015_user_identities': m0015,
+  '0019_service_instances': m0019,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -286,6 +286,16 @@ export interface Database {
   user_identities: UserIdentitiesTable;
   federation_states: FederationStatesTable;
   federation_signups: FederationSignupsTable;
+  service_instances: ServiceInstancesTable;
+}
+
+/** A running instance and the issuer and audience of its tokens (src/instances). */
+export interface ServiceInstancesTable {
+  instance_id: string;
+  issuer: string;
+  audience: string;
+  started_at: Timestamp;
+  seen_at: Timestamp;
 }
 
 export type UserRow = Selectable<UsersTable>;
