@@ -59,6 +59,8 @@ export async function seedScale(db: Kysely<Database>, count: number, phc: string
 export class StatementCapture implements KyselyPlugin {
   readonly statements = new Map<string, readonly unknown[]>();
   #db: Kysely<Database> | undefined;
+  /** Every query compiled, subqueries too; only those whose result comes back were run as statements. */
+  #compiled = new WeakMap<object, { sql: string; parameters: readonly unknown[] }>();
 
   bind(db: Kysely<Database>): Kysely<Database> {
     this.#db = db;
@@ -67,11 +69,13 @@ export class StatementCapture implements KyselyPlugin {
 
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
     const compiled = this.#db!.getExecutor().compileQuery(args.node, args.queryId);
-    if (!this.statements.has(compiled.sql)) this.statements.set(compiled.sql, compiled.parameters);
+    this.#compiled.set(args.queryId, { sql: compiled.sql, parameters: compiled.parameters });
     return args.node;
   }
 
   async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    const ran = this.#compiled.get(args.queryId);
+    if (ran && !this.statements.has(ran.sql)) this.statements.set(ran.sql, ran.parameters);
     return args.result;
   }
 }
