@@ -22,6 +22,8 @@ export const scaleUsername = (n: number) => `scale_${n}`;
  */
 export async function seedScale(db: Kysely<Database>, count: number, phc: string, log: (line: string) => void): Promise<void> {
   const started = Date.now();
+  // Names share no word with usernames: a username search's name branch (trigrams) then finds
+  // one user, as it would in real data, instead of every name holding the same word.
   // The service's statement timeout is for requests; a chunk of 100,000 users may take longer.
   await db.connection().execute(async (conn) => {
     await sql`set statement_timeout = 0`.execute(conn);
@@ -29,7 +31,7 @@ export async function seedScale(db: Kysely<Database>, count: number, phc: string
       const end = Math.min(count, start + CHUNK) - 1;
       await sql`with made as (
           insert into users (username, name, dob, email)
-          select 'scale_' || n, 'Scale User ' || n, date '1990-01-01', 'scale_' || n || '@example.com'
+          select 'scale_' || n, 'Bench Person ' || n, date '1990-01-01', 'scale_' || n || '@example.com'
           from generate_series(${start}::int, ${end}::int) as n
           returning user_id
         ), credentials as (
