@@ -43,6 +43,8 @@ const SEARCH_CONNECTIONS = 10;
 /** `--only=scale [--scale-users=N]`: the hot routes at 10,000 users and at N (default a million). */
 const SCALE_USERS = Number(process.argv.find((a) => a.startsWith('--scale-users='))?.slice('--scale-users='.length) ?? (quick ? 20_000 : 1_000_000));
 const SCALE_BASE_USERS = 10_000;
+/** Below this many users a Seq Scan in a plan is shown but does not fail the run. */
+const SCALE_JUDGED_FROM = 100_000;
 /** p99 at N users over p99 at 10,000: the issue's target. */
 const SCALE_TARGET_RATIO = 1.25;
 const SEARCH_KINDS = ['prefix', 'common', 'rare'] as const;
@@ -443,8 +445,10 @@ async function explainHotRoutes(db: Awaited<ReturnType<typeof openDatabase>>, da
     log(`\n  ${e.sql.replace(/\s+/g, ' ').slice(0, 400)}${e.seqScans.length ? `\n  ** Seq Scan on ${e.seqScans.join(', ')} **` : ''}\n${e.plan.replace(/^/gm, '      ')}`);
   }
   const whole = explained.filter((e) => e.seqScans.length > 0);
-  if (whole.length > 0) log(`  ${whole.length} statement(s) read a big table whole (Seq Scan): FAIL`);
-  return whole.length > 0;
+  // On a small table PostgreSQL may rightly read it whole (cheaper than an index): judged from 100,000 users.
+  const judged = count >= SCALE_JUDGED_FROM;
+  if (whole.length > 0) log(`  ${whole.length} statement(s) read a big table whole (Seq Scan): ${judged ? 'FAIL' : `not judged below ${SCALE_JUDGED_FROM} users`}`);
+  return judged && whole.length > 0;
 }
 
 /** The hot routes against a service on `databaseUrl` of `count` scale users, in a fixed order. */
