@@ -29,6 +29,10 @@ export interface InstancesFeatureDeps {
 export const instancesFeature: Feature<InstancesFeatureDeps> = async (app, { db, config, clock, quietStartWarnings }) => {
   const instanceId = randomUUID();
   app.addHook('onReady', async () => {
+    // A warning, never a reason not to start.
+    await checkTokenSettings().catch((err: unknown) => app.log.warn({ err }, 'comparing token settings with other instances failed'));
+  });
+  async function checkTokenSettings(): Promise<void> {
     const now = clock.now();
     const others = await otherTokenSettingsSeen(db, instanceId, new Date(now - RECENTLY_SEEN_MS));
     const differing = others.filter((o) => o.issuer !== config.jwtIssuer || o.audience !== config.jwtAudience);
@@ -41,8 +45,9 @@ export const instancesFeature: Feature<InstancesFeatureDeps> = async (app, { db,
       );
     }
     await recordInstance(db, { instance_id: instanceId, issuer: config.jwtIssuer, audience: config.jwtAudience }, new Date(now));
-  });
-  // A clean stop leaves no row behind; a crashed instance is forgotten RECENTLY_SEEN_MS after its last heartbeat.
+  }
+  // A clean stop leaves no row behind; a crashed instance stops counting RECENTLY_SEEN_MS after its
+  // last heartbeat, and its row goes after FORGET_AFTER_MS.
   app.addHook('onClose', async () => {
     await forgetInstance(db, instanceId).catch((err: unknown) => app.log.warn({ err }, 'forgetting this instance failed'));
   });
