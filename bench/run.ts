@@ -3,6 +3,8 @@
  * machine's own ceilings measured in the same run (Fastify hello, Argon2id hash and verify with
  * the same parameters and pool, jose verify), as ratios with their targets; a peer (Better Auth)
  * when bench/peers is installed. Writes bench/results/latest.json and docs/performance.svg.
+ * `--only=scale [--scale-users=N]`: the hot routes at 10,000 users and at N, with the plans of
+ * their statements (docs/performance.md, "A million users").
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -23,6 +25,9 @@ import { cpuSnapshot, rssMiB, startChild, type Child } from './lib/processes.js'
 import { runPeer, type PeerResult } from './lib/peer.js';
 import { makeAdmin, rareWord, searchPlan, searchQueries, searchQueryTimes, seedSearchUsers } from './lib/admin-search.js';
 import { importBench, type ImportFigures } from './import.js';
+import { buildApp } from '../src/app.js';
+import { loadConfig } from '../src/config.js';
+import { explainAll, scaleUsername, seedScale, StatementCapture } from './lib/scale.js';
 
 const quick = process.argv.includes('--quick');
 /** `--only=login,refresh`: just these routes (me, login, register, refresh, flood), on the PostgreSQL server, for working on one. */
@@ -37,6 +42,13 @@ const PASSWORD = 'violet lantern orbit 4217';
 const SEARCH_USERS = Number(process.argv.find((a) => a.startsWith('--search-users='))?.slice('--search-users='.length) ?? (quick ? 10_000 : 100_000));
 /** Fewer connections than the other routes: this measures a search's latency more than throughput. */
 const SEARCH_CONNECTIONS = 10;
+/** `--only=scale [--scale-users=N]`: the hot routes at 10,000 users and at N (default a million). */
+const SCALE_USERS = Number(process.argv.find((a) => a.startsWith('--scale-users='))?.slice('--scale-users='.length) ?? (quick ? 20_000 : 1_000_000));
+const SCALE_BASE_USERS = 10_000;
+/** Below this many users a Seq Scan in a plan is shown but does not fail the run. */
+const SCALE_JUDGED_FROM = 100_000;
+/** p99 at N users over p99 at 10,000: the issue's target. */
+const SCALE_TARGET_RATIO = 1.25;
 const SEARCH_KINDS = ['prefix', 'common', 'rare'] as const;
 type SearchRuns = Record<(typeof SEARCH_KINDS)[number], LoadResult>;
 const POOL = process.env.UV_THREADPOOL_SIZE ?? String(availableParallelism());
@@ -362,10 +374,147 @@ async function benchAdminSearch(label: string, target: { databaseUrl?: string; d
   }
 }
 
+
+/**
+ * The hot routes on a PostgreSQL database of 10,000 users and of SCALE_USERS (with sessions and
+ * audit history in proportion), side by side: p50, p99, and p99(N) / p99(10k) against 1.25. Then
+ * EXPLAIN of every statement those routes run at N users: a Seq Scan over a big table fails it.
+ */
+async function benchScale(serverUrl: string): Promise<void> {
+  const phc = await new PasswordHasher(OWASP_ARGON2).hash(PASSWORD);
+  const runs: Record<number, LoadResult[]> = {};
+  let failed = false;
+  for (const count of [SCALE_BASE_USERS, SCALE_USERS]) {
+    const database = await createServerDatabase(serverUrl);
+    try {
+      log(`PostgreSQL server, ${count} users: seeding...`);
+      const db = await openDatabase({ databaseUrl: database.url });
+      try {
+        await migrateToLatest(db.kysely);
+        await seedScale(db.kysely, count, phc, log);
+        await makeAdmin(db.kysely, scaleUsername(1));
+        if (count === SCALE_USERS) failed = (await explainHotRoutes(db, database.url, count)) || failed;
+      } finally {
+        await db.close();
+      }
+      runs[count] = await driveScaleRoutes(database.url, count);
+    } finally {
+      await database.drop();
+    }
+  }
+  const base = runs[SCALE_BASE_USERS]!;
+  const big = runs[SCALE_USERS]!;
+  log(`\n${'route'.padEnd(34)} ${'p50 10k'.padStart(8)} ${'p99 10k'.padStart(8)} ${`p50 ${SCALE_USERS}`.padStart(12)} ${`p99 ${SCALE_USERS}`.padStart(12)} ${'ratio'.padStart(6)}  target ≤ ${SCALE_TARGET_RATIO}`);
+  for (const [i, r] of base.entries()) {
+    const n = big[i]!;
+    const ratio = r.p99 > 0 ? n.p99 / r.p99 : NaN;
+    const pass = ratio <= SCALE_TARGET_RATIO;
+    log(`${r.route.padEnd(34)} ${String(r.p50).padStart(8)} ${String(r.p99).padStart(8)} ${String(n.p50).padStart(12)} ${String(n.p99).padStart(12)} ${ratio.toFixed(2).padStart(6)}  ${quick ? (pass ? 'within (not judged)' : 'above (not judged)') : pass ? 'pass' : 'FAIL'}${r.errors + r.non2xx + n.errors + n.non2xx > 0 ? ` (errors or non-2xx: ${r.errors + r.non2xx} / ${n.errors + n.non2xx})` : ''}`);
+    // A quick run is too small and too short to judge the ratio: it shows the bench works.
+    if (!quick && !pass) failed = true;
+  }
+  if (failed) {
+    log('Scale bench: FAIL');
+    process.exitCode = 1;
+  } else log(quick ? `Scale bench (quick): no pass/fail on its ratios${SCALE_USERS < SCALE_JUDGED_FROM ? `, nor on its plans below ${SCALE_JUDGED_FROM} users` : ''}.` : 'Scale bench: pass');
+}
+
+/** Runs each hot route once in-process on a handle that notes every statement, and prints their plans; true when one reads a big table whole. */
+async function explainHotRoutes(db: Awaited<ReturnType<typeof openDatabase>>, databaseUrl: string, count: number): Promise<boolean> {
+  const capture = new StatementCapture();
+  const handle = { kind: db.kind, kysely: capture.bind(db.kysely), listen: db.listen.bind(db), close: async () => {} };
+  const config = Object.freeze({ ...loadConfig({ DATABASE_URL: databaseUrl, PUBLIC_URL: 'http://localhost:3000', DATA_DIR: scratchDataDir, RATE_LIMIT_PER_MINUTE: '1000000' }), outboxDir: join(scratchDataDir, 'outbox') });
+  const app = await buildApp({ config, db: handle, logger: false });
+  try {
+    const user = scaleUsername(count - 7);
+    const signIn = await app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: user, password: PASSWORD } });
+    if (signIn.statusCode !== 201) throw new Error(`scale sign-in failed: ${signIn.statusCode} ${signIn.body}`);
+    const { access_token: access, refresh_token: refresh } = signIn.json() as { access_token: string; refresh_token: string };
+    const admin = (await app.inject({ method: 'POST', url: '/v1/sessions', payload: { username: scaleUsername(1), password: PASSWORD } })).json() as { access_token: string };
+    const asUser = { authorization: `Bearer ${access}` };
+    for (const [url, headers] of [['/v1/users/me', asUser], ['/v1/sessions', asUser], ['/v1/users/me/events', asUser], [`/v1/admin/users?q=${scaleUsername(count - 11)}&limit=50`, { authorization: `Bearer ${admin.access_token}` }]] as const) {
+      const res = await app.inject({ method: 'GET', url, headers });
+      if (res.statusCode !== 200) throw new Error(`scale ${url}: ${res.statusCode} ${res.body}`);
+    }
+    const refreshed = await app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: refresh } });
+    if (refreshed.statusCode !== 200) throw new Error(`scale refresh: ${refreshed.statusCode} ${refreshed.body}`);
+  } finally {
+    await app.close();
+  }
+  const explained = await explainAll(db.kysely, capture.statements);
+  log(`  EXPLAIN of the ${explained.length} statements the hot routes ran, at ${count} users:`);
+  for (const e of explained) {
+    log(`\n  ${e.sql.replace(/\s+/g, ' ').slice(0, 400)}${e.seqScans.length ? `\n  ** Seq Scan on ${e.seqScans.join(', ')} **` : ''}\n${e.plan.replace(/^/gm, '      ')}`);
+  }
+  const whole = explained.filter((e) => e.seqScans.length > 0);
+  // On a small table PostgreSQL may rightly read it whole (cheaper than an index): judged from 100,000 users.
+  const judged = count >= SCALE_JUDGED_FROM;
+  if (whole.length > 0) log(`  ${whole.length} statement(s) read a big table whole (Seq Scan): ${judged ? 'FAIL' : `not judged below ${SCALE_JUDGED_FROM} users`}`);
+  return judged && whole.length > 0;
+}
+
+/** The hot routes against a service on `databaseUrl` of `count` scale users, in a fixed order. */
+async function driveScaleRoutes(databaseUrl: string, count: number): Promise<LoadResult[]> {
+  const service = await startService({ DATABASE_URL: databaseUrl });
+  try {
+    const base = service.url;
+    // Spread over the whole table, as real sign-ins are: every thousandth-ish user, not the first few.
+    const pick = (i: number) => scaleUsername(((i + 1) * 7919) % count);
+    const tokens: Array<{ access: string; refresh: string }> = [];
+    for (let i = 0; i < 60; i += 4) {
+      for (const r of await Promise.all([0, 1, 2, 3].map((j) => post(`${base}/v1/sessions`, { username: pick(i + j), password: PASSWORD })))) {
+        if (r.status !== 201) throw new Error(`scale login failed: ${r.status} ${JSON.stringify(r.json)}`);
+        tokens.push({ access: r.json.access_token, refresh: r.json.refresh_token });
+      }
+    }
+    const admin = await post(`${base}/v1/sessions`, { username: scaleUsername(1), password: PASSWORD });
+    const common = { durationS: DURATION_S, settleUrl: `${base}/healthz` };
+    let next = 0;
+    const asUser = () => ({ headers: { authorization: `Bearer ${tokens[next++ % tokens.length]!.access}` } });
+    const out: LoadResult[] = [];
+    const run = async (options: LoadOptions) => {
+      const r = await load(options);
+      log(`  ${count} users, ${r.route}: ${fmt(r)}`);
+      out.push(r);
+    };
+    await run({ ...common, route: 'GET /v1/users/me', url: `${base}/v1/users/me`, connections: 10, setup: asUser });
+    let user = 1000;
+    // Four at once, random users: the issue's measurement.
+    await run({ ...common, route: 'POST /v1/sessions', url: `${base}/v1/sessions`, method: 'POST', connections: 4, headers: { 'content-type': 'application/json' }, setup: () => ({ body: JSON.stringify({ username: pick(user++), password: PASSWORD }) }) });
+    const pool = tokens.map((t) => t.refresh);
+    await run({
+      ...common, route: 'POST /v1/sessions/refresh', url: `${base}/v1/sessions/refresh`, method: 'POST', connections: 10, headers: { 'content-type': 'application/json' },
+      setup: () => ({ body: JSON.stringify({ refresh_token: pool.shift() ?? 'exhausted' }) }),
+      onResponse: (status, body) => {
+        if (status === 200) pool.push(JSON.parse(body).refresh_token);
+      },
+    });
+    // Refresh rotated the tokens: sign in again for the reads.
+    tokens.length = 0;
+    for (let i = 100; i < 140; i += 4) {
+      for (const r of await Promise.all([0, 1, 2, 3].map((j) => post(`${base}/v1/sessions`, { username: pick(i + j), password: PASSWORD })))) tokens.push({ access: r.json.access_token, refresh: r.json.refresh_token });
+    }
+    await run({ ...common, route: 'GET /v1/sessions', url: `${base}/v1/sessions`, connections: 10, setup: asUser });
+    await run({ ...common, route: 'GET /v1/users/me/events', url: `${base}/v1/users/me/events`, connections: 10, setup: asUser });
+    let q = 0;
+    const adminHeaders = { authorization: `Bearer ${admin.json.access_token}` };
+    await run({ ...common, route: 'GET /v1/admin/users?q= (prefix)', url: `${base}/v1/admin/users`, connections: 10, setup: () => ({ headers: adminHeaders, path: `/v1/admin/users?q=${pick(q++)}&limit=50` }) });
+    return out;
+  } finally {
+    await service.stop();
+  }
+}
+
 async function main(): Promise<void> {
   log(`Benchmark (${quick ? 'quick' : 'full'}): ${cpus().length} cores, Node ${process.version}, libuv pool ${POOL}, ${CONNECTIONS} connections, ${DURATION_S} s per route`);
   log('Building the service...');
   execSync('npm run --silent build', { stdio: 'inherit' });
+  if (only?.includes('scale')) {
+    const scaleServer = await serverDatabaseUrl();
+    if (!scaleServer) throw new Error('--only=scale needs a PostgreSQL server (BENCH_DATABASE_URL or 127.0.0.1:5432)');
+    await benchScale(scaleServer);
+    return;
+  }
 
   // Ceilings, measured now, on this machine.
   const hello = await startChild(['bench/hello-server.mjs'], {}, 'listening');

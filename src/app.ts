@@ -24,6 +24,7 @@ import { registerProblemHandlers, sendProblem, toAppError } from './http/problem
 import type { App, Feature } from './http/types.js';
 import { fieldChecks } from './http/validation.js';
 import { importFeature } from './import/routes.js';
+import { instancesFeature } from './instances/heartbeat.js';
 import { webAppFeature } from './http/web-app.js';
 import { mfaFeature } from './mfa/routes.js';
 import { oidcFeature } from './oidc/routes.js';
@@ -137,6 +138,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
 
   await app.register(throttlingFeature, deps);
   await app.register(opsFeature, deps);
+  await app.register(instancesFeature, deps);
   await app.register(usersFeature, deps);
   await app.register(credentialsFeature, deps);
   await app.register(sessionsFeature, deps);

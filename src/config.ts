@@ -320,7 +320,7 @@ export function loadConfig(env: Env = process.env): Config {
     loginAccountMaxFailuresPerHour: int(env, 'LOGIN_ACCOUNT_MAX_FAILURES_PER_HOUR', 100, 1, 100),
     corsOrigins,
     refreshRetryS: int(env, 'REFRESH_RETRY_S', 10, 0, 60),
-    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 90, 1, 3650),
+    auditRetentionDays: int(env, 'AUDIT_RETENTION_DAYS', 365, 1, 3650),
     orgLimitPerUser: int(env, 'ORG_LIMIT_PER_USER', 10, 0, 10_000),
     publicUrl,
     webauthnRpId: rpId(env.WEBAUTHN_RP_ID, publicUrl),

@@ -176,7 +176,7 @@ export async function sharedDependencies(app: App, { config, db: handle, clock =
       });
     }
   };
-  return { ...infrastructure, permissions, access, orgAccess, beforeDelete, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
+  return { ...infrastructure, quietStartWarnings, permissions, access, orgAccess, beforeDelete, verification, users, credentials, mfa, sessions, requireCaller, refreshCookie };
 }
 
 export type AppDependencies = Awaited<ReturnType<typeof sharedDependencies>>;

@@ -3,6 +3,7 @@ import type { AccountTokenKind, Database } from '../db/schema.js';
 import { hashSecret, newSecret } from '../core/secrets.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { dbNow } from '../db/dialect.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 /**
  * Single-use tokens sent by mail (email verification, password reset). A token is 256 random
@@ -136,6 +137,7 @@ export async function markEmailVerified(trx: Queryable, userId: string, email: s
 }
 
 /** Drops tokens that expired over a day ago (they no longer count against any cap either). */
-export async function pruneTokens(db: Kysely<Database>, now: number): Promise<void> {
-  await db.deleteFrom('account_tokens').where('expires_at', '<', new Date(now - 24 * HOUR_MS)).execute();
+export function pruneTokens(db: Kysely<Database>, now: number, options?: PruneOptions): Promise<number> {
+  const before = new Date(now - 24 * HOUR_MS);
+  return deleteInBatches(db, { table: 'account_tokens', key: ['token_id'], oldestFirst: 'token_id', where: (eb) => eb('expires_at', '<', before) }, options);
 }

@@ -4,6 +4,7 @@ import type { AuditEventsTable, Database } from '../db/schema.js';
 import { WriteBatcher } from '../db/write-batcher.js';
 import { WITH_ROW, type SideWrite } from '../db/side-writes.js';
 import { sql } from 'kysely';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 /**
  * The security event log (ASVS 5.0 V16.1, V16.2, V16.3): who did what, when, from where.
@@ -221,11 +222,8 @@ export class AuditLog {
   }
 
   /** Drops events older than the retention period. */
-  async prune(retentionDays: number, now: number): Promise<number> {
-    const result = await this.db
-      .deleteFrom('audit_events')
-      .where('occurred_at', '<', new Date(now - retentionDays * 86_400_000))
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+  prune(retentionDays: number, now: number, options?: PruneOptions): Promise<number> {
+    const before = new Date(now - retentionDays * 86_400_000);
+    return deleteInBatches(this.db, { table: 'audit_events', key: ['event_id'], oldestFirst: 'occurred_at', where: (eb) => eb('occurred_at', '<', before) }, options);
   }
 }

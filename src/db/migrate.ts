@@ -16,6 +16,7 @@ import * as m0015 from './migrations/0015_user_identities.js';
 import * as m0016 from './migrations/0016_oidc_provider.js';
 import * as m0017 from './migrations/0017_organizations.js';
 import * as m0018 from './migrations/0018_outbox.js';
+import * as m0019 from './migrations/0019_service_instances.js';
 
 /** Every migration, in order. Imported statically so the same list runs from src and from dist. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0016_oidc_provider': m0016,
   '0017_organizations': m0017,
   '0018_outbox': m0018,
+  '0019_service_instances': m0019,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => MIGRATIONS };

@@ -394,6 +394,7 @@ export interface Database {
   org_members: OrgMembersTable;
   org_invitations: OrgInvitationsTable;
   session_orgs: SessionOrgsTable;
+  service_instances: ServiceInstancesTable;
 }
 
 export interface OAuthClientsTable {
@@ -469,6 +470,15 @@ export interface OAuthSigningKeysTable {
   public_jwk: string;
   private_jwk: string;
   created_at: DefaultedTimestamp;
+}
+
+/** A running instance and the issuer and audience of its tokens (src/instances). */
+export interface ServiceInstancesTable {
+  instance_id: string;
+  issuer: string;
+  audience: string;
+  started_at: Timestamp;
+  seen_at: Timestamp;
 }
 
 export type UserRow = Selectable<UsersTable>;

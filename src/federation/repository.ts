@@ -2,6 +2,7 @@ import type { Kysely, Selectable, Transaction } from 'kysely';
 import { insertReturning } from '../db/returning.js';
 import type { Database, FederationSignupsTable, FederationStatesTable } from '../db/schema.js';
 import { findUserByLogin, insertUser, type UserRecord } from '../users/repository.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -38,9 +39,10 @@ export async function deleteSignup(db: Queryable, tokenHash: string): Promise<bo
   return numDeletedRows === 1n;
 }
 
-export async function pruneFlows(db: Queryable, now: Date): Promise<void> {
-  await db.deleteFrom('federation_states').where('expires_at', '<', now).execute();
-  await db.deleteFrom('federation_signups').where('expires_at', '<', now).execute();
+export async function pruneFlows(db: Queryable, now: Date, options?: PruneOptions): Promise<number> {
+  const states = await deleteInBatches(db, { table: 'federation_states', key: ['state_hash'], oldestFirst: 'expires_at', where: (eb) => eb('expires_at', '<', now) }, options);
+  const signups = await deleteInBatches(db, { table: 'federation_signups', key: ['token_hash'], oldestFirst: 'expires_at', where: (eb) => eb('expires_at', '<', now) }, options);
+  return states + signups;
 }
 
 export function findIdentity(db: Queryable, provider: string, subject: string) {

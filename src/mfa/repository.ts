@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { dbNow } from '../db/dialect.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -136,8 +137,9 @@ export async function countMfaTokenFailure(db: Queryable, tokenHash: string): Pr
 }
 
 /** Drops tokens that expired more than a day ago. */
-export async function pruneMfaTokens(db: Queryable, now: number): Promise<void> {
-  await db.deleteFrom('mfa_tokens').where('expires_at', '<', new Date(now - 86_400_000)).execute();
+export function pruneMfaTokens(db: Queryable, now: number, options?: PruneOptions): Promise<number> {
+  const before = new Date(now - 86_400_000);
+  return deleteInBatches(db, { table: 'mfa_tokens', key: ['token_hash'], oldestFirst: 'expires_at', where: (eb) => eb('expires_at', '<', before) }, options);
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import { insertReturning } from '../db/returning.js';
 import type { Database } from '../db/schema.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -104,7 +105,8 @@ export async function consumeChallenge(db: Queryable, challenge: string, purpose
   return result.numDeletedRows === 1n;
 }
 
-export async function pruneChallenges(db: Queryable, now: number): Promise<void> {
-  await db.deleteFrom('webauthn_challenges').where('expires_at', '<', new Date(now)).execute();
+export function pruneChallenges(db: Queryable, now: number, options?: PruneOptions): Promise<number> {
+  const before = new Date(now);
+  return deleteInBatches(db, { table: 'webauthn_challenges', key: ['challenge'], oldestFirst: 'expires_at', where: (eb) => eb('expires_at', '<', before) }, options);
 }
 

@@ -7,6 +7,7 @@ import { supportsWritingCtes, WITH_ROW, type SideWrite } from '../db/side-writes
 import { lookupKey } from '../core/lookup-key.js';
 import { enabledUser, userColumns, type UserRecord } from '../users/repository.js';
 import type { EndReason } from '../core/revocation.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 type Queryable = Kysely<Database> | Transaction<Database>;
 
@@ -261,12 +262,14 @@ export function listActiveSessions(db: Queryable, userId: string, idleTtlS: numb
 }
 
 /** Drops sessions that ended (or expired) more than `retentionDays` ago: their address and agent go with them. */
-export async function pruneEndedSessions(db: Queryable, retentionDays: number, now: number): Promise<void> {
+export function pruneEndedSessions(db: Queryable, retentionDays: number, now: number, options?: PruneOptions): Promise<number> {
   const before = new Date(now - retentionDays * 86_400_000);
-  await db
-    .deleteFrom('user_sessions')
-    .where((eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]))
-    .execute();
+  return deleteInBatches(db, {
+    table: 'user_sessions',
+    key: ['session_id'],
+    oldestFirst: 'session_id',
+    where: (eb) => eb.or([eb.and([eb('is_active', '=', false), eb('ended_at', '<', before)]), eb('expires_at', '<', before)]),
+  }, options);
 }
 
 /** When and how a session was signed in (OpenID `auth_time` and `amr` for the clients it signs in to). */

@@ -8,6 +8,7 @@ import type { AttemptGate } from '../core/reauth.js';
 import type { Clock } from '../core/clock.js';
 import { lookupKey } from '../core/lookup-key.js';
 import { addressKey } from './address-key.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 /**
  * Failed-login throttling (API.md, Throttling; ASVS 5.0 V6.3.1; NIST SP 800-63B rev 4 3.2.2):
@@ -173,11 +174,13 @@ export class LoginThrottle implements AttemptGate<Attempt> {
   }
 
   /** Forgets state that no longer matters (old windows, waits long over). */
-  async prune(): Promise<void> {
-    await this.db
-      .deleteFrom('login_throttles')
-      .where('updated_at', '<', new Date(this.deps.clock.now() - 24 * HOUR_MS))
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date(this.deps.clock.now()))]))
-      .execute();
+  prune(options?: PruneOptions): Promise<number> {
+    const now = this.deps.clock.now();
+    return deleteInBatches(this.db, {
+      table: 'login_throttles',
+      key: ['throttle_key'],
+      oldestFirst: 'updated_at',
+      where: (eb) => eb.and([eb('updated_at', '<', new Date(now - 24 * HOUR_MS)), eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', new Date(now))])]),
+    }, options);
   }
 }

@@ -11,6 +11,7 @@ import { AppError } from '../errors.js';
 import type { App, Feature } from '../http/types.js';
 import type { AuditLog } from '../audit/audit-log.js';
 import { clientOf } from '../core/caller.js';
+import { deleteInBatches, type PruneOptions } from '../db/batched-delete.js';
 
 /**
  * Per-address request limits (API.md, Throttling: registration and refresh, each its own count)
@@ -181,6 +182,7 @@ export function perMinute(max: number) {
   return { max, timeWindow: 60_000 };
 }
 
-export async function pruneRateLimitHits(db: Kysely<Database>, now: number): Promise<void> {
-  await db.deleteFrom('rate_limit_hits').where('window_start', '<', new Date(now - 3_600_000)).execute();
+export function pruneRateLimitHits(db: Kysely<Database>, now: number, options?: PruneOptions): Promise<number> {
+  const before = new Date(now - 3_600_000);
+  return deleteInBatches(db, { table: 'rate_limit_hits', key: ['bucket', 'window_start'], oldestFirst: 'window_start', where: (eb) => eb('window_start', '<', before) }, options);
 }
