@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { reencryptSecrets } from './reencryption.js';
 import { parseArgs } from 'node:util';
 import { listKeys, retireKey, rotateKeys } from './auth/keys.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -219,8 +220,8 @@ async function run(argv: string[]): Promise<number> {
 
   if (command === 'keys' && sub === 're-encrypt' && !arg) {
     if (config.dataEncryptionKeys.length === 0) console.error(`Warning: ${GENERATED_KEY_WARNING}`);
-    const result = await withDb(async (db) => adminService(db.kysely).reencryptSecrets(await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
-    print(`Re-encrypted with key ${result.key_id}: ${result.signing_keys} signing key(s), ${result.totp_secrets} TOTP secret(s); the rest already were.`, result);
+    const result = await withDb(async (db) => reencryptSecrets(db.kysely, await loadDataCipher(db.kysely, config.dataEncryptionKeys)));
+    print(`Re-encrypted with key ${result.key_id}: ${result.signing_keys} signing key(s), ${result.totp_secrets} TOTP secret(s), ${result.webhook_secrets} webhook secret(s); the rest already were.`, result);
     return 0;
   }
 

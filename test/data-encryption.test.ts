@@ -1,3 +1,4 @@
+import { reencryptSecrets } from '../src/reencryption.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,7 +10,6 @@ import { promisify } from 'node:util';
 import { calculateJwkThumbprint, decodeProtectedHeader, exportJWK, generateKeyPair } from 'jose';
 import type { Kysely } from 'kysely';
 import { Secret, TOTP } from 'otpauth';
-import { AdminService } from '../src/admin/service.js';
 import { buildApp } from '../src/app.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { DataCipher, DecryptionError, GENERATED_KEY_NAME, keyId, loadDataCipher } from '../src/crypto/data-encryption.js';
@@ -221,10 +221,10 @@ describe('data encryption: plain signing keys from before, and key rotation', ()
 
     // Re-encrypt: every secret moves to k2; a second run has nothing to do.
     const cipher = await loadDataCipher(svc.db, [k2, k1]);
-    const result = await new AdminService(svc.db).reencryptSecrets(cipher);
+    const result = await reencryptSecrets(svc.db, cipher);
     assert.ok(result.totp_secrets >= 1 && result.signing_keys >= 1, JSON.stringify(result));
     assert.equal(result.key_id, keyId(k2));
-    assert.deepEqual(await new AdminService(svc.db).reencryptSecrets(cipher), { signing_keys: 0, totp_secrets: 0, key_id: keyId(k2) });
+    assert.deepEqual(await reencryptSecrets(svc.db, cipher), { signing_keys: 0, totp_secrets: 0, webhook_secrets: 0, key_id: keyId(k2) });
     const keyRows = await svc.db.selectFrom('signing_keys').select('private_jwk').execute();
     for (const r of keyRows) assert.ok(r.private_jwk.startsWith(`v1.${keyId(k2)}.`));
     assert.ok((await factor()).secret_encrypted.startsWith(`v1.${keyId(k2)}.`));
@@ -311,7 +311,7 @@ describe('data encryption and second factors: command line', () => {
     assert.equal(new DataCipher([k2]).decrypt(rows.totp.secret_encrypted, `totp:${userId}`), 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP');
 
     const third = JSON.parse((await cli({ DATA_ENCRYPTION_KEY: b64(k2) }, 'keys', 're-encrypt', '--json')).stdout);
-    assert.deepEqual(third, { signing_keys: 0, totp_secrets: 0, key_id: keyId(k2) });
+    assert.deepEqual(third, { signing_keys: 0, totp_secrets: 0, webhook_secrets: 0, key_id: keyId(k2) });
   });
 
   it("when support resets a user's second factors, then they are deleted, it is audited, and unknown users or a missing name are refused", { timeout: 120_000 }, async () => {

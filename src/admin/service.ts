@@ -8,8 +8,6 @@ import type { Revocation } from '../core/revocation.js';
 import { SessionRevocation } from '../sessions/revocation.js';
 import { countActiveSessions } from '../sessions/repository.js';
 import { findUserByLogin, listUsers, markEmailVerifiedByAdmin, setUserDisabled } from '../users/repository.js';
-import { reencryptSigningKeys } from '../auth/keys.js';
-import type { DataCipher } from '../crypto/data-encryption.js';
 import { MfaService } from '../mfa/service.js';
 import type { Database } from '../db/schema.js';
 import { AccessControl } from './access.js';
@@ -152,12 +150,6 @@ export class AdminService {
     return result;
   }
 
-  /** Re-encrypts every secret at rest (private signing keys, TOTP secrets) with the first DATA_ENCRYPTION_KEY. */
-  async reencryptSecrets(cipher: DataCipher): Promise<{ signing_keys: number; totp_secrets: number; key_id: string }> {
-    const signingKeys = await reencryptSigningKeys(this.db, cipher);
-    const totpSecrets = await MfaService.reencryptSecrets(this.db, cipher);
-    return { signing_keys: signingKeys, totp_secrets: totpSecrets, key_id: cipher.currentKeyId };
-  }
 
   /**
    * Marks the user's email verified (an operator confirmed the address another way). Answers

@@ -20,6 +20,18 @@ interface RsaKey {
 
 const privateKeyContext = (kid: string) => `oauth_signing_key:${kid}`;
 
+/** `keys re-encrypt`: the RS256 key's private half moves to the current DATA_ENCRYPTION_KEY. */
+export async function reencryptIdTokenKeys(db: Kysely<Database>, cipher: DataCipher): Promise<number> {
+  let rewritten = 0;
+  for (const row of await listIdTokenKeys(db)) {
+    if (cipher.isCurrent(row.private_jwk)) continue;
+    const sealed = cipher.encrypt(cipher.decrypt(row.private_jwk, privateKeyContext(row.kid)), privateKeyContext(row.kid));
+    const result = await db.updateTable('oauth_signing_keys').set({ private_jwk: sealed }).where('kid', '=', row.kid).where('private_jwk', '=', row.private_jwk).executeTakeFirst();
+    rewritten += Number(result.numUpdatedRows);
+  }
+  return rewritten;
+}
+
 /**
  * ID tokens are signed with the service's keys: EdDSA with the Ed25519 keys of part 1 (the
  * KeyStore, rotating, shared through the database), RS256 with an RSA key kept in the database

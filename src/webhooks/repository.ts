@@ -303,3 +303,22 @@ export async function scheduleAgain(db: Queryable, endpointId: string, outboxId:
 export async function pruneFinished(db: Queryable, before: Date): Promise<void> {
   await db.deleteFrom('outbox').where('status', '<>', 'pending').where('finished_at', '<', before).execute();
 }
+
+/** `keys re-encrypt`: each endpoint's secrets (and a rotated-out one still signing) move to the current key. */
+export async function reencryptEndpointSecrets(db: Kysely<Database>, reseal: (sealed: string) => string | undefined): Promise<number> {
+  const rows = await db.selectFrom('webhook_endpoints').select(['endpoint_id', 'secret', 'previous_secret']).execute();
+  let rewritten = 0;
+  for (const row of rows) {
+    const secret = reseal(row.secret);
+    const previous = row.previous_secret === null ? undefined : reseal(row.previous_secret);
+    if (secret === undefined && previous === undefined) continue;
+    const result = await db
+      .updateTable('webhook_endpoints')
+      .set({ ...(secret !== undefined ? { secret } : {}), ...(previous !== undefined ? { previous_secret: previous } : {}) })
+      .where('endpoint_id', '=', row.endpoint_id)
+      .where('secret', '=', row.secret)
+      .executeTakeFirst();
+    rewritten += Number(result.numUpdatedRows);
+  }
+  return rewritten;
+}

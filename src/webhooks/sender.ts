@@ -6,7 +6,7 @@ import type { DataCipher } from '../crypto/data-encryption.js';
 import type { Database } from '../db/schema.js';
 import { guardedLookup, literalAddressRefused, type Resolve } from './address-guard.js';
 import type { Outcome, Sender } from './dispatcher.js';
-import { endpointSecrets, updateEndpoint, type ClaimedMessage } from './repository.js';
+import { endpointSecrets, reencryptEndpointSecrets, updateEndpoint, type ClaimedMessage } from './repository.js';
 import { signatureHeader } from './signing.js';
 
 /** The encryption context of an endpoint secret (DATA_ENCRYPTION_KEY). */
@@ -107,4 +107,9 @@ export class WebhookSender implements Sender {
       request.end(body);
     });
   }
+}
+
+/** `keys re-encrypt` for webhooks: every endpoint secret sealed under the current DATA_ENCRYPTION_KEY. */
+export function reencryptWebhookSecrets(db: Kysely<Database>, cipher: DataCipher): Promise<number> {
+  return reencryptEndpointSecrets(db, (sealed) => (cipher.isCurrent(sealed) ? undefined : cipher.encrypt(cipher.decrypt(sealed, SECRET_CONTEXT), SECRET_CONTEXT)));
 }
