@@ -358,6 +358,26 @@ describe('OpenID Provider', () => {
     assert.equal(publicIntrospects.json().error, 'unauthorized_client');
   });
 
+  it("when an app's refresh token is forged, taken to the service's own refresh, or its session offered as a recent sign-in, then each is refused and the session goes on", async () => {
+    const browser = new Browser();
+    await browser.signIn(await registerUser(svc.app));
+    const { tokens } = await signInFlow(otherFirstParty, browser);
+    // A token of the right shape for this session, but made up: revoking with it ends nothing.
+    const [sessionId, generation] = tokens.refresh_token!.split('.');
+    await oidc.tokenRevocation(otherFirstParty.config, `${sessionId}.${generation}.${'A'.repeat(43)}.${'A'.repeat(22)}`);
+    assert.equal((await me(tokens.access_token)).statusCode, 200, 'a made-up token revokes nothing');
+    // The app's refresh token is for /oauth/token, where the app authenticates, not for part 1's refresh.
+    const own = await svc.app.inject({ method: 'POST', url: '/v1/sessions/refresh', payload: { refresh_token: tokens.refresh_token } });
+    assert.equal(own.statusCode, 401);
+    assert.equal(own.json().code, 'invalid_refresh_token');
+    assert.equal((await me(tokens.access_token)).statusCode, 200, 'and that did not end the session');
+    // The app's session was opened by a code exchange, not by the person: no proof of presence.
+    const sudo = await svc.app.inject({ method: 'DELETE', url: '/v1/users/me/passkeys/1', headers: { authorization: `Bearer ${tokens.access_token}` } });
+    assert.equal(sudo.statusCode, 403);
+    assert.equal(sudo.json().code, 'reauthentication_required');
+    assert.ok((await oidc.refreshTokenGrant(otherFirstParty.config, tokens.refresh_token!)).access_token, 'the app still refreshes at /oauth/token');
+  });
+
   it('when a third-party app asks, then the consent page lists the scopes; allowed, the grant is listed and remembered, and withdrawn, its tokens end and prompt=none is consent_required', async () => {
     const user = await registerUser(svc.app);
     const browser = new Browser();

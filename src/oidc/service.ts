@@ -441,7 +441,7 @@ export class OidcService {
     let pair;
     try {
       // Rotation, the retry rule (the same successor within REFRESH_RETRY_S) and reuse detection are part 1's.
-      pair = await this.deps.sessions.refresh(body.refresh_token, from);
+      pair = await this.deps.sessions.refresh(body.refresh_token, from, { clientSession: true });
     } catch (err) {
       if (err instanceof AppError) throw invalidGrant();
       throw err;
@@ -496,8 +496,11 @@ export class OidcService {
   async #sessionOfToken(token: string): Promise<{ userId: string; sessionId: string; clientId: string } | undefined> {
     const parsed = parseRefreshToken(token);
     if (parsed) {
+      // Only the token itself names its session: the shape alone (a guessable session id) ends nothing.
       const held = await findClientSession(this.deps.db, parsed.sessionId);
-      return held ? { userId: String(held.user_id), sessionId: String(held.session_id), clientId: held.client_id } : undefined;
+      const current = held && (await findSessionSignIn(this.deps.db, parsed.sessionId));
+      if (!held || !current || current.refresh_token_hash !== hashSecret(parsed.secret)) return undefined;
+      return { userId: String(held.user_id), sessionId: String(held.session_id), clientId: held.client_id };
     }
     const claims = await this.deps.tokens.verify(token).catch(() => undefined);
     if (!claims) return undefined;

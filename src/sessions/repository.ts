@@ -124,6 +124,7 @@ export function findSessionForRefresh(db: Queryable, sessionId: string, retryS: 
       'previous_refresh_token_hash',
       'refresh_generation',
       'amr',
+      'parent_session_id',
       sql<number>`case when refresh_rotated_at >= ${dbSecondsAgo(db, retryS)} then 1 else 0 end`.as('rotated_within'),
     ])
     .where('session_id', '=', sessionId)
@@ -141,7 +142,7 @@ export type RotatedSession = Pick<SessionRow, 'session_id' | 'user_id' | 'create
  */
 export async function rotateIfCurrent(
   db: Queryable,
-  values: { sessionId: string; presentedHash: string; nextHash: string; now: Date; idleTtlS: number },
+  values: { sessionId: string; presentedHash: string; nextHash: string; now: Date; idleTtlS: number; clientSession: boolean },
 ): Promise<RotatedSession | undefined> {
   const update = db
     .updateTable('user_sessions')
@@ -156,7 +157,10 @@ export async function rotateIfCurrent(
     .where('refresh_token_hash', '=', values.presentedHash)
     .where('is_active', '=', true)
     .where('expires_at', '>', values.now)
-    .where('last_used_at', '>', new Date(values.now.getTime() - values.idleTtlS * 1000));
+    .where('last_used_at', '>', new Date(values.now.getTime() - values.idleTtlS * 1000))
+    // An app's session (opened from a browser session by the OpenID Provider) rotates only at
+    // /oauth/token, where its client authenticates; the service's own sessions only here.
+    .where('parent_session_id', values.clientSession ? 'is not' : 'is', null);
   const rotated = ['session_id', 'user_id', 'created_at', 'expires_at', 'amr', 'refresh_generation'] as const;
   return updateReturning(update, db, rotated, () => db.selectFrom('user_sessions').select(rotated).where('session_id', '=', values.sessionId));
 }
@@ -222,6 +226,8 @@ export async function openedWithin(db: Queryable, caller: { userId: string; sess
     .where('session_id', '=', caller.sessionId)
     .where('user_id', '=', caller.userId)
     .where('created_at', '>=', dbSecondsAgo(db, seconds))
+    // An app's session is opened by a code exchange, not by the person signing in: never a proof of presence.
+    .where('parent_session_id', 'is', null)
     .executeTakeFirst();
   return row !== undefined;
 }

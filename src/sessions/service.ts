@@ -277,7 +277,10 @@ export class SessionsService {
    * again within REFRESH_RETRY_S and answers the same successor; any other reuse is theft and
    * ends the session (RFC 9700 4.14.2).
    */
-  async refresh(token: string, client: ClientInfo): Promise<TokenPair> {
+  async refresh(token: string, client: ClientInfo, options: { clientSession?: boolean } = {}): Promise<TokenPair> {
+    // The OpenID Provider's /oauth/token refreshes an app's session (after the app authenticated);
+    // POST /v1/sessions/refresh the service's own. A token of one kind is unknown to the other.
+    const clientSession = options.clientSession === true;
     const parsed = parseRefreshToken(token);
     // Only a token the server issued (its tag checks out) goes further.
     if (!parsed || !this.chain.issued(parsed)) throw invalidRefreshToken();
@@ -286,14 +289,14 @@ export class SessionsService {
     // The common case, a current token of a usable session, in one statement.
     const next = this.chain.next(parsed.secret);
     const rotate = () =>
-      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(this.clock.now()), idleTtlS: this.settings.sessionIdleTtlS });
+      rotateIfCurrent(this.db, { sessionId: parsed.sessionId, presentedHash, nextHash: hashSecret(next), now: new Date(this.clock.now()), idleTtlS: this.settings.sessionIdleTtlS, clientSession });
     const rotated = await rotate();
     if (rotated) return this.#rotated(rotated, next, client);
 
     // Otherwise read the session to tell a retry, a replay or an unusable session apart.
     for (let attempt = 0; attempt < 2; attempt++) {
       const session = await findSessionForRefresh(this.db, parsed.sessionId, this.settings.refreshRetryS);
-      if (!session || !this.isUsable(session)) throw invalidRefreshToken();
+      if (!session || !this.isUsable(session) || (session.parent_session_id !== null) !== clientSession) throw invalidRefreshToken();
 
       if (session.refresh_token_hash === presentedHash) {
         const rotatedNow = await rotate();
