@@ -38,6 +38,16 @@ function keyObjectOf(key: CryptoKey): KeyObject {
   return keyObject;
 }
 
+/**
+ * A compact JWS (RFC 7515) signed here, at once, with node:crypto: jose signs through WebCrypto,
+ * whose jobs run on libuv's pool and so wait behind the password hashes there. Verification stays
+ * with jose (AccessTokens.verify), and the tests verify what this signs with it.
+ */
+function signCompact(header: object, claims: object, privateKey: CryptoKey): string {
+  const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
+  return `${input}.${sign(null, Buffer.from(input), keyObjectOf(privateKey)).toString('base64url')}`;
+}
+
 /** Leeway for clock skew between instances (RFC 8725; ASVS asks for at most 30 s). */
 const CLOCK_TOLERANCE_S = 5;
 
@@ -78,12 +88,7 @@ export class AccessTokens {
       exp: iat + this.settings.ttlS,
       jti: randomUUID(),
     };
-    // A compact JWS (RFC 7515) signed here, at once, with node:crypto: jose signs through
-    // WebCrypto, whose jobs run on libuv's pool and so wait behind the password hashes there.
-    // Verification stays with jose (verify below), and the tests verify what this signs with it.
-    const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
-    const signature = sign(null, Buffer.from(input), keyObjectOf(privateKey)).toString('base64url');
-    return { token: `${input}.${signature}`, expiresIn: this.settings.ttlS };
+    return { token: signCompact(header, claims, privateKey), expiresIn: this.settings.ttlS };
   }
 
   /**
@@ -105,9 +110,7 @@ export class AccessTokens {
       exp: iat + this.settings.ttlS,
       jti: randomUUID(),
     };
-    const input = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
-    const signature = sign(null, Buffer.from(input), keyObjectOf(privateKey)).toString('base64url');
-    return { token: `${input}.${signature}`, expiresIn: this.settings.ttlS };
+    return { token: signCompact(header, claims, privateKey), expiresIn: this.settings.ttlS };
   }
 
   /**
